@@ -1,0 +1,86 @@
+"""Human units, parsed in one place.
+
+Config files say ``"3.35 TB/s"``, ``"64 GiB"`` or ``"14 ns"``; code works in SI base units
+(bytes, seconds, bytes per second). Decimal prefixes are powers of 1000, binary prefixes
+(KiB, MiB, ...) powers of 1024. A bare number is already in base units.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+_NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+_PATTERN = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-z/]*)\s*$")
+
+_PREFIX = {
+    "": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
+    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50,
+}
+_TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "ps": 1e-12}
+
+
+def _split(text: str | float | int, kind: str) -> tuple[float, str]:
+    if isinstance(text, bool):
+        raise ValueError(f"expected a {kind}, got {text!r}")
+    if isinstance(text, (int, float)):
+        return float(text), ""
+    if not isinstance(text, str):
+        raise ValueError(f"expected a {kind}, got {text!r}")
+    match = _PATTERN.match(text)
+    if not match:
+        raise ValueError(f"expected a {kind} such as {_EXAMPLE[kind]!r}, got {text!r}")
+    return float(match.group(1)), match.group(2)
+
+
+_EXAMPLE = {"size": "64 GiB", "bandwidth": "3.35 TB/s", "time": "14 ns"}
+
+
+def _prefixed(value: float, unit: str, base: str, kind: str, original: object) -> float:
+    if not unit:
+        return value
+    if unit.endswith(base):
+        prefix = unit[: -len(base)]
+        if prefix in _PREFIX:
+            return value * _PREFIX[prefix]
+    raise ValueError(f"expected a {kind} such as {_EXAMPLE[kind]!r}, got {original!r}")
+
+
+def parse_size(text: str | float | int) -> float:
+    """Bytes from ``"64 GiB"``, ``"80 GB"``, ``"256 B"`` or a bare number of bytes."""
+    value, unit = _split(text, "size")
+    return _prefixed(value, unit, "B", "size", text)
+
+
+def parse_bandwidth(text: str | float | int) -> float:
+    """Bytes per second from ``"3.35 TB/s"``, ``"64 GiB/s"`` or a bare number."""
+    value, unit = _split(text, "bandwidth")
+    if unit and not unit.endswith("/s"):
+        raise ValueError(f"expected a bandwidth such as '3.35 TB/s', got {text!r}")
+    return _prefixed(value, unit[:-2] if unit else "", "B", "bandwidth", text)
+
+
+def parse_time(text: str | float | int) -> float:
+    """Seconds from ``"14 ns"``, ``"1.5 us"``, ``"2 ms"`` or a bare number of seconds."""
+    value, unit = _split(text, "time")
+    if not unit:
+        return value
+    if unit not in _TIME:
+        raise ValueError(f"expected a time such as '14 ns', got {text!r}")
+    return value * _TIME[unit]
+
+
+def format_size(num_bytes: float) -> str:
+    """A short binary-prefixed rendering, e.g. ``1.5 GiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(num_bytes) < 1024 or unit == "TiB":
+            return f"{num_bytes:.4g} {unit}"
+        num_bytes /= 1024
+    raise AssertionError("unreachable")
+
+
+Size = Annotated[float, BeforeValidator(parse_size)]
+Bandwidth = Annotated[float, BeforeValidator(parse_bandwidth)]
+Time = Annotated[float, BeforeValidator(parse_time)]

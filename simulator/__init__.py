@@ -1,0 +1,1 @@
+"""The embsim simulator: SimPy engine, system assembly, metrics, experiments and the CLI."""

@@ -1,0 +1,90 @@
+"""What a trace is: its tables and provenance (``TraceMeta``), independent of storage.
+
+The on-disk form (Parquet, one row per lookup) is described in ``traces/parquet_io.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from embsim.errors import InputError
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "float64": 8}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One embedding table: ``rows`` x ``dim`` elements of ``dtype``."""
+
+    rows: int
+    dim: int
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.rows <= 0 or self.dim <= 0:
+            raise InputError(f"table rows and dim must be positive, got rows={self.rows}, "
+                             f"dim={self.dim}")
+        if self.dtype not in DTYPE_BYTES:
+            raise InputError(f"unknown dtype {self.dtype!r}; expected one of: "
+                             f"{', '.join(sorted(DTYPE_BYTES))}")
+
+    @property
+    def row_bytes(self) -> int:
+        return self.dim * DTYPE_BYTES[self.dtype]
+
+
+@dataclass
+class TraceMeta:
+    """Tables, batch shape and provenance of a trace.
+
+    ``batch_size`` is B, the number of samples (bags per table) in every batch. ``provenance``
+    records where the lookups came from: ``{"generator": ..., "seed": ..., ...}`` or
+    ``{"source_file": ...}``.
+    """
+
+    tables: list[TableSpec]
+    batch_size: int
+    num_batches: int | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_tables(self) -> int:
+        return len(self.tables)
+
+    @property
+    def rows(self) -> np.ndarray:
+        return np.array([t.rows for t in self.tables], dtype=np.int64)
+
+    @property
+    def row_bytes(self) -> np.ndarray:
+        return np.array([t.row_bytes for t in self.tables], dtype=np.int64)
+
+    @property
+    def row_base(self) -> np.ndarray:
+        """First global row id of each table: tables laid end to end (length T + 1)."""
+        return np.concatenate([[0], np.cumsum(self.rows)]).astype(np.int64)
+
+    @property
+    def total_rows(self) -> int:
+        return int(self.rows.sum())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "tables": [asdict(t) for t in self.tables],
+            "batch_size": self.batch_size,
+            "num_batches": self.num_batches,
+            "provenance": self.provenance,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TraceMeta:
+        return cls(
+            tables=[TableSpec(**t) for t in data["tables"]],
+            batch_size=int(data["batch_size"]),
+            num_batches=data.get("num_batches"),
+            provenance=dict(data.get("provenance", {})),
+        )
