@@ -35,7 +35,8 @@ def _split(text: str | float | int, kind: str) -> tuple[float, str]:
     return float(match.group(1)), match.group(2)
 
 
-_EXAMPLE = {"size": "64 GiB", "bandwidth": "3.35 TB/s", "time": "14 ns"}
+_EXAMPLE = {"size": "64 GiB", "bandwidth": "3.35 TB/s", "time": "14 ns", "energy": "3.9 pJ"}
+_ENERGY = {"J": 1.0, "mJ": 1e-3, "uJ": 1e-6, "µJ": 1e-6, "nJ": 1e-9, "pJ": 1e-12, "fJ": 1e-15}
 
 
 def _prefixed(value: float, unit: str, base: str, kind: str, original: object) -> float:
@@ -72,6 +73,16 @@ def parse_time(text: str | float | int) -> float:
     return value * _TIME[unit]
 
 
+def parse_energy(text: str | float | int) -> float:
+    """Joules from ``"3.9 pJ"``, ``"1.2 nJ"`` or a bare number of joules."""
+    value, unit = _split(text, "energy")
+    if not unit:
+        return value
+    if unit not in _ENERGY:
+        raise ValueError(f"expected an energy such as '3.9 pJ', got {text!r}")
+    return value * _ENERGY[unit]
+
+
 def format_size(num_bytes: float) -> str:
     """A short binary-prefixed rendering, e.g. ``1.5 GiB``."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -84,3 +95,4 @@ def format_size(num_bytes: float) -> str:
 Size = Annotated[float, BeforeValidator(parse_size)]
 Bandwidth = Annotated[float, BeforeValidator(parse_bandwidth)]
 Time = Annotated[float, BeforeValidator(parse_time)]
+Energy = Annotated[float, BeforeValidator(parse_energy)]

@@ -15,9 +15,21 @@ def cli() -> None:
     """embsim: trace-driven simulation of memory hierarchies for embedding lookups."""
 
 
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the experiment YAML format (for editors)."""
+    import json
+
+    from simulator.config import Experiment
+
+    click.echo(json.dumps(Experiment.model_json_schema(), indent=2))
+
+
 def _register_commands() -> None:
+    from simulator.cli_run import run
     from simulator.cli_trace import trace
 
+    cli.add_command(run)
     cli.add_command(trace)
 
 

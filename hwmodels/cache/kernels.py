@@ -1,0 +1,126 @@
+"""Compiled lookup kernels over flat cache state, one call per batch of keys.
+
+State lives in arrays owned by ``SoftwareCache`` and persists across calls. Each kernel walks
+the keys in order, so a key repeated within one call hits after its first access. It writes,
+per key, whether it hit and the slot (line) that now holds it, and returns the number of
+evictions. Policies come in as compiled score functions (see ``policy.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+EMPTY = -1
+
+
+@njit(cache=True, inline="always")
+def set_of(key: int, num_sets: int) -> int:
+    """Set index from a multiplicative hash, so strided row ids spread over the sets."""
+    mixed = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
+    return int((mixed >> np.uint64(24)) % np.uint64(num_sets))
+
+
+@njit(cache=True)
+def lookup_set_associative(keys, tags, scores, num_sets, ways, stamp, fill_score, hit_score,
+                           hit_out, slot_out):
+    """Set-associative lookup: scan the key's set; on a miss fill an empty or lowest-score way."""
+    evictions = 0
+    for i in range(keys.size):
+        key = keys[i]
+        base = set_of(key, num_sets) * ways
+        found = -1
+        for line in range(base, base + ways):
+            if tags[line] == key:
+                found = line
+                break
+        stamp += 1
+        if found >= 0:
+            scores[found] = hit_score(scores[found], stamp)
+            hit_out[i] = True
+            slot_out[i] = found
+            continue
+        victim = base
+        for line in range(base, base + ways):
+            if tags[line] == EMPTY:
+                victim = line
+                break
+            if scores[line] < scores[victim]:
+                victim = line
+        if tags[victim] != EMPTY:
+            evictions += 1
+        tags[victim] = key
+        scores[victim] = fill_score(stamp)
+        hit_out[i] = False
+        slot_out[i] = victim
+    return evictions, stamp
+
+
+@njit(cache=True, inline="always")
+def _sift_down(heap, pos, scores, at, size):
+    while True:
+        left = 2 * at + 1
+        if left >= size:
+            return
+        child = left
+        right = left + 1
+        if right < size and scores[heap[right]] < scores[heap[left]]:
+            child = right
+        if scores[heap[child]] >= scores[heap[at]]:
+            return
+        heap[at], heap[child] = heap[child], heap[at]
+        pos[heap[at]] = at
+        pos[heap[child]] = child
+        at = child
+
+
+@njit(cache=True, inline="always")
+def _sift_up(heap, pos, scores, at):
+    while at > 0:
+        parent = (at - 1) // 2
+        if scores[heap[parent]] <= scores[heap[at]]:
+            return
+        heap[at], heap[parent] = heap[parent], heap[at]
+        pos[heap[at]] = at
+        pos[heap[parent]] = parent
+        at = parent
+
+
+@njit(cache=True)
+def lookup_fully_associative(keys, tags, scores, slot_of_key, heap, pos, used, stamp,
+                             fill_score, hit_score, hit_out, slot_out):
+    """Fully associative lookup in O(log capacity): a min-heap of slots ordered by score.
+
+    ``slot_of_key`` maps every key of the key space to its slot (or EMPTY); ``used`` is how
+    many slots are filled. Returns (evictions, stamp, used).
+    """
+    capacity = tags.size
+    evictions = 0
+    for i in range(keys.size):
+        key = keys[i]
+        slot = slot_of_key[key]
+        if slot != EMPTY:
+            scores[slot] = hit_score(scores[slot], stamp)
+            _sift_down(heap, pos, scores, pos[slot], used)
+            hit_out[i] = True
+        else:
+            if used < capacity:
+                slot = used
+                heap[used] = slot
+                pos[slot] = used
+                used += 1
+                tags[slot] = key
+                scores[slot] = fill_score(stamp)
+                _sift_up(heap, pos, scores, pos[slot])
+            else:
+                slot = heap[0]
+                slot_of_key[tags[slot]] = EMPTY
+                evictions += 1
+                tags[slot] = key
+                scores[slot] = fill_score(stamp)
+                _sift_down(heap, pos, scores, 0, used)
+            slot_of_key[key] = slot
+            hit_out[i] = False
+        slot_out[i] = slot
+        stamp += 1
+    return evictions, stamp, used

@@ -1,0 +1,63 @@
+"""A software-managed cache of embedding rows in front of a memory tier.
+
+The cache holds ``slots`` rows (a slot fits the widest row), organised as ``slots / ways`` sets
+of ``ways`` lines, or fully associative when ``ways`` is None. Keys are global row ids in
+``[0, key_space)``. Lookups go through compiled kernels; the class keeps the state and counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embsim.errors import InputError
+from hwmodels.cache import kernels
+from hwmodels.cache.policy import POLICIES
+
+
+class SoftwareCache:
+    """Set-associative or fully associative row cache with a replacement policy by name."""
+
+    def __init__(self, slots: int, ways: int | None, policy: str, key_space: int):
+        if slots <= 0:
+            raise InputError(f"cache must hold at least one row, got {slots} slots",
+                             field="system.cache")
+        self.policy = POLICIES.get(policy, field="system.cache.policy")
+        self.fully_associative = ways is None or ways >= slots
+        self.ways = slots if self.fully_associative else int(ways)
+        self.num_sets = 1 if self.fully_associative else -(-slots // self.ways)
+        self.slots = self.num_sets * self.ways
+        self.tags = np.full(self.slots, kernels.EMPTY, dtype=np.int64)
+        self.scores = np.zeros(self.slots, dtype=np.int64)
+        if self.fully_associative:
+            self.slot_of_key = np.full(key_space, kernels.EMPTY, dtype=np.int64)
+            self.heap = np.zeros(self.slots, dtype=np.int64)
+            self.pos = np.zeros(self.slots, dtype=np.int64)
+            self.used = 0
+        self.stamp = 0
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Look up ``keys`` in order, filling misses; returns (hit flags, slot of each key)."""
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        hit = np.empty(keys.size, dtype=np.bool_)
+        slot = np.empty(keys.size, dtype=np.int64)
+        if self.fully_associative:
+            evicted, self.stamp, self.used = kernels.lookup_fully_associative(
+                keys, self.tags, self.scores, self.slot_of_key, self.heap, self.pos, self.used,
+                self.stamp, self.policy.fill_score, self.policy.hit_score, hit, slot)
+        else:
+            evicted, self.stamp = kernels.lookup_set_associative(
+                keys, self.tags, self.scores, self.num_sets, self.ways, self.stamp,
+                self.policy.fill_score, self.policy.hit_score, hit, slot)
+        hits = int(np.count_nonzero(hit))
+        self.hits += hits
+        self.misses += keys.size - hits
+        self.evictions += evicted
+        return hit, slot
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0

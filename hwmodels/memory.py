@@ -1,0 +1,139 @@
+"""Timing models of a memory tier, one per fidelity level, behind one ``access`` interface.
+
+``access(now_s, addresses, sizes, write)`` serves a whole stage's requests in one vectorised
+call and returns when the last one completes. Models keep their timeline state between calls,
+so requests of later calls queue behind earlier ones (contention between concurrent queries).
+
+Fidelity levels (DESIGN.md):
+
+- ``analytic``: ``latency + bytes / bandwidth``, no state. Ignores contention between calls,
+  channel imbalance, row buffers, refresh and read/write turnaround.
+- ``fast``: requests are spread over ``channels`` by address (``interleave``-byte units); each
+  channel is a bus of ``bandwidth / channels`` with a busy-until time kept across calls.
+  Ignores banks, row buffers, refresh, turnaround and command timing.
+- ``detailed``: command-level DRAM timing; not provided for this generic tier (a DRAM device
+  model brings it).
+
+Every access moves whole ``access_granularity`` units: ``bytes = requests x granularity``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+from numba import njit
+
+from embsim.registry import Registry
+from hwmodels.specs import MemorySpec
+
+MEMORY_TIMING: Registry[type[MemoryModel]] = Registry("memory fidelity")
+
+
+class MemoryModel(ABC):
+    """A memory tier with a timing model; counts requests and bytes for the results."""
+
+    fidelity: ClassVar[str]
+
+    def __init__(self, spec: MemorySpec):
+        self.spec = spec
+        self.granularity = int(spec.access_granularity)
+        self.requests = 0
+        self.bytes_read = 0
+        self.bytes_written = 0
+
+    @property
+    def bytes_total(self) -> int:
+        return self.bytes_read + self.bytes_written
+
+    @property
+    def energy_j(self) -> float:
+        return self.bytes_total * 8 * self.spec.energy_per_bit
+
+    def requests_for(self, sizes: np.ndarray) -> np.ndarray:
+        """Granularity units each access needs (partial units round up)."""
+        return -(-sizes // self.granularity)
+
+    def access(self, now_s: float, addresses: np.ndarray, sizes: np.ndarray,
+               write: np.ndarray | None = None) -> tuple[float, int]:
+        """Serve accesses of ``sizes`` bytes at byte ``addresses``: (finish time, bytes moved).
+
+        ``write`` flags the writes (all reads when None). Addresses are assumed aligned to the
+        access granularity (placement guarantees it).
+        """
+        if addresses.size == 0:
+            return now_s, 0
+        units = self.requests_for(np.broadcast_to(sizes, addresses.shape))
+        moved = units * self.granularity
+        written = int(moved[write].sum()) if write is not None else 0
+        total = int(moved.sum())
+        self.requests += int(units.sum())
+        self.bytes_written += written
+        self.bytes_read += total - written
+        return self._finish(now_s, addresses, moved, total), total
+
+    def unloaded_time(self, nbytes: float) -> float:
+        """Time to move ``nbytes`` on an idle device: the lower bound of every access."""
+        return self.spec.latency + nbytes / self.spec.bandwidth if nbytes else 0.0
+
+    @abstractmethod
+    def _finish(self, now_s: float, addresses: np.ndarray, moved: np.ndarray,
+                total: int) -> float:
+        """Completion time of accesses moving ``moved`` bytes each (``total`` in all)."""
+
+
+@MEMORY_TIMING.register("analytic")
+class AnalyticMemory(MemoryModel):
+    """Closed form: latency plus bytes over peak bandwidth; no queueing between calls."""
+
+    fidelity = "analytic"
+
+    def _finish(self, now_s: float, addresses: np.ndarray, moved: np.ndarray,
+                total: int) -> float:
+        return now_s + self.unloaded_time(total)
+
+
+@njit(cache=True)
+def bytes_per_channel(addresses: np.ndarray, moved: np.ndarray, interleave: int,
+                      channels: int) -> np.ndarray:
+    """Bytes each channel carries when accesses are split at ``interleave``-byte boundaries."""
+    out = np.zeros(channels, dtype=np.int64)
+    for i in range(addresses.size):
+        addr = addresses[i]
+        remaining = moved[i]
+        while remaining > 0:
+            unit = addr // interleave
+            chunk = min(remaining, (unit + 1) * interleave - addr)
+            out[unit % channels] += chunk
+            addr += chunk
+            remaining -= chunk
+    return out
+
+
+@MEMORY_TIMING.register("fast")
+class ChannelMemory(MemoryModel):
+    """Per-channel buses with busy-until state: bandwidth contention and channel imbalance."""
+
+    fidelity = "fast"
+
+    def __init__(self, spec: MemorySpec):
+        super().__init__(spec)
+        self.channel_bandwidth = spec.bandwidth / spec.channels
+        self.busy_until = np.zeros(spec.channels)
+
+    def _finish(self, now_s: float, addresses: np.ndarray, moved: np.ndarray,
+                total: int) -> float:
+        per_channel = bytes_per_channel(addresses.astype(np.int64, copy=False),
+                                        moved.astype(np.int64, copy=False),
+                                        int(self.spec.interleave), self.spec.channels)
+        used = per_channel > 0
+        start = np.maximum(self.busy_until[used], now_s)
+        done = start + per_channel[used] / self.channel_bandwidth
+        self.busy_until[used] = done
+        return float(done.max()) + self.spec.latency
+
+
+def memory_model(spec: MemorySpec, fidelity: str, *, source: str | None = None) -> MemoryModel:
+    """The timing model of ``spec`` at ``fidelity`` (an InputError lists the levels known)."""
+    return MEMORY_TIMING.get(fidelity, source=source, field="run.fidelity")(spec)

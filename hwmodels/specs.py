@@ -1,0 +1,44 @@
+"""Validated parameter sets of devices, in SI base units (bytes, seconds, bytes/s, joules)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from embsim.units import Bandwidth, Energy, Size, Time
+
+PositiveSize = Annotated[Size, Field(gt=0)]
+PositiveBandwidth = Annotated[Bandwidth, Field(gt=0)]
+NonNegativeTime = Annotated[Time, Field(ge=0)]
+NonNegativeEnergy = Annotated[Energy, Field(ge=0)]
+
+
+class Spec(BaseModel):
+    """Base of device specs: unknown fields are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MemorySpec(Spec):
+    """A memory tier: how much it holds and how fast it serves requests."""
+
+    capacity: PositiveSize
+    bandwidth: PositiveBandwidth
+    latency: NonNegativeTime
+    access_granularity: PositiveSize
+    channels: Annotated[int, Field(gt=0)] = 1
+    interleave: PositiveSize = 256.0
+    energy_per_bit: NonNegativeEnergy = 0.0
+
+
+class LinkSpec(Spec):
+    """A point-to-point link (PCIe, NVLink, CXL): per-direction bandwidth and latency."""
+
+    bandwidth: PositiveBandwidth
+    latency: NonNegativeTime
+    max_payload: PositiveSize = 256.0
+    energy_per_bit: NonNegativeEnergy = 0.0
+
+
+SPECS: dict[str, type[Spec]] = {"memory": MemorySpec, "link": LinkSpec}

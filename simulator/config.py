@@ -1,0 +1,239 @@
+"""The experiment format: YAML validated by pydantic models (unknown keys are errors).
+
+An experiment has four sections: ``system`` (memory tiers, links, where tables live, an optional
+cache), ``workload`` (a trace file or a generator), ``run`` (arrivals, seed, fidelity,
+functional check) and an optional ``sweep``. Human units ("2 GiB", "14 ns") are accepted
+wherever a size, time or bandwidth goes. ``load_experiment`` turns any validation problem into
+an ``InputError`` naming the file, the dotted field, what was given and what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from embsim.errors import InputError
+from embsim.units import Bandwidth, Energy, Size, Time
+
+Positive = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveSize = Annotated[Size, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class Strict(BaseModel):
+    """Base of every config section: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class MemoryTierConfig(Strict):
+    """A memory tier: a preset name and/or any of its parameters."""
+
+    preset: str | None = None
+    capacity: PositiveSize | None = None
+    bandwidth: Annotated[Bandwidth, Field(gt=0)] | None = None
+    latency: Annotated[Time, Field(ge=0)] | None = None
+    access_granularity: PositiveSize | None = None
+    channels: PositiveInt | None = None
+    interleave: PositiveSize | None = None
+    energy_per_bit: Annotated[Energy, Field(ge=0)] | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"preset"}, exclude_none=True)
+
+
+class LinkConfig(Strict):
+    """A link: a preset name and/or any of its parameters."""
+
+    preset: str | None = None
+    bandwidth: Annotated[Bandwidth, Field(gt=0)] | None = None
+    latency: Annotated[Time, Field(ge=0)] | None = None
+    max_payload: PositiveSize | None = None
+    energy_per_bit: Annotated[Energy, Field(ge=0)] | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"preset"}, exclude_none=True)
+
+
+class TablesConfig(Strict):
+    """Where the embedding tables live, and the link the compute reaches them over."""
+
+    tier: str
+    link: str | None = None
+
+
+class ComputeConfig(Strict):
+    """Where pooling runs: the memory tier its processor reads directly."""
+
+    tier: str
+    pooling: Literal["sum", "mean"] = "sum"
+
+
+class CacheConfig(Strict):
+    """A software cache of rows kept in ``tier``, in front of the tables' tier.
+
+    Give its size either in bytes (``size``) or as a fraction of all rows (``load_factor``);
+    a slot holds the widest row. ``ways: full`` makes it fully associative.
+    """
+
+    tier: str
+    size: PositiveSize | None = None
+    load_factor: Annotated[float, Field(gt=0, le=1)] | None = None
+    ways: PositiveInt | Literal["full"] = 32
+    policy: str = "lru"
+
+    @model_validator(mode="after")
+    def _one_size(self) -> CacheConfig:
+        if (self.size is None) == (self.load_factor is None):
+            raise ValueError("give exactly one of 'size' or 'load_factor'")
+        return self
+
+
+class SystemConfig(Strict):
+    memory: Annotated[dict[str, MemoryTierConfig], Field(min_length=1)]
+    links: dict[str, LinkConfig] = {}
+    tables: TablesConfig
+    compute: ComputeConfig
+    cache: CacheConfig | None = None
+
+
+class TableConfig(Strict):
+    rows: PositiveInt
+    dim: PositiveInt
+    dtype: Literal["float32", "float16", "bfloat16", "int8", "float64"] = "float32"
+    pooling: Positive | None = None
+
+
+class GeneratorConfig(Strict):
+    """Synthetic lookups with FBGEMM ``generate_requests`` semantics (see traces.generators)."""
+
+    model: str | None = None
+    tables: list[TableConfig] | None = None
+    num_tables: PositiveInt | None = None
+    rows: PositiveInt | None = None
+    dim: PositiveInt | None = None
+    pooling: Positive | None = None
+    batches: PositiveInt = 10
+    batch_size: PositiveInt = 64
+    alpha: Annotated[float, Field(ge=0)] = 1.05
+    reuse: Fraction = 0.0
+    pooling_dist: Literal["fixed", "normal", "lognormal"] = "fixed"
+    pooling_sigma: Annotated[float, Field(ge=0)] = 0.0
+    zipf_oversample: PositiveInt = 3
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _model_or_tables(self) -> GeneratorConfig:
+        if (self.model is None) == (self.tables is None):
+            raise ValueError("give exactly one of 'model' (rm1, rm2, rm3) or 'tables'")
+        if self.tables is not None and any(
+            t.pooling is None for t in self.tables) and self.pooling is None:
+            raise ValueError("give 'pooling', or 'pooling' for every table")
+        return self
+
+
+class WorkloadConfig(Strict):
+    trace: Path | None = None
+    generator: GeneratorConfig | None = None
+    max_batches: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WorkloadConfig:
+        if (self.trace is None) == (self.generator is None):
+            raise ValueError("give exactly one of 'trace' (a Parquet file) or 'generator'")
+        return self
+
+
+class ArrivalConfig(Strict):
+    """Closed loop keeps ``concurrency`` queries in flight; open loop is Poisson at ``qps``."""
+
+    mode: Literal["closed", "open"] = "closed"
+    concurrency: PositiveInt = 1
+    qps: Positive | None = None
+
+    @model_validator(mode="after")
+    def _rate_for_open(self) -> ArrivalConfig:
+        if self.mode == "open" and self.qps is None:
+            raise ValueError("open-loop arrivals need 'qps'")
+        return self
+
+
+class RunConfig(Strict):
+    arrivals: ArrivalConfig = ArrivalConfig()
+    seed: int = 0
+    fidelity: str = "fast"
+    functional: bool = False
+
+
+class SweepConfig(Strict):
+    """``grid`` maps dotted config paths to lists of values; points are their product."""
+
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
+
+
+class Experiment(Strict):
+    name: str = "experiment"
+    description: str = ""
+    system: SystemConfig
+    workload: WorkloadConfig
+    run: RunConfig = RunConfig()
+    sweep: SweepConfig | None = None
+
+
+def validation_message(err: ValidationError) -> tuple[str, str]:
+    """(dotted field, message) of the first problem pydantic found."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    given = first.get("input")
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] != "missing" and not isinstance(given, dict):
+        message = f"{message} (got {given!r})"
+    more = len(err.errors()) - 1
+    if more:
+        message += f" [and {more} more problem{'s' if more > 1 else ''}]"
+    return loc, message
+
+
+def parse_experiment(data: Any, source: str) -> Experiment:
+    """Validate a loaded mapping as an ``Experiment``; problems become ``InputError``."""
+    if not isinstance(data, dict):
+        raise InputError("expected a mapping with 'system', 'workload' and 'run'", source=source)
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as err:
+        field, message = validation_message(err)
+        raise InputError(message, source=source, field=field) from None
+
+
+def read_yaml(path: Path) -> Any:
+    """Load a YAML file; a missing or malformed file is an ``InputError``."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError("file not found", source=str(path)) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "YAML"
+        raise InputError(f"not valid YAML ({getattr(err, 'problem', err)})", source=str(path),
+                         field=where) from None
+
+
+def set_dotted(data: dict[str, Any], path: str, value: Any, *, source: str) -> None:
+    """Set ``a.b.c = value`` inside nested mappings, creating levels as needed."""
+    keys = path.split(".")
+    node = data
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise InputError(f"cannot set inside a {type(child).__name__}", source=source,
+                             field=".".join(keys[: depth + 1]))
+        node = child
+    node[keys[-1]] = value

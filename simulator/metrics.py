@@ -1,0 +1,76 @@
+"""Metrics of a finished run, and the invariants every run checks before its results count."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from embsim.errors import InvariantError
+from simulator.engine import QueryLog
+from simulator.system import System
+
+
+def check_invariants(log: QueryLog, system: System, queries_started: int) -> None:
+    """Raise ``InvariantError`` (a bug report) if the run broke one of its own invariants."""
+    ids = np.asarray(log.ids)
+    if ids.size != queries_started or np.unique(ids).size != ids.size:
+        raise InvariantError(f"{queries_started} queries started but {ids.size} completions "
+                             f"({np.unique(ids).size} distinct)")
+    latency = log.latency_s()
+    if not np.all(np.isfinite(latency)) or np.any(latency < 0):
+        raise InvariantError("a query has a negative or undefined latency")
+    floor = np.asarray(log.unloaded_s)
+    below = latency < floor * (1 - 1e-9) - 1e-15
+    if below.any():
+        i = int(np.argmax(below))
+        raise InvariantError(f"query {log.ids[i]} took {latency[i]:.3e} s, less than the "
+                             f"unloaded latency of its path {floor[i]:.3e} s")
+    lookups = int(np.sum(log.lookups))
+    cache = system.cache
+    if cache is not None and cache.hits + cache.misses != lookups:
+        raise InvariantError(f"cache hits {cache.hits} + misses {cache.misses} != "
+                             f"lookups {lookups}")
+    for name, tier in system.tiers.items():
+        if tier.bytes_total != tier.requests * tier.granularity:
+            raise InvariantError(f"tier {name}: {tier.bytes_total} bytes moved but "
+                                 f"{tier.requests} requests of {tier.granularity} B")
+
+
+def summarise(log: QueryLog, system: System) -> dict[str, Any]:
+    """One results row's metric columns (wall_s is added by the caller)."""
+    latency_us = log.latency_s() * 1e6
+    queries = len(log.ids)
+    lookups = int(np.sum(log.lookups))
+    sim_time = float(np.max(log.finish_s)) if queries else 0.0
+    per_s = 1.0 / sim_time if sim_time > 0 else float("nan")
+    row: dict[str, Any] = {
+        "queries": queries,
+        "lookups": lookups,
+        "sim_time_s": sim_time,
+        "throughput_qps": queries * per_s,
+        "lookups_per_s": lookups * per_s,
+    }
+    for name, q in (("mean", None), ("p50", 50), ("p95", 95), ("p99", 99)):
+        value = (float(np.mean(latency_us)) if q is None else float(np.percentile(latency_us, q))
+                 ) if queries else float("nan")
+        row[f"latency_{name}_us"] = value
+    cache = system.cache
+    row["cache_hit_rate"] = cache.hit_rate if cache is not None else float("nan")
+    row["cache_hits"] = cache.hits if cache is not None else 0
+    row["cache_misses"] = cache.misses if cache is not None else 0
+    row["cache_evictions"] = cache.evictions if cache is not None else 0
+    energy = 0.0
+    for name, tier in system.tiers.items():
+        row[f"bytes_{name}"] = tier.bytes_total
+        row[f"bytes_read_{name}"] = tier.bytes_read
+        row[f"bytes_written_{name}"] = tier.bytes_written
+        row[f"requests_{name}"] = tier.requests
+        row[f"bw_gbps_{name}"] = tier.bytes_total * per_s / 1e9
+        energy += tier.energy_j
+    for name, link in system.links.items():
+        row[f"bytes_{name}"] = link.bytes
+        row[f"bw_gbps_{name}"] = link.bytes * per_s / 1e9
+        energy += link.energy_j
+    row["energy_uj_per_query"] = energy * 1e6 / queries if queries else float("nan")
+    return row

@@ -1,0 +1,41 @@
+"""Per-query arrays: what a batch asks of each tier, computed once with numpy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.system import System
+from traces.batch import Batch
+
+
+@dataclass
+class Query:
+    """One query (a batch of bags over the tables) and its timeline."""
+
+    id: int
+    batch: Batch
+    arrival_s: float
+    global_rows: np.ndarray
+    row_bytes: np.ndarray
+    table_addresses: np.ndarray
+    finish_s: float = float("nan")
+    hits: int = 0
+    unloaded_s: float = 0.0
+
+    @property
+    def latency_s(self) -> float:
+        return self.finish_s - self.arrival_s
+
+
+def make_query(query_id: int, batch: Batch, arrival_s: float, system: System,
+               row_base: np.ndarray) -> Query:
+    """Global row ids, per-lookup row sizes and addresses of a batch's lookups."""
+    per_table = np.diff(batch.table_bounds())
+    layout = system.layout
+    row_bytes = np.repeat(layout.row_bytes, per_table)
+    addresses = np.repeat(layout.table_base, per_table) + batch.indices * row_bytes
+    return Query(id=query_id, batch=batch, arrival_s=arrival_s,
+                 global_rows=batch.global_rows(row_base), row_bytes=row_bytes,
+                 table_addresses=addresses)

@@ -1,0 +1,280 @@
+"""The canonical on-disk trace: Parquet, one row per lookup, read and written as a stream.
+
+Schema
+------
+One row per embedding lookup, columns in this order:
+
+=========  =======  ==================================================================
+column     type     meaning
+=========  =======  ==================================================================
+``batch``  int32    batch number, 0-based; batches are the unit a query/model step sees
+``table``  int32    embedding table, 0-based index into the ``tables`` of the metadata
+``bag``    int32    sample within the batch, in ``[0, batch_size)``; one bag per table
+``row``    int64    row looked up, local to its table, in ``[0, tables[table].rows)``
+``ts_ns``  int64    optional: timestamp of the lookup in nanoseconds
+=========  =======  ==================================================================
+
+Rows are ordered by ``batch``, then ``table``, then ``bag``; within a bag, in lookup order.
+Readers accept any order of rows *within* a batch (they sort stably by table, then bag) and any
+integer column type, but batches must not interleave. A bag with no lookups has no rows; a
+batch with no lookups at all has no rows either, and is restored from the batch ids around it
+and ``num_batches``.
+
+The file's key-value metadata holds one key, ``embsim``, whose value is the JSON of
+``TraceMeta.to_json()``::
+
+    {"version": 1,
+     "tables": [{"rows": 500000, "dim": 64, "dtype": "float32"}, ...],
+     "batch_size": 64,            # B: bags per table in every batch
+     "num_batches": 20,           # set by the writer when it closes
+     "provenance": {"generator": "fbgemm_generate_requests", "seed": 0, ...}}
+
+Row groups hold about ``row_group_lookups`` (2 Mi) lookups each; compression is zstd. Files are
+written to a temporary file beside the target and renamed on success, so a failed write leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from embsim.errors import InputError
+from traces.assemble import LookupColumns, assemble_batches
+from traces.batch import Batch
+from traces.schema import TraceMeta
+
+METADATA_KEY = "embsim"
+COLUMNS = {"batch": pa.int32(), "table": pa.int32(), "bag": pa.int32(), "row": pa.int64()}
+TIMESTAMP_COLUMN = "ts_ns"
+ROW_GROUP_LOOKUPS = 1 << 21
+READ_CHUNK_LOOKUPS = 1 << 20
+
+
+def _schema(with_ts: bool) -> pa.Schema:
+    fields = [pa.field(name, kind, nullable=False) for name, kind in COLUMNS.items()]
+    if with_ts:
+        fields.append(pa.field(TIMESTAMP_COLUMN, pa.int64(), nullable=False))
+    return pa.schema(fields)
+
+
+def temp_path_beside(path: Path) -> Path:
+    """A new empty temporary file in ``path``'s directory (for write-then-rename)."""
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError:
+        raise InputError(f"directory {str(path.parent)!r} does not exist",
+                         source=str(path)) from None
+    os.close(fd)
+    return Path(name)
+
+
+class TraceWriter:
+    """Writes batches to a canonical Parquet trace; the file appears only on a clean close.
+
+    Batches are numbered in the order written. Whether the file has a ``ts_ns`` column is
+    decided by the first batch. ``meta.num_batches`` is set to the count written at close.
+    Row ids are not checked against the table sizes here (importers and readers do that), so
+    tests can write deliberately bad traces.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], meta: TraceMeta, *,
+                 row_group_lookups: int = ROW_GROUP_LOOKUPS):
+        self.path = Path(path)
+        self.meta = replace(meta, num_batches=None)
+        self.num_batches = 0
+        self.num_lookups = 0
+        self._row_group = row_group_lookups
+        self._temp = temp_path_beside(self.path)
+        self._writer: pq.ParquetWriter | None = None
+        self._with_ts: bool | None = None
+        self._buffer: list[pa.Table] = []
+        self._buffered = 0
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, batch: Batch) -> None:
+        """Append ``batch`` as the next batch of the trace."""
+        self._check_shape(batch)
+        if self._with_ts is None:
+            self._with_ts = batch.ts_ns is not None
+        elif self._with_ts != (batch.ts_ns is not None):
+            raise ValueError("either every batch has ts_ns or none has")
+        num_bags = batch.num_tables * batch.batch_size
+        bag_id = np.repeat(np.arange(num_bags, dtype=np.int32), np.diff(batch.offsets))
+        table = bag_id // np.int32(batch.batch_size)
+        columns = [
+            np.full(batch.num_lookups, self.num_batches, dtype=np.int32),
+            table,
+            bag_id - table * np.int32(batch.batch_size),
+            batch.indices.astype(np.int64, copy=False),
+        ]
+        if self._with_ts:
+            columns.append(batch.ts_ns.astype(np.int64, copy=False))
+        self._buffer.append(pa.Table.from_arrays(columns, schema=_schema(self._with_ts)))
+        self._buffered += batch.num_lookups
+        self.num_batches += 1
+        self.num_lookups += batch.num_lookups
+        if self._buffered >= self._row_group:
+            self._flush(final=False)
+
+    def close(self) -> TraceMeta:
+        """Finish the file and move it into place; returns the metadata as written."""
+        try:
+            self._flush(final=True)
+            self.meta = replace(self.meta, num_batches=self.num_batches)
+            assert self._writer is not None
+            self._writer.add_key_value_metadata({METADATA_KEY: json.dumps(self.meta.to_json())})
+            self._writer.close()
+            os.replace(self._temp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.meta
+
+    def abort(self) -> None:
+        """Drop everything written so far; the target path is left untouched."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+        self._temp.unlink(missing_ok=True)
+
+    def _check_shape(self, batch: Batch) -> None:
+        meta = self.meta
+        if (batch.num_tables, batch.batch_size) != (meta.num_tables, meta.batch_size):
+            raise ValueError(f"batch has {batch.num_tables} tables x {batch.batch_size} bags, "
+                             f"the trace {meta.num_tables} x {meta.batch_size}")
+        if batch.offsets.size != meta.num_tables * meta.batch_size + 1 or (
+                batch.offsets[0] != 0 or batch.offsets[-1] != batch.num_lookups):
+            raise ValueError("batch offsets must have T*B+1 entries from 0 to len(indices)")
+
+    def _flush(self, *, final: bool) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._temp, _schema(bool(self._with_ts)),
+                                            compression="zstd")
+        if not self._buffer:
+            return
+        table = pa.concat_tables(self._buffer)
+        cut = table.num_rows if final else table.num_rows // self._row_group * self._row_group
+        if cut:
+            self._writer.write_table(table.slice(0, cut), row_group_size=self._row_group)
+        rest = table.slice(cut)
+        self._buffer = [rest] if rest.num_rows else []
+        self._buffered = rest.num_rows
+
+
+def write_trace(path: str | os.PathLike[str], meta: TraceMeta,
+                batches: Iterable[Batch]) -> TraceMeta:
+    """Write every batch to ``path`` atomically; returns the metadata with ``num_batches``."""
+    with TraceWriter(path, meta) as writer:
+        for batch in batches:
+            writer.write(batch)
+    return writer.meta
+
+
+class TraceReader:
+    """A canonical Parquet trace opened for streaming; ``iter(reader)`` yields ``Batch``es.
+
+    Memory stays bounded by one read chunk plus the largest batch, whatever the file size.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *,
+                 chunk_lookups: int = READ_CHUNK_LOOKUPS):
+        self.path = Path(path)
+        self._chunk = chunk_lookups
+        self._file = _open_parquet(self.path)
+        self.meta = _read_meta(self._file, str(self.path))
+        self.has_timestamps = _check_columns(self._file.schema_arrow, str(self.path))
+
+    @property
+    def num_lookups(self) -> int:
+        """Lookups in the file, from the Parquet footer (no scan)."""
+        return int(self._file.metadata.num_rows)
+
+    def __iter__(self) -> Iterator[Batch]:
+        return assemble_batches(self._chunks(), self.meta, str(self.path), self.has_timestamps)
+
+    def _chunks(self) -> Iterator[LookupColumns]:
+        """Lookups in chunks, one row group at a time: ``iter_batches`` over the whole file
+        keeps decoded row groups alive (measured with pyarrow 26: peak memory grew with file
+        size), while one call per row group holds at most one row group."""
+        names = [*COLUMNS, *([TIMESTAMP_COLUMN] if self.has_timestamps else [])]
+        try:
+            for group in range(self._file.num_row_groups):
+                for record_batch in self._file.iter_batches(
+                        batch_size=self._chunk, row_groups=[group], columns=names):
+                    yield LookupColumns(*(_int64(record_batch.column(i), name, str(self.path))
+                                          for i, name in enumerate(names)))
+        except (OSError, pa.ArrowException) as err:
+            raise InputError(f"cannot read Parquet data: {err}", source=str(self.path)) from None
+
+
+def open_trace(path: str | os.PathLike[str], *,
+               chunk_lookups: int = READ_CHUNK_LOOKUPS) -> TraceReader:
+    """Open a canonical Parquet trace; raises ``InputError`` if it is missing or malformed."""
+    return TraceReader(path, chunk_lookups=chunk_lookups)
+
+
+def _open_parquet(path: Path) -> pq.ParquetFile:
+    if not path.is_file():
+        raise InputError("no such trace file", source=str(path))
+    try:
+        return pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as err:
+        raise InputError(f"not a Parquet file ({err})", source=str(path)) from None
+
+
+def _read_meta(file: pq.ParquetFile, source: str) -> TraceMeta:
+    raw = (file.metadata.metadata or {}).get(METADATA_KEY.encode())
+    if raw is None:
+        raise InputError(f"not an embsim trace: no {METADATA_KEY!r} key in the Parquet "
+                         "key-value metadata", source=source, field=METADATA_KEY)
+    try:
+        return TraceMeta.from_json(json.loads(raw))
+    except InputError as err:
+        raise InputError(err.detail, source=source, field=METADATA_KEY) from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"corrupt trace metadata ({type(err).__name__}: {err})",
+                         source=source, field=METADATA_KEY) from None
+
+
+def _check_columns(schema: pa.Schema, source: str) -> bool:
+    """Every required column present with an integer type; True if ``ts_ns`` is present."""
+    for name in [*COLUMNS, TIMESTAMP_COLUMN]:
+        index = schema.get_field_index(name)
+        if index < 0:
+            if name == TIMESTAMP_COLUMN:
+                return False
+            raise InputError(f"missing column {name!r}; expected columns "
+                             f"{', '.join(COLUMNS)} [, {TIMESTAMP_COLUMN}]",
+                             source=source, field=name)
+        if not pa.types.is_integer(schema.field(index).type):
+            raise InputError(f"column {name!r} has type {schema.field(index).type}; expected "
+                             f"an integer type ({COLUMNS.get(name, pa.int64())})",
+                             source=source, field=name)
+    return True
+
+
+def _int64(column: pa.Array, name: str, source: str) -> np.ndarray:
+    if column.null_count:
+        raise InputError(f"column {name!r} has {column.null_count} null values",
+                         source=source, field=name)
+    return column.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
