@@ -63,24 +63,23 @@ def parse_bandwidth(text: str | float | int) -> float:
     return _prefixed(value, unit[:-2] if unit else "", "B", "bandwidth", text)
 
 
-def parse_time(text: str | float | int) -> float:
-    """Seconds from ``"14 ns"``, ``"1.5 us"``, ``"2 ms"`` or a bare number of seconds."""
-    value, unit = _split(text, "time")
+def _scaled(text: str | float | int, kind: str, units: dict[str, float]) -> float:
+    value, unit = _split(text, kind)
     if not unit:
         return value
-    if unit not in _TIME:
-        raise ValueError(f"expected a time such as '14 ns', got {text!r}")
-    return value * _TIME[unit]
+    if unit not in units:
+        raise ValueError(f"expected a {kind} such as {_EXAMPLE[kind]!r}, got {text!r}")
+    return value * units[unit]
+
+
+def parse_time(text: str | float | int) -> float:
+    """Seconds from ``"14 ns"``, ``"1.5 us"``, ``"2 ms"`` or a bare number of seconds."""
+    return _scaled(text, "time", _TIME)
 
 
 def parse_energy(text: str | float | int) -> float:
     """Joules from ``"3.9 pJ"``, ``"1.2 nJ"`` or a bare number of joules."""
-    value, unit = _split(text, "energy")
-    if not unit:
-        return value
-    if unit not in _ENERGY:
-        raise ValueError(f"expected an energy such as '3.9 pJ', got {text!r}")
-    return value * _ENERGY[unit]
+    return _scaled(text, "energy", _ENERGY)
 
 
 def format_size(num_bytes: float) -> str:

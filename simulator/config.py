@@ -16,11 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from embsim.errors import InputError
-from embsim.units import Bandwidth, Energy, Size, Time
+from hwmodels.specs import NonNegativeEnergy, NonNegativeTime, PositiveBandwidth, PositiveSize
 
 Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
-PositiveSize = Annotated[Size, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -30,33 +29,34 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class MemoryTierConfig(Strict):
-    """A memory tier: a preset name and/or any of its parameters."""
+class DeviceConfig(Strict):
+    """A device: a preset name and/or any of its parameters (which override the preset's)."""
 
     preset: str | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"preset"}, exclude_none=True)
+
+
+class MemoryTierConfig(DeviceConfig):
+    """A memory tier (see ``hwmodels.specs.MemorySpec`` for the fields)."""
+
     capacity: PositiveSize | None = None
-    bandwidth: Annotated[Bandwidth, Field(gt=0)] | None = None
-    latency: Annotated[Time, Field(ge=0)] | None = None
+    bandwidth: PositiveBandwidth | None = None
+    latency: NonNegativeTime | None = None
     access_granularity: PositiveSize | None = None
     channels: PositiveInt | None = None
     interleave: PositiveSize | None = None
-    energy_per_bit: Annotated[Energy, Field(ge=0)] | None = None
-
-    def overrides(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"preset"}, exclude_none=True)
+    energy_per_bit: NonNegativeEnergy | None = None
 
 
-class LinkConfig(Strict):
-    """A link: a preset name and/or any of its parameters."""
+class LinkConfig(DeviceConfig):
+    """A link (see ``hwmodels.specs.LinkSpec`` for the fields)."""
 
-    preset: str | None = None
-    bandwidth: Annotated[Bandwidth, Field(gt=0)] | None = None
-    latency: Annotated[Time, Field(ge=0)] | None = None
+    bandwidth: PositiveBandwidth | None = None
+    latency: NonNegativeTime | None = None
     max_payload: PositiveSize | None = None
-    energy_per_bit: Annotated[Energy, Field(ge=0)] | None = None
-
-    def overrides(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"preset"}, exclude_none=True)
+    energy_per_bit: NonNegativeEnergy | None = None
 
 
 class TablesConfig(Strict):

@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -49,6 +48,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from embsim.atomic import temp_path_beside
 from embsim.errors import InputError
 from traces.assemble import LookupColumns, assemble_batches
 from traces.batch import Batch
@@ -66,17 +66,6 @@ def _schema(with_ts: bool) -> pa.Schema:
     if with_ts:
         fields.append(pa.field(TIMESTAMP_COLUMN, pa.int64(), nullable=False))
     return pa.schema(fields)
-
-
-def temp_path_beside(path: Path) -> Path:
-    """A new empty temporary file in ``path``'s directory (for write-then-rename)."""
-    try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except FileNotFoundError:
-        raise InputError(f"directory {str(path.parent)!r} does not exist",
-                         source=str(path)) from None
-    os.close(fd)
-    return Path(name)
 
 
 class TraceWriter:
