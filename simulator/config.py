@@ -67,10 +67,18 @@ class TablesConfig(Strict):
 
 
 class ComputeConfig(Strict):
-    """Where pooling runs: the memory tier its processor reads directly."""
+    """Where pooling runs: the memory tier its processor reads directly, and its fixed costs.
+
+    The overheads are processor time added to each query's pooling stage: per table
+    (operator dispatch or kernel launch), per bag and per lookup. They default to zero;
+    ``embsim calibrate`` fits them from microbenchmarks.
+    """
 
     tier: str
     pooling: Literal["sum", "mean"] = "sum"
+    call_overhead: NonNegativeTime = 0.0
+    bag_overhead: NonNegativeTime = 0.0
+    lookup_overhead: NonNegativeTime = 0.0
 
 
 class CacheConfig(Strict):

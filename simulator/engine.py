@@ -8,7 +8,9 @@ Stages of a query (one SimPy event each, never one per lookup):
    resource held for ``max(serialisation, memory time)``: memory reads and link transfer are
    pipelined; the link latency follows.
 3. ``pool``: the compute tier serves the reads of the bags' rows (cache hits and filled misses,
-   or local tables), the cache fills (writes) and the pooled outputs (writes).
+   or local tables), the cache fills (writes) and the pooled outputs (writes); then the
+   processor's fixed costs (``compute.call_overhead`` per table, ``bag_overhead`` per bag,
+   ``lookup_overhead`` per lookup) are added.
 
 Devices keep timeline state between calls, so concurrent queries contend for channels; links
 contend through their SimPy resources. Arrivals are a closed loop (``concurrency`` queries in
@@ -165,5 +167,14 @@ class Engine:
             writes.append(np.zeros(q.table_addresses.size, dtype=bool))
         done, moved = compute.access(env.now, np.concatenate(addresses), np.concatenate(sizes),
                                      np.concatenate(writes))
-        yield env.timeout(done - env.now)
-        q.unloaded_s += compute.unloaded_time(moved)
+        overhead = self._processor_time(q)
+        yield env.timeout(done - env.now + overhead)
+        q.unloaded_s += compute.unloaded_time(moved) + overhead
+
+    def _processor_time(self, q: Query) -> float:
+        """Fixed pooling costs of the processor: per table call, per bag, per lookup."""
+        costs = self.system.compute
+        batch = q.batch
+        return (batch.num_tables * costs.call_overhead
+                + batch.num_tables * batch.batch_size * costs.bag_overhead
+                + batch.num_lookups * costs.lookup_overhead)

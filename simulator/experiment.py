@@ -103,7 +103,7 @@ def run_point(point: Point, source: str, per_query: bool = False,
     functional = None
     if run.functional:
         slots = system.cache.slots if system.cache is not None else None
-        functional = FunctionalReference(meta, run.seed, system.pooling, slots)
+        functional = FunctionalReference(meta, run.seed, system.compute.pooling, slots)
     engine = Engine(system, meta, batches(), run, functional, on_query_done)
     log = engine.run()
     check_invariants(log, system, engine._next_id)

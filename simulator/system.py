@@ -18,7 +18,7 @@ from hwmodels.link import Link
 from hwmodels.memory import MemoryModel, memory_model
 from hwmodels.presets import resolve
 from hwmodels.specs import LinkSpec, MemorySpec
-from simulator.config import Experiment
+from simulator.config import ComputeConfig, Experiment
 from traces.schema import TraceMeta
 
 
@@ -45,7 +45,7 @@ class System:
     table_tier: str
     table_link: str | None
     compute_tier: str
-    pooling: str
+    compute: ComputeConfig
     cache: SoftwareCache | None
     layout: Layout
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -143,4 +143,4 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str) -> System:
     layout.output_base = _align(used_in_compute, int(compute.spec.interleave))
     return System(tiers=tiers, links=links, table_tier=sys_cfg.tables.tier,
                   table_link=sys_cfg.tables.link, compute_tier=sys_cfg.compute.tier,
-                  pooling=sys_cfg.compute.pooling, cache=cache, layout=layout, sources=sources)
+                  compute=sys_cfg.compute, cache=cache, layout=layout, sources=sources)

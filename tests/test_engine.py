@@ -156,3 +156,15 @@ def test_invariants_hold_across_configurations(tmp_path_factory, alpha, ways, si
     assert row["bytes_dram"] == row["bytes_pcie"]
     assert row["bytes_dram"] == row["requests_dram"] * 64
     assert (result.per_query["latency_us"] > 0).all()
+
+
+def test_processor_overheads_add_per_table_bag_and_lookup(write_experiment):
+    data = experiment(system__cache=None, system__tables={"tier": "hbm"},
+                      run__fidelity="analytic")
+    data["workload"]["generator"].update(batches=1, pooling=4)
+    base = run(write_experiment(data, "base.yaml"))[0].row["latency_p50_us"]
+    data["system"]["compute"].update(call_overhead="5 us", bag_overhead="10 ns",
+                                     lookup_overhead="1 ns")
+    slow = run(write_experiment(data, "slow.yaml"))[0].row["latency_p50_us"]
+    tables, bags, lookups = 2, 2 * 32, 2 * 32 * 4
+    assert slow - base == pytest.approx(tables * 5 + bags * 0.01 + lookups * 0.001)
