@@ -18,6 +18,9 @@ def temp_path_beside(path: Path) -> Path:
         raise InputError(f"directory {str(path.parent)!r} does not exist",
                          source=str(path)) from None
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)   # mkstemp makes 0600; results are ordinary files
     return Path(name)
 
 

@@ -3,7 +3,7 @@
 State lives in arrays owned by ``SoftwareCache`` and persists across calls. Each kernel walks
 the keys in order, so a key repeated within one call hits after its first access. It writes,
 per key, whether it hit and the slot (line) that now holds it, and returns the number of
-evictions. Policies come in as compiled score functions (see ``policy.py``).
+evictions. Policies come in as the four numbers of ``policy.py`` (``rule``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,24 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from hwmodels.cache.policy import STAMP_MASK
+
 EMPTY = -1
+
+
+@njit(cache=True, inline="always")
+def fill_score(rule, stamp):
+    """Score of a line filled at ``stamp`` (``rule`` = fill_base, hit_keep, hit_add, restamp)."""
+    return rule[0] | stamp
+
+
+@njit(cache=True, inline="always")
+def hit_score(rule, old, stamp):
+    """Score of a line hit at ``stamp``."""
+    score = (old & rule[1]) + rule[2]
+    if rule[3]:
+        score = (score & ~STAMP_MASK) | stamp
+    return score
 
 
 @njit(cache=True, inline="always")
@@ -22,8 +39,7 @@ def set_of(key: int, num_sets: int) -> int:
 
 
 @njit(cache=True)
-def lookup_set_associative(keys, tags, scores, num_sets, ways, stamp, fill_score, hit_score,
-                           hit_out, slot_out):
+def lookup_set_associative(keys, tags, scores, num_sets, ways, stamp, rule, hit_out, slot_out):
     """Set-associative lookup: scan the key's set; on a miss fill an empty or lowest-score way."""
     evictions = 0
     for i in range(keys.size):
@@ -36,7 +52,7 @@ def lookup_set_associative(keys, tags, scores, num_sets, ways, stamp, fill_score
                 break
         stamp += 1
         if found >= 0:
-            scores[found] = hit_score(scores[found], stamp)
+            scores[found] = hit_score(rule, scores[found], stamp)
             hit_out[i] = True
             slot_out[i] = found
             continue
@@ -50,7 +66,7 @@ def lookup_set_associative(keys, tags, scores, num_sets, ways, stamp, fill_score
         if tags[victim] != EMPTY:
             evictions += 1
         tags[victim] = key
-        scores[victim] = fill_score(stamp)
+        scores[victim] = fill_score(rule, stamp)
         hit_out[i] = False
         slot_out[i] = victim
     return evictions, stamp
@@ -87,8 +103,8 @@ def _sift_up(heap, pos, scores, at):
 
 
 @njit(cache=True)
-def lookup_fully_associative(keys, tags, scores, slot_of_key, heap, pos, used, stamp,
-                             fill_score, hit_score, hit_out, slot_out):
+def lookup_fully_associative(keys, tags, scores, slot_of_key, heap, pos, used, stamp, rule,
+                             hit_out, slot_out):
     """Fully associative lookup in O(log capacity): a min-heap of slots ordered by score.
 
     ``slot_of_key`` maps every key of the key space to its slot (or EMPTY); ``used`` is how
@@ -100,7 +116,7 @@ def lookup_fully_associative(keys, tags, scores, slot_of_key, heap, pos, used, s
         key = keys[i]
         slot = slot_of_key[key]
         if slot != EMPTY:
-            scores[slot] = hit_score(scores[slot], stamp)
+            scores[slot] = hit_score(rule, scores[slot], stamp)
             _sift_down(heap, pos, scores, pos[slot], used)
             hit_out[i] = True
         else:
@@ -110,14 +126,14 @@ def lookup_fully_associative(keys, tags, scores, slot_of_key, heap, pos, used, s
                 pos[slot] = used
                 used += 1
                 tags[slot] = key
-                scores[slot] = fill_score(stamp)
+                scores[slot] = fill_score(rule, stamp)
                 _sift_up(heap, pos, scores, pos[slot])
             else:
                 slot = heap[0]
                 slot_of_key[tags[slot]] = EMPTY
                 evictions += 1
                 tags[slot] = key
-                scores[slot] = fill_score(stamp)
+                scores[slot] = fill_score(rule, stamp)
                 _sift_down(heap, pos, scores, 0, used)
             slot_of_key[key] = slot
             hit_out[i] = False

@@ -6,25 +6,14 @@ cache (counts are forgotten on eviction), then recency.
 
 from __future__ import annotations
 
-from numba import njit
-
-from hwmodels.cache.policy import POLICIES, STAMP_BITS, CachePolicy
-
-
-@njit(cache=True)
-def _fill(stamp: int) -> int:
-    return (1 << STAMP_BITS) | stamp
-
-
-@njit(cache=True)
-def _hit(old: int, stamp: int) -> int:
-    return (((old >> STAMP_BITS) + 1) << STAMP_BITS) | stamp
+from hwmodels.cache.policy import HIGH_MASK, POLICIES, STAMP_BITS, CachePolicy
 
 
 @POLICIES.register("lfu")
 class LFU(CachePolicy):
-    """Evicts the line with the fewest hits since it was filled, the least recent among ties."""
+    """Evicts the line with the fewest accesses since it was filled, the least recent of ties."""
 
     name = "lfu"
-    fill_score = _fill
-    hit_score = _hit
+    fill_base = 1 << STAMP_BITS
+    hit_keep = HIGH_MASK
+    hit_add = 1 << STAMP_BITS

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from numba import njit
-
 from hwmodels.cache.policy import POLICIES, CachePolicy
-
-
-@njit(cache=True)
-def _fill(stamp: int) -> int:
-    return stamp
-
-
-@njit(cache=True)
-def _hit(old: int, stamp: int) -> int:
-    return stamp
 
 
 @POLICIES.register("lru")
 class LRU(CachePolicy):
-    """Evicts the line whose last access is oldest."""
+    """Evicts the line whose last access is oldest: every access restamps the line."""
 
     name = "lru"
-    fill_score = _fill
-    hit_score = _hit

@@ -1,29 +1,37 @@
 """Replacement policies as scores: the line with the lowest score is evicted.
 
-A policy is two compiled functions: ``fill_score(stamp)`` gives a newly inserted line its score,
-``hit_score(old, stamp)`` updates it on a hit. ``stamp`` is a counter that increases by one per
-access. Scores must never decrease on a hit (the fully associative kernel relies on it). Ties
-never happen because every score embeds the unique stamp.
+A policy is data, not code, so that the compiled kernels stay cacheable: every line keeps an
+int64 score whose low ``STAMP_BITS`` bits hold an access stamp (a counter that increases by one
+per access, so no two scores tie) and whose high bits are the policy's own.
 
-Adding a policy is one file: a subclass registered in ``POLICIES`` with its two functions.
+- On a fill: ``score = fill_base | stamp``.
+- On a hit: ``score = (score & hit_keep) + hit_add``, then, if ``hit_restamp``, the stamp bits
+  are replaced by the current stamp.
+
+Scores must never decrease on a hit (the fully associative kernel relies on it). Adding a
+policy is one file: a ``CachePolicy`` subclass with these four values, registered in
+``POLICIES``.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from embsim.registry import Registry
 
+STAMP_BITS = 40
+STAMP_MASK = (1 << STAMP_BITS) - 1
+HIGH_MASK = ~STAMP_MASK
+
 
 class CachePolicy:
-    """Base of replacement policies; subclasses set the two compiled score functions."""
+    """Base of replacement policies: the four numbers the kernels apply."""
 
     name: ClassVar[str]
-    fill_score: ClassVar[Any]
-    hit_score: ClassVar[Any]
+    fill_base: ClassVar[int] = 0
+    hit_keep: ClassVar[int] = 0
+    hit_add: ClassVar[int] = 0
+    hit_restamp: ClassVar[bool] = True
 
 
 POLICIES: Registry[type[CachePolicy]] = Registry("cache policy")
-
-# Bits of a score below which the access stamp lives; policies that count put counts above it.
-STAMP_BITS = 40

@@ -22,6 +22,9 @@ class SoftwareCache:
             raise InputError(f"cache must hold at least one row, got {slots} slots",
                              field="system.cache")
         self.policy = POLICIES.get(policy, field="system.cache.policy")
+        p = self.policy
+        self.rule = np.array([p.fill_base, p.hit_keep, p.hit_add, int(p.hit_restamp)],
+                             dtype=np.int64)
         self.fully_associative = ways is None or ways >= slots
         self.ways = slots if self.fully_associative else int(ways)
         self.num_sets = 1 if self.fully_associative else -(-slots // self.ways)
@@ -46,11 +49,11 @@ class SoftwareCache:
         if self.fully_associative:
             evicted, self.stamp, self.used = kernels.lookup_fully_associative(
                 keys, self.tags, self.scores, self.slot_of_key, self.heap, self.pos, self.used,
-                self.stamp, self.policy.fill_score, self.policy.hit_score, hit, slot)
+                self.stamp, self.rule, hit, slot)
         else:
             evicted, self.stamp = kernels.lookup_set_associative(
-                keys, self.tags, self.scores, self.num_sets, self.ways, self.stamp,
-                self.policy.fill_score, self.policy.hit_score, hit, slot)
+                keys, self.tags, self.scores, self.num_sets, self.ways, self.stamp, self.rule,
+                hit, slot)
         hits = int(np.count_nonzero(hit))
         self.hits += hits
         self.misses += keys.size - hits
