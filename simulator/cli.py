@@ -26,11 +26,16 @@ def schema() -> None:
 
 
 def _register_commands() -> None:
+    from simulator.cli_compare import compare_command
+    from simulator.cli_measure import calibrate, measure, validate
     from simulator.cli_run import run
     from simulator.cli_trace import trace
 
     cli.add_command(run)
     cli.add_command(trace)
+    cli.add_command(compare_command)
+    for command in (measure, calibrate, validate):
+        cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,12 +35,20 @@ class DeviceConfig(Strict):
     preset: str | None = None
 
     def overrides(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"preset"}, exclude_none=True)
+        return self.model_dump(exclude={"preset", "link", "host_memory"}, exclude_none=True)
 
 
 class MemoryTierConfig(DeviceConfig):
-    """A memory tier (see ``hwmodels.specs.MemorySpec`` for the fields)."""
+    """A memory tier (see ``hwmodels.specs.MemorySpec`` for the fields).
 
+    ``link`` names the link the compute reaches this tier over (the default of
+    ``system.tables.link`` when the tables live here). ``host_memory: true`` marks the host's
+    main memory: reference backends that measure on an accelerator place tables that live in
+    this tier in pinned host memory.
+    """
+
+    link: str | None = None
+    host_memory: bool = False
     capacity: PositiveSize | None = None
     bandwidth: PositiveBandwidth | None = None
     latency: NonNegativeTime | None = None
@@ -60,7 +68,8 @@ class LinkConfig(DeviceConfig):
 
 
 class TablesConfig(Strict):
-    """Where the embedding tables live, and the link the compute reaches them over."""
+    """Where the embedding tables live, and the link the compute reaches them over (by
+    default the tier's own ``link``)."""
 
     tier: str
     link: str | None = None
@@ -69,26 +78,35 @@ class TablesConfig(Strict):
 class ComputeConfig(Strict):
     """Where pooling runs: the memory tier its processor reads directly, and its fixed costs.
 
-    The overheads are processor time added to each query's pooling stage: per table
-    (operator dispatch or kernel launch), per bag and per lookup. They default to zero;
-    ``embsim calibrate`` fits them from microbenchmarks.
+    The overheads are processor time added to each query's pooling stage: per query
+    (dispatch and synchronisation), per table (operator call or kernel launch), per bag and
+    per lookup. ``lookup_chain_latency`` is paid per row along each table's longest bag: a
+    bag's rows are walked one after another, so a table's pooling lasts at least that long.
+    All default to zero; ``embsim calibrate`` fits them from microbenchmarks.
     """
 
     tier: str
     pooling: Literal["sum", "mean"] = "sum"
+    query_overhead: NonNegativeTime = 0.0
     call_overhead: NonNegativeTime = 0.0
     bag_overhead: NonNegativeTime = 0.0
     lookup_overhead: NonNegativeTime = 0.0
+    lookup_chain_latency: NonNegativeTime = 0.0
 
 
 class CacheConfig(Strict):
     """A software cache of rows kept in ``tier``, in front of the tables' tier.
 
     Give its size either in bytes (``size``) or as a fraction of all rows (``load_factor``);
-    a slot holds the widest row. ``ways: full`` makes it fully associative.
+    a slot holds the widest row. ``ways: full`` makes it fully associative. ``caches`` lists
+    the tiers whose rows it holds (default: any); tables elsewhere bypass it. ``hardware:
+    true`` models a processor cache: misses are fetched while hits are read, instead of all
+    misses being fetched before pooling starts.
     """
 
     tier: str
+    caches: list[str] | None = None
+    hardware: bool = False
     size: PositiveSize | None = None
     load_factor: Annotated[float, Field(gt=0, le=1)] | None = None
     ways: PositiveInt | Literal["full"] = 32
@@ -177,10 +195,32 @@ class RunConfig(Strict):
     functional: bool = False
 
 
-class SweepConfig(Strict):
-    """``grid`` maps dotted config paths to lists of values; points are their product."""
+Values = Annotated[list[Any], Field(min_length=1)]
+Condition = Annotated[dict[str, Any], Field(min_length=1)]
 
-    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
+
+class RepeatConfig(Strict):
+    """Run every point ``count`` times; repeat r > 0 derives new values for the ``seeds``."""
+
+    count: PositiveInt
+    seeds: Annotated[list[str], Field(min_length=1)] = ["run.seed", "workload.generator.seed"]
+
+
+class SweepConfig(Strict):
+    """Which points an experiment runs (see ``simulator.sweep`` for the semantics).
+
+    ``grid``: dotted paths to lists, their cartesian product. ``zip``: one or several groups of
+    equally long lists advanced together. ``cases``: named override sets. ``repeats``: a count
+    (or ``{count, seeds}``). ``include``/``exclude``: conditions (path -> value or list of
+    values) that keep or drop points.
+    """
+
+    grid: dict[str, Values] = {}
+    zip: dict[str, Values] | list[dict[str, Values]] = {}
+    cases: dict[str, dict[str, Any]] = {}
+    repeats: PositiveInt | RepeatConfig = 1
+    include: list[Condition] = []
+    exclude: list[Condition] = []
 
 
 class Experiment(Strict):

@@ -6,11 +6,14 @@ Stages of a query (one SimPy event each, never one per lookup):
 2. ``fetch``: rows not in the compute tier (cache misses, or all rows of remote tables without
    a cache) are read from the tables' tier and moved over the link. The link is a SimPy
    resource held for ``max(serialisation, memory time)``: memory reads and link transfer are
-   pipelined; the link latency follows.
+   pipelined; the link latency follows. A software cache fetches all misses before pooling
+   starts (as FBGEMM's UVM cache prefetches); behind a hardware cache
+   (``system.cache.hardware``) fetch and pooling overlap and the query waits for both.
 3. ``pool``: the compute tier serves the reads of the bags' rows (cache hits and filled misses,
    or local tables), the cache fills (writes) and the pooled outputs (writes); then the
-   processor's fixed costs (``compute.call_overhead`` per table, ``bag_overhead`` per bag,
-   ``lookup_overhead`` per lookup) are added.
+   processor's fixed costs (``compute.query_overhead`` per query, ``call_overhead`` per
+   table, ``bag_overhead`` per bag, ``lookup_overhead`` per lookup, ``lookup_chain_latency``
+   per row of each table's longest bag) are added.
 
 Devices keep timeline state between calls, so concurrent queries contend for channels; links
 contend through their SimPy resources. Arrivals are a closed loop (``concurrency`` queries in
@@ -124,8 +127,15 @@ class Engine:
         else:
             remote = np.ones(q.global_rows.size, dtype=bool)
         if remote is not None and remote.any():
-            yield from self._fetch(q, remote)
-        yield from self._pool(q, hit, slot)
+            fetch = env.process(self._fetch(q, remote))
+            if not system.overlap_fetch:
+                yield fetch
+            yield from self._pool(q, hit, slot)
+            yield fetch
+        else:
+            yield from self._pool(q, hit, slot)
+        q.unloaded_s = (max(q.fetch_unloaded_s, q.pool_unloaded_s) if system.overlap_fetch
+                        else q.fetch_unloaded_s + q.pool_unloaded_s)
         if self.functional is not None:
             self.functional.check(q.batch, q.global_rows, hit, slot)
         q.finish_s = env.now
@@ -147,7 +157,7 @@ class Engine:
             yield turn
             yield env.timeout(max(serialise, memory_done - env.now))
         yield env.timeout(link.spec.latency)
-        q.unloaded_s += max(serialise, tier.unloaded_time(moved)) + link.spec.latency
+        q.fetch_unloaded_s = max(serialise, tier.unloaded_time(moved)) + link.spec.latency
 
     def _pool(self, q: Query, hit: np.ndarray | None, slot: np.ndarray | None):
         system, env = self.system, self.env
@@ -169,12 +179,14 @@ class Engine:
                                      np.concatenate(writes))
         overhead = self._processor_time(q)
         yield env.timeout(done - env.now + overhead)
-        q.unloaded_s += compute.unloaded_time(moved) + overhead
+        q.pool_unloaded_s = compute.unloaded_time(moved) + overhead
 
     def _processor_time(self, q: Query) -> float:
-        """Fixed pooling costs of the processor: per table call, per bag, per lookup."""
+        """Fixed pooling costs of the processor: per query, table call, bag and lookup."""
         costs = self.system.compute
         batch = q.batch
-        return (batch.num_tables * costs.call_overhead
+        longest_bags = int(batch.lengths().max(axis=1).sum()) if batch.num_lookups else 0
+        return (costs.query_overhead + batch.num_tables * costs.call_overhead
                 + batch.num_tables * batch.batch_size * costs.bag_overhead
-                + batch.num_lookups * costs.lookup_overhead)
+                + batch.num_lookups * costs.lookup_overhead
+                + longest_bags * costs.lookup_chain_latency)

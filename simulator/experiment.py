@@ -1,16 +1,15 @@
-"""Experiments: load the YAML, expand the sweep into points, run each point, write results.
+"""Experiments: load the YAML, expand its sweep into points, simulate one point.
 
-``DIR/results.parquet`` gets one row per point: ``point``, the swept parameters (dotted paths as
-column names), ``config_hash`` and the metric columns of ``simulator.metrics``.
-``DIR/config.resolved.yaml`` records the experiment after ``--set`` overrides, the points and
-every device parameter with its source.
+A point's results row has ``point``, its coordinates (``case``, the swept dotted paths,
+``repeat``), ``config_hash`` (a stable hash of the resolved config: the point's identity for
+resume), ``status``/``error`` and the metric columns of ``simulator.metrics``. Running a whole
+sweep (executors, shards, resume) is ``simulator.runner``'s job.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import itertools
 import json
 import time
 from collections.abc import Callable
@@ -27,9 +26,9 @@ from simulator.engine import Engine
 from simulator.functional import FunctionalReference
 from simulator.metrics import check_invariants, summarise
 from simulator.query import Query
-from simulator.results import write_parquet, write_text
+from simulator.sweep import repeat_config, repeat_seeds, variants
 from simulator.system import System, build_system
-from simulator.workload import open_workload
+from simulator.workload import open_workload, workload_meta
 
 
 @dataclass
@@ -40,6 +39,26 @@ class Point:
     overrides: dict[str, Any]
     config: Experiment
     config_hash: str
+    case: str | None = None
+    repeat: int | None = None
+
+    def columns(self) -> dict[str, Any]:
+        """The point's coordinates as results columns: point, case, swept paths, repeat."""
+        out: dict[str, Any] = {"point": self.index}
+        if self.case is not None:
+            out["case"] = self.case
+        out.update(self.overrides)
+        if self.repeat is not None:
+            out["repeat"] = self.repeat
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """Index, hash, case, repeat and overrides: how ``--dry-run`` and
+        ``config.resolved.yaml`` list the point."""
+        return {"point": self.index, "config_hash": self.config_hash,
+                **({"case": self.case} if self.case is not None else {}),
+                **({"repeat": self.repeat} if self.repeat is not None else {}),
+                "overrides": self.overrides}
 
 
 @dataclass
@@ -60,8 +79,13 @@ def parse_set(assignments: tuple[str, ...] | list[str]) -> dict[str, Any]:
 
 
 def config_hash(config: Experiment) -> str:
-    """Stable hash of everything that determines a point's metrics."""
-    data = config.model_dump(mode="json", exclude={"name", "description", "sweep"})
+    """Stable hash of everything that determines a point's metrics.
+
+    Fields left at their defaults are not hashed, so a later version of embsim that adds a
+    field (with a default) still recognises results and measurements of earlier ones.
+    """
+    data = config.model_dump(mode="json", exclude={"name", "description", "sweep"},
+                             exclude_defaults=True)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -74,18 +98,29 @@ def load_points(path: Path, sets: dict[str, Any]) -> tuple[dict[str, Any], list[
     for key, value in sets.items():
         set_dotted(raw, key, value, source=source)
     base = parse_experiment(raw, source)
-    grid = base.sweep.grid if base.sweep else {}
-    points = []
-    for index, values in enumerate(itertools.product(*grid.values())):
-        overrides = dict(zip(grid.keys(), values, strict=True))
-        data = copy.deepcopy(raw)
-        data.pop("sweep", None)
-        for key, value in overrides.items():
-            set_dotted(data, key, value, source=source)
-        where = f"{source} (sweep point {overrides})" if overrides else source
-        config = parse_experiment(data, where)
-        points.append(Point(index, overrides, config, config_hash(config)))
+    body = copy.deepcopy(raw)
+    body.pop("sweep", None)
+    repeats = repeat_config(base.sweep)
+    points: list[Point] = []
+    for variant in variants(base.sweep, source):
+        config = _resolve(body, variant.case, variant.overrides, source)
+        for repeat in range(repeats.count):
+            overrides = {**variant.overrides,
+                         **repeat_seeds(config, repeats, repeat, source)}
+            resolved = _resolve(body, variant.case, overrides, source) if repeat else config
+            points.append(Point(len(points), overrides, resolved, config_hash(resolved),
+                                variant.case, repeat if repeats.count > 1 else None))
     return raw, points
+
+
+def _resolve(body: dict[str, Any], case: str | None, overrides: dict[str, Any],
+             source: str) -> Experiment:
+    """The experiment ``body`` with a point's ``overrides`` applied, validated."""
+    data = copy.deepcopy(body)
+    for key, value in overrides.items():
+        set_dotted(data, key, value, source=source)
+    named = overrides if case is None else {"case": case, **overrides}
+    return parse_experiment(data, f"{source} (sweep point {named})" if named else source)
 
 
 def prepare(point: Point, source: str) -> tuple[System, Any, Any]:
@@ -94,9 +129,16 @@ def prepare(point: Point, source: str) -> tuple[System, Any, Any]:
     return build_system(point.config, meta, source), meta, batches
 
 
-def run_point(point: Point, source: str, per_query: bool = False,
-              on_query_done: Callable[[Query], None] | None = None) -> PointResult:
-    """Simulate one point and return its results row (and per-query latencies if asked)."""
+def validate_point(point: Point, source: str) -> System:
+    """Check a point before the sweep starts (names, capacities, trace files) without
+    generating or reading its lookups; returns its system."""
+    return build_system(point.config, workload_meta(point.config.workload, source), source)
+
+
+def simulate_point(point: Point, source: str, per_query: bool = False,
+                   on_query_done: Callable[[Query], None] | None = None) -> PointResult:
+    """Simulate one point: its measurement (``config_hash``, ``status``, ``error``, metrics,
+    ``wall_s``; no coordinates) and, if asked, its per-query latencies (no ``point`` column)."""
     started = time.perf_counter()
     system, meta, batches = prepare(point, source)
     run = point.config.run
@@ -107,20 +149,28 @@ def run_point(point: Point, source: str, per_query: bool = False,
     engine = Engine(system, meta, batches(), run, functional, on_query_done)
     log = engine.run()
     check_invariants(log, system, engine._next_id)
-    row: dict[str, Any] = {"point": point.index, **point.overrides,
-                           "config_hash": point.config_hash}
+    row: dict[str, Any] = {"config_hash": point.config_hash, "status": "ok", "error": None}
     row.update(summarise(log, system))
     row["functional_checked_bags"] = functional.checked_bags if functional else 0
     row["wall_s"] = time.perf_counter() - started
     frame = None
     if per_query:
-        latency = log.latency_s()
         frame = pd.DataFrame({
-            "point": point.index, "config_hash": point.config_hash, "query": log.ids,
+            "config_hash": point.config_hash, "query": log.ids,
             "arrival_us": [a * 1e6 for a in log.arrival_s],
             "finish_us": [f * 1e6 for f in log.finish_s],
-            "latency_us": latency * 1e6, "lookups": log.lookups, "hits": log.hits})
+            "latency_us": log.latency_s() * 1e6, "lookups": log.lookups, "hits": log.hits})
     return PointResult(row, frame)
+
+
+def run_point(point: Point, source: str, per_query: bool = False,
+              on_query_done: Callable[[Query], None] | None = None) -> PointResult:
+    """Simulate one point and return its results row (and per-query latencies if asked)."""
+    result = simulate_point(point, source, per_query, on_query_done)
+    frame = result.per_query
+    if frame is not None:
+        frame.insert(0, "point", point.index)
+    return PointResult({**point.columns(), **result.row}, frame)
 
 
 def device_sources(system: System) -> dict[str, Any]:
@@ -133,63 +183,3 @@ def device_sources(system: System) -> dict[str, Any]:
         out[name] = {"kind": "link", "params": link.spec.model_dump(),
                      "sources": system.sources[name]}
     return out
-
-
-def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows to a frame; a swept column of mixed types is stored as text."""
-    frame = pd.DataFrame(rows)
-    for column in frame.columns:
-        if frame[column].dtype == object:
-            kinds = {type(v) for v in frame[column]}
-            if len(kinds) > 1:
-                frame[column] = frame[column].astype(str)
-    return frame
-
-
-def expected_queries(point: Point, meta: Any) -> int | None:
-    limit = point.config.workload.max_batches
-    known = meta.num_batches
-    if known is None:
-        return limit
-    return min(known, limit) if limit else known
-
-
-def run_experiment(path: Path, out_dir: Path, sets: dict[str, Any], per_query: bool = False,
-                   progress: bool = True) -> pd.DataFrame:
-    """Run every point of the experiment at ``path``; write results into ``out_dir``.
-
-    All points are validated (names, capacities, trace files) before the first one runs, and
-    files are written only when every point has finished, atomically.
-    """
-    from tqdm import tqdm
-
-    source = str(path)
-    raw, points = load_points(path, sets)
-    totals = []
-    first_system = None
-    for point in points:
-        system, meta, _ = prepare(point, source)
-        first_system = first_system or system
-        totals.append(expected_queries(point, meta))
-    total = None if None in totals else sum(totals)
-    rows, frames = [], []
-    with tqdm(total=total, unit="query", delay=2.0, disable=not progress or None,
-              desc=Path(source).stem, leave=False) as bar:
-        for point in points:
-            bar.set_postfix_str(f"point {point.index + 1}/{len(points)}")
-            result = run_point(point, source, per_query, lambda q: bar.update(1))
-            rows.append(result.row)
-            if result.per_query is not None:
-                frames.append(result.per_query)
-    frame = results_frame(rows)
-    resolved = {
-        "experiment": parse_experiment(raw, source).model_dump(mode="json"),
-        "points": [{"point": p.index, "config_hash": p.config_hash, "overrides": p.overrides}
-                   for p in points],
-        "devices": device_sources(first_system),
-    }
-    write_parquet(frame, out_dir / "results.parquet")
-    write_text(yaml.safe_dump(resolved, sort_keys=False), out_dir / "config.resolved.yaml")
-    if per_query:
-        write_parquet(pd.concat(frames, ignore_index=True), out_dir / "per_query.parquet")
-    return frame

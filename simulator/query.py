@@ -22,6 +22,8 @@ class Query:
     table_addresses: np.ndarray
     finish_s: float = float("nan")
     hits: int = 0
+    fetch_unloaded_s: float = 0.0
+    pool_unloaded_s: float = 0.0
     unloaded_s: float = 0.0
 
     @property

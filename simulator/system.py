@@ -18,7 +18,7 @@ from hwmodels.link import Link
 from hwmodels.memory import MemoryModel, memory_model
 from hwmodels.presets import resolve
 from hwmodels.specs import LinkSpec, MemorySpec
-from simulator.config import ComputeConfig, Experiment
+from simulator.config import CacheConfig, ComputeConfig, Experiment
 from traces.schema import TraceMeta
 
 
@@ -48,7 +48,13 @@ class System:
     compute: ComputeConfig
     cache: SoftwareCache | None
     layout: Layout
+    cache_config: CacheConfig | None = None
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def overlap_fetch(self) -> bool:
+        """Whether fetching misses overlaps pooling (a hardware cache)."""
+        return self.cache_config is not None and self.cache_config.hardware
 
     @property
     def tables_local(self) -> bool:
@@ -96,9 +102,12 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str) -> System:
 
     _check_name(sys_cfg.tables.tier, tiers, "memory tier", source, "system.tables.tier")
     _check_name(sys_cfg.compute.tier, tiers, "memory tier", source, "system.compute.tier")
+    for name, tier_cfg in sys_cfg.memory.items():
+        _check_name(tier_cfg.link, links, "link", source, f"system.memory.{name}.link")
     _check_name(sys_cfg.tables.link, links, "link", source, "system.tables.link")
+    table_link = sys_cfg.tables.link or sys_cfg.memory[sys_cfg.tables.tier].link
     remote = sys_cfg.tables.tier != sys_cfg.compute.tier
-    if remote and sys_cfg.tables.link is None:
+    if remote and table_link is None:
         raise InputError(
             f"tables live in {sys_cfg.tables.tier!r} but pooling runs on "
             f"{sys_cfg.compute.tier!r}: name the link between them", source=source,
@@ -119,8 +128,13 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str) -> System:
     cache = None
     compute = tiers[sys_cfg.compute.tier]
     used_in_compute = total if not remote else 0
-    if sys_cfg.cache is not None:
-        cache_cfg = sys_cfg.cache
+    cache_cfg = sys_cfg.cache
+    if cache_cfg is not None:
+        for name in cache_cfg.caches or []:
+            _check_name(name, tiers, "memory tier", source, "system.cache.caches")
+        if cache_cfg.caches is not None and sys_cfg.tables.tier not in cache_cfg.caches:
+            cache_cfg = None
+    if cache_cfg is not None:
         _check_name(cache_cfg.tier, tiers, "memory tier", source, "system.cache.tier")
         if cache_cfg.tier != sys_cfg.compute.tier or not remote:
             raise InputError(
@@ -142,5 +156,6 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str) -> System:
                 field="system.cache.size")
     layout.output_base = _align(used_in_compute, int(compute.spec.interleave))
     return System(tiers=tiers, links=links, table_tier=sys_cfg.tables.tier,
-                  table_link=sys_cfg.tables.link, compute_tier=sys_cfg.compute.tier,
-                  compute=sys_cfg.compute, cache=cache, layout=layout, sources=sources)
+                  table_link=table_link if remote else None, compute_tier=sys_cfg.compute.tier,
+                  compute=sys_cfg.compute, cache=cache,
+                  cache_config=cache_cfg if cache else None, layout=layout, sources=sources)

@@ -41,24 +41,28 @@ def _generator_tables(gen: GeneratorConfig, source: str) -> tuple[list[TableSpec
     return tables, pooling
 
 
+def _synthesize(gen: GeneratorConfig, source: str) -> tuple[TraceMeta, Iterator[Batch]]:
+    """Metadata and a lazy batch iterator (nothing is generated until it is iterated)."""
+    tables, pooling = _generator_tables(gen, source)
+    try:
+        return synthesize(tables, pooling, batches=gen.batches, batch_size=gen.batch_size,
+                          alpha=gen.alpha, reuse=gen.reuse, pooling_dist=gen.pooling_dist,
+                          pooling_sigma=gen.pooling_sigma, zipf_oversample=gen.zipf_oversample,
+                          seed=gen.seed)
+    except InputError as err:
+        raise InputError(err.detail, source=source, field="workload.generator") from None
+
+
 def _generate(gen: GeneratorConfig, source: str) -> tuple[TraceMeta, BatchSource]:
     key = gen.model_dump_json()
     if key in _generated:
         _generated.move_to_end(key)
         meta, kept = _generated[key]
         return meta, lambda: iter(kept)
-    tables, pooling = _generator_tables(gen, source)
-    settings = dict(batches=gen.batches, batch_size=gen.batch_size, alpha=gen.alpha,
-                    reuse=gen.reuse, pooling_dist=gen.pooling_dist,
-                    pooling_sigma=gen.pooling_sigma, zipf_oversample=gen.zipf_oversample,
-                    seed=gen.seed)
-    try:
-        meta, batches = synthesize(tables, pooling, **settings)
-    except InputError as err:
-        raise InputError(err.detail, source=source, field="workload.generator") from None
-    expected = gen.batches * gen.batch_size * sum(pooling)
-    if expected > _KEEP_LOOKUPS:
-        return meta, lambda: synthesize(tables, pooling, **settings)[1]
+    meta, batches = _synthesize(gen, source)
+    mean_pooling = meta.provenance["pooling"]          # one mean per table, as synthesized
+    if gen.batches * gen.batch_size * sum(mean_pooling) > _KEEP_LOOKUPS:
+        return meta, lambda: _synthesize(gen, source)[1]
     kept = list(batches)
     _generated[key] = (meta, kept)
     while sum(sum(b.num_lookups for b in v[1]) for v in _generated.values()) > _KEEP_LOOKUPS:
@@ -66,12 +70,45 @@ def _generate(gen: GeneratorConfig, source: str) -> tuple[TraceMeta, BatchSource
     return meta, lambda: iter(kept)
 
 
+def _trace_path(workload: WorkloadConfig, source: str) -> Path:
+    assert workload.trace is not None
+    path = Path(workload.trace)
+    return path if path.is_absolute() else Path(source).parent / path
+
+
+_checked_traces: set[tuple[str, float, int]] = set()
+
+
+def checked_trace(path: Path) -> TraceMeta:
+    """Metadata of a trace file whose every row has been checked against its table.
+
+    One streaming pass per file (and per process, while the file is unchanged), so that a
+    row outside its table is bad input found before a sweep starts, not a failed point.
+    """
+    reader = open_trace(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime, stat.st_size)
+    if key not in _checked_traces:
+        for _ in reader:       # the reader raises InputError on the first bad row
+            pass
+        _checked_traces.add(key)
+    return reader.meta
+
+
+def workload_meta(workload: WorkloadConfig, source: str) -> TraceMeta:
+    """The workload's metadata without generating its batches (for validation); trace files
+    are read through once to check their rows."""
+    if workload.trace is not None:
+        return checked_trace(_trace_path(workload, source))
+    assert workload.generator is not None
+    cached = _generated.get(workload.generator.model_dump_json())
+    return cached[0] if cached else _synthesize(workload.generator, source)[0]
+
+
 def open_workload(workload: WorkloadConfig, source: str) -> tuple[TraceMeta, BatchSource]:
     """Trace metadata and a function returning a fresh iterator over the run's batches."""
     if workload.trace is not None:
-        path = Path(workload.trace)
-        if not path.is_absolute():
-            path = Path(source).parent / path
+        path = _trace_path(workload, source)
         meta = open_trace(path).meta
         make = lambda: iter(open_trace(path))  # noqa: E731
     else:

@@ -150,6 +150,7 @@ def test_corrupt_trace_file(tmp_path):
 
 
 def test_row_outside_its_table(tmp_path):
+    # trace files are read through before the sweep starts: bad input, nothing written
     small_trace(tmp_path / "oob.parquet", rows_in_file=11, declared_rows=10)
     line = bad(tmp_path, experiment(workload={"trace": "oob.parquet"}),
                expect=["oob.parquet", "10"])

@@ -168,3 +168,29 @@ def test_processor_overheads_add_per_table_bag_and_lookup(write_experiment):
     slow = run(write_experiment(data, "slow.yaml"))[0].row["latency_p50_us"]
     tables, bags, lookups = 2, 2 * 32, 2 * 32 * 4
     assert slow - base == pytest.approx(tables * 5 + bags * 0.01 + lookups * 0.001)
+
+
+def test_tier_link_is_the_default_path_to_tables(write_experiment):
+    data = experiment(system__tables={"tier": "dram"})
+    data["system"]["memory"]["dram"]["link"] = "pcie"
+    row = run(write_experiment(data))[0].row
+    assert row["bytes_pcie"] == row["bytes_dram"] > 0
+
+
+def test_cache_serves_only_the_tiers_it_caches(write_experiment):
+    data = experiment()
+    data["system"]["cache"]["caches"] = ["hbm"]        # tables live in dram: bypassed
+    row = run(write_experiment(data))[0].row
+    assert np.isnan(row["cache_hit_rate"]) and row["cache_hits"] == 0
+    assert row["bytes_pcie"] == row["bytes_dram"]
+
+
+def test_hardware_cache_overlaps_fetch_and_pooling(write_experiment):
+    data = experiment(run__fidelity="analytic", run__arrivals={"mode": "closed",
+                                                                "concurrency": 1})
+    software = run(write_experiment(data, "sw.yaml"))[0].row
+    data["system"]["cache"]["hardware"] = True
+    hardware = run(write_experiment(data, "hw.yaml"))[0].row   # invariants checked inside
+    assert hardware["cache_hits"] == software["cache_hits"]
+    assert hardware["bytes_pcie"] == software["bytes_pcie"]
+    assert hardware["latency_mean_us"] < software["latency_mean_us"]

@@ -1,0 +1,108 @@
+"""The interface every measurement backend implements, and their registry."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import socket
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from embsim.errors import InputError
+from embsim.registry import Registry
+from traces.batch import Batch
+
+BACKENDS: Registry[type[Backend]] = Registry("measurement backend")
+
+
+def import_torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise InputError("measuring needs PyTorch: pip install 'embsim[torch]'",
+                         field="--backend") from None
+    return torch
+
+
+class Backend(ABC):
+    """Runs pooled embedding lookups on one processor and times them."""
+
+    name: ClassVar[str]
+
+    def __init__(self) -> None:
+        self.torch = import_torch()
+
+    @abstractmethod
+    def device_name(self) -> str:
+        """The processor's marketing name, e.g. 'NVIDIA H100 80GB HBM3'."""
+
+    @abstractmethod
+    def cache_bytes(self) -> dict[str, int]:
+        """Cache sizes of the processor, from the OS or the device properties."""
+
+    @abstractmethod
+    def place(self, values: np.ndarray, where: str) -> Any:
+        """A table tensor holding ``values``; ``where`` is ``local`` or ``host``."""
+
+    @abstractmethod
+    def random_table(self, rows: int, dim: int, dtype: str, where: str, seed: int) -> Any:
+        """A ``rows`` x ``dim`` table of seeded uniform values, created where it will live."""
+
+    @abstractmethod
+    def to_device(self, array: np.ndarray) -> Any:
+        """Index or offset arrays where the kernel reads them."""
+
+    @abstractmethod
+    def synchronize(self) -> None:
+        """Wait until all issued work is done."""
+
+    @abstractmethod
+    def flush_caches(self) -> None:
+        """Evict the processor's caches by streaming over a buffer larger than them."""
+
+    def time_call(self, fn: Any) -> float:
+        """Seconds ``fn()`` takes, issued work completed."""
+        import time
+
+        self.synchronize()
+        start = time.perf_counter()
+        fn()
+        self.synchronize()
+        return time.perf_counter() - start
+
+    def pooled_batch(self, tables: list[Any], batch: Batch, mode: str) -> Any:
+        """Prepared arguments and the function that pools one batch over every table."""
+        functional = self.torch.nn.functional
+        B = batch.batch_size
+        calls = []
+        for t, table in enumerate(tables):
+            lo, hi = batch.offsets[t * B], batch.offsets[(t + 1) * B]
+            indices = self.to_device(batch.indices[lo:hi])
+            offsets = self.to_device(batch.offsets[t * B:(t + 1) * B] - lo)
+            calls.append((indices, table, offsets))
+
+        def run() -> list[Any]:
+            return [functional.embedding_bag(i, w, o, mode=mode) for i, w, o in calls]
+
+        return run
+
+    def provenance(self) -> dict[str, Any]:
+        torch = self.torch
+        return {
+            "backend": self.name,
+            "device": self.device_name(),
+            "torch": str(torch.__version__),
+            "torch_threads": torch.get_num_threads(),
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+            "host": socket.gethostname(),
+            "machine": platform.machine(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "caches": self.cache_bytes(),
+        }
+
+
+def backend_by_name(name: str) -> Backend:
+    return BACKENDS.get(name, field="--backend")()

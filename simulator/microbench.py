@@ -1,0 +1,145 @@
+"""Microbenchmarks that calibration fits a machine preset to.
+
+Each returns a ``Sample`` (what was run and how long it took) so the preset can say which
+measurement set which parameter. They run through the same backends as ``embsim measure``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from simulator.backends import Backend
+from traces.batch import Batch
+
+ROW_ALIGN_BYTES = 64
+
+
+@dataclass
+class Sample:
+    """One microbenchmark result: its name, its parameters and the seconds per call."""
+
+    name: str
+    seconds: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """Plain-Python form, for YAML."""
+        out = asdict(self)
+        out["params"] = {k: v.item() if hasattr(v, "item") else v for k, v in self.params.items()}
+        return out
+
+
+def median_seconds(backend: Backend, fn: Any, repeats: int, flush: bool = False) -> float:
+    backend.time_call(fn)
+    times = []
+    for _ in range(repeats):
+        if flush:
+            backend.flush_caches()
+        times.append(backend.time_call(fn))
+    return float(np.median(times))
+
+
+def uniform_batch(rng: np.random.Generator, tables: int, rows: int, batch_size: int,
+                  pooling: int) -> Batch:
+    """A batch with ``pooling`` uniform random rows per bag in every table."""
+    lookups = tables * batch_size * pooling
+    offsets = np.arange(0, lookups + 1, pooling, dtype=np.int64)
+    indices = rng.integers(0, rows, lookups, dtype=np.int64)
+    return Batch(0, indices, offsets, tables, batch_size)
+
+
+def gather(backend: Backend, *, footprint: int, tables: int, dim: int, batch_size: int,
+           pooling: int, where: str = "local", repeats: int = 15, flush: bool = False,
+           seed: int = 0) -> Sample:
+    """Time ``embedding_bag`` over ``tables`` float32 tables of ``footprint`` bytes in all."""
+    rng = np.random.default_rng(seed)
+    rows = max(pooling, footprint // (tables * dim * 4))
+    weights = [backend.random_table(rows, dim, "float32", where, seed + t)
+               for t in range(tables)]
+    batch = uniform_batch(rng, tables, rows, batch_size, pooling)
+    run = backend.pooled_batch(weights, batch, "sum")
+    seconds = median_seconds(backend, run, repeats, flush)
+    params = {"footprint_bytes": tables * rows * dim * 4, "tables": tables, "rows": rows,
+              "dim": dim, "batch_size": batch_size, "pooling": pooling, "where": where,
+              "flush": flush, "bytes": batch.num_lookups * dim * 4}
+    return Sample("gather", seconds, params)
+
+
+def sequential_read(backend: Backend, nbytes: int, repeats: int = 10) -> Sample:
+    """Streaming read bandwidth: a sum over one large float32 tensor."""
+    values = backend.random_table(max(1, nbytes // 4096), 1024, "float32", "local", seed=0)
+    seconds = median_seconds(backend, values.sum, repeats)
+    return Sample("sequential_read", seconds, {"bytes": nbytes, "gbps": nbytes / seconds / 1e9})
+
+
+@njit(cache=True)
+def _chase(next_slot: np.ndarray, steps: int) -> int:
+    at = 0
+    for _ in range(steps):
+        at = next_slot[at]
+    return at
+
+
+def random_cycle(rng: np.random.Generator, slots: int, stride: int) -> np.ndarray:
+    """A single random cycle over ``slots`` nodes ``stride`` int64s apart (pointer-chase list)."""
+    order = rng.permutation(slots)
+    chain = np.zeros(slots * stride, dtype=np.int64)
+    chain[order * stride] = np.roll(order, -1) * stride
+    return chain
+
+
+def cpu_dependent_latency(nbytes: int, steps: int = 2_000_000, seed: int = 0) -> Sample:
+    """Load-to-use latency: a single dependent chain through a random cycle, one 64 B line
+    per node, over ``nbytes`` of memory."""
+    stride = ROW_ALIGN_BYTES // 8
+    chain = random_cycle(np.random.default_rng(seed), max(2, nbytes // ROW_ALIGN_BYTES), stride)
+    _chase(chain, 1000)
+    import time
+
+    _chase(chain, steps // 4)
+    start = time.perf_counter()
+    _chase(chain, steps)
+    seconds = (time.perf_counter() - start) / steps
+    return Sample("dependent_load_latency", seconds, {"bytes": nbytes, "steps": steps,
+                                                      "where": None})
+
+
+CHASE_KERNEL = r"""
+extern "C" __global__ void chase(const long long* next, long long steps, long long* out) {
+    long long at = 0;
+    for (long long i = 0; i < steps; ++i) at = next[at];
+    *out = at;
+}
+"""
+
+
+def cuda_dependent_latency(backend: Backend, nbytes: int, where: str, steps: int = 200_000,
+                           seed: int = 0) -> Sample:
+    """One GPU thread chasing a random cycle (one node per 64 B) in HBM or in pinned host
+    memory; needs CuPy to compile the one-line kernel."""
+    try:
+        import cupy
+    except ImportError:
+        raise RuntimeError("the GPU latency microbenchmark needs CuPy") from None
+    stride = ROW_ALIGN_BYTES // 8
+    chain = random_cycle(np.random.default_rng(seed), max(2, nbytes // ROW_ALIGN_BYTES), stride)
+    on_gpu = cupy.asarray(backend.place(chain, where))
+    out = cupy.zeros(1, dtype=cupy.int64)
+    kernel = cupy.RawKernel(CHASE_KERNEL, "chase")
+    kernel((1,), (1,), (on_gpu, cupy.int64(steps // 10), out))
+    seconds = backend.time_call(lambda: kernel((1,), (1,), (on_gpu, cupy.int64(steps), out)))
+    return Sample("dependent_load_latency", seconds / steps,
+                  {"bytes": nbytes, "steps": steps, "where": where})
+
+
+def host_to_device_copy(backend: Backend, nbytes: int, repeats: int = 10) -> Sample:
+    """Bandwidth of copying a pinned host buffer to the GPU."""
+    torch = backend.torch
+    host = torch.ones(nbytes // 4, dtype=torch.float32).pin_memory()
+    device = torch.empty_like(host, device="cuda")
+    seconds = median_seconds(backend, lambda: device.copy_(host, non_blocking=True), repeats)
+    return Sample("host_to_device_copy", seconds, {"bytes": nbytes, "gbps": nbytes / seconds / 1e9})

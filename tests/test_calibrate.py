@@ -1,0 +1,123 @@
+"""Calibration: the fits recover known parameters; presets round-trip; committed presets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from simulator.calibrate import (
+    GRID,
+    fit_memory_bandwidth,
+    fit_processor_and_cache,
+    refit,
+)
+from simulator.machine_preset import load_machine_preset, save_machine_preset
+from simulator.microbench import Sample
+
+MEASURED = ROOT / "experiments" / "measurements"
+
+
+def synthetic(tables, batch, pooling, dim, footprint, costs, bandwidth):
+    lookups = tables * batch * pooling
+    nbytes = lookups * dim * 4
+    seconds = (costs[0] + tables * costs[1] + tables * batch * costs[2] + lookups * costs[3]
+               + tables * pooling * costs[4] + nbytes / bandwidth)
+    return Sample("gather", seconds, {"tables": tables, "batch_size": batch,
+                                      "pooling": pooling, "dim": dim, "bytes": nbytes,
+                                      "footprint_bytes": footprint, "where": "local"})
+
+
+def test_processor_and_cache_fit_recovers_known_parameters():
+    costs = (8e-6, 3e-6, 2e-9, 0.5e-9, 60e-9)
+    import itertools
+    samples = [synthetic(t, b, p, d, 2**20, costs, 200e9)
+               for t, b, p, d in itertools.product(*GRID.values())]
+    fitted = fit_processor_and_cache(samples)
+    for name, value in zip(("query_overhead", "call_overhead", "bag_overhead",
+                            "lookup_overhead", "lookup_chain_latency"), costs, strict=True):
+        assert fitted[name] == pytest.approx(value, rel=1e-6)
+    assert fitted["bandwidth"] == pytest.approx(200e9, rel=1e-6)
+
+
+@pytest.mark.parametrize("overlapped", [True, False])
+def test_memory_bandwidth_fit(overlapped):
+    cached = {"query_overhead": 1e-6, "call_overhead": 0.0, "bag_overhead": 0.0,
+              "lookup_overhead": 0.0, "lookup_chain_latency": 0.0, "bandwidth": 1e12}
+    footprint, cache = 2**30, 2**24
+    samples = []
+    for dim in (32, 256):
+        nbytes = 4 * 1024 * 64 * dim * 4
+        missed = nbytes * (1 - cache / footprint)
+        cache_time = 0.0 if overlapped else nbytes / 1e12
+        seconds = 1e-6 + cache_time + missed / 50e9
+        samples.append(Sample("gather", seconds, {"tables": 4, "batch_size": 1024,
+                                                  "pooling": 64, "dim": dim, "bytes": nbytes,
+                                                  "footprint_bytes": footprint}))
+    assert fit_memory_bandwidth(samples, cached, cache, overlapped) == pytest.approx(50e9)
+
+
+@pytest.mark.parametrize("gpu", ["h100", "h200"])
+def test_committed_gpu_preset_round_trips_and_refits_identically(tmp_path, gpu):
+    path = MEASURED / f"{gpu}-2026-11-26-preset.yaml"
+    preset = load_machine_preset(path)
+    copy = tmp_path / "copy.yaml"
+    save_machine_preset(preset, copy)
+    assert load_machine_preset(copy) == preset
+    assert copy.read_text() == path.read_text()
+    assert refit(preset)["system"] == preset["system"]
+    runs = preset["microbenchmarks"]
+    assert sum(m["name"] == "gather" for m in runs) >= int(np.prod([len(v) for v in
+                                                                     GRID.values()]))
+    for value in _values(preset["system"]):
+        assert isinstance(value["source"], str) and value["source"]
+
+
+def _values(node):
+    if isinstance(node, dict):
+        if set(node) == {"value", "source"}:
+            yield node
+        else:
+            for child in node.values():
+                yield from _values(child)
+
+
+def test_cpu_calibration_end_to_end_at_tiny_sizes(tmp_path):
+    pytest.importorskip("torch")
+    import simulator.calibrate as calibration
+    from simulator.backends import backend_by_name
+    from simulator.calibrate import calibrate
+
+    original = dict(GRID)
+    try:   # a small grid keeps the test quick; the fit code is the same
+        calibration.GRID.update({"tables": (1, 2), "batch_size": (8, 64), "pooling": (1, 8),
+                                 "dim": (16, 64)})
+        preset = calibrate(backend_by_name("torch-cpu"), memory_footprint=2**24)  # raised to 4x LLC
+    finally:
+        calibration.GRID.clear()
+        calibration.GRID.update(original)
+    path = tmp_path / "cpu.yaml"
+    save_machine_preset(preset, path)
+    loaded = load_machine_preset(path)
+    assert loaded == preset
+    memory = loaded["system"]["memory"]
+    assert memory["llc"]["capacity"]["value"] > 0
+    assert memory["dram"]["bandwidth"]["value"] > 0
+    assert "calibrated" in memory["dram"]["bandwidth"]["source"]
+    assert Path(path).stat().st_size > 0
+
+
+def test_calibrate_cli_refit_and_exclusive_options(tmp_path):
+    from conftest import embsim
+
+    out = tmp_path / "refit.yaml"
+    proc = embsim("calibrate", "--refit", str(MEASURED / "h100-2026-11-26-preset.yaml"), "-o",
+                  str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert load_machine_preset(out)["system"] == load_machine_preset(
+        MEASURED / "h100-2026-11-26-preset.yaml")["system"]
+    assert "l2:" in proc.stdout and "hbm:" in proc.stdout
+    proc = embsim("calibrate", "-o", str(tmp_path / "x.yaml"))
+    assert proc.returncode == 2 and "exactly one of --backend or --refit" in proc.stderr

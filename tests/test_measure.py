@@ -1,0 +1,58 @@
+"""Reference backends: bookkeeping equals the simulator's; CPU measurement end to end."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import embsim, experiment, write_yaml
+
+from simulator.experiment import load_points, run_point
+from simulator.measure import read_provenance
+
+pytest.importorskip("torch")
+
+
+def local_tables_experiment(tmp_path):
+    # no cache, tables in the compute tier: every lookup reads its row from that tier once
+    data = experiment(system__cache=None, system__tables={"tier": "hbm"})
+    data["workload"]["generator"].update(batches=3, batch_size=8)
+    data["sweep"] = {"grid": {"workload.generator.pooling": [1, 6]}}
+    return write_yaml(tmp_path / "exp.yaml", data)
+
+
+def test_measure_cpu_end_to_end_and_bookkeeping_matches_the_simulator(tmp_path):
+    path = local_tables_experiment(tmp_path)
+    out = tmp_path / "m.parquet"
+    proc = embsim("measure", str(path), "--backend", "torch-cpu", "-o", str(out),
+                  "--repeats", "2", "--warmup", "1")
+    assert proc.returncode == 0, proc.stderr
+    measured = pd.read_parquet(out)
+    for column in ["point", "workload.generator.pooling", "config_hash", "time_per_batch_us",
+                   "time_per_batch_min_us", "time_per_batch_max_us", "effective_bw_gbps",
+                   "lookups_per_s", "device", "backend", "date", "host", "torch"]:
+        assert column in measured.columns, column
+    assert (measured["time_per_batch_min_us"] <= measured["time_per_batch_us"]).all()
+    assert (measured["time_per_batch_us"] <= measured["time_per_batch_max_us"]).all()
+    provenance = read_provenance(out)
+    assert provenance["backend"] == "torch-cpu" and provenance["repeats"] == 2
+    _, points = load_points(path, {})
+    for point, (_, row) in zip(points, measured.iterrows(), strict=True):
+        assert row["config_hash"] == point.config_hash
+        simulated = run_point(point, str(path)).row
+        assert row["lookups_per_batch"] * row["batches"] == simulated["lookups"]
+        # rows of 64 B and 128 B are whole 32 B sectors: bytes read = lookups x row bytes
+        assert row["bytes_per_batch"] * row["batches"] == simulated["bytes_read_hbm"]
+
+
+def test_cuda_backend_without_a_gpu_is_a_clear_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    path = local_tables_experiment(tmp_path)
+    proc = embsim("measure", str(path), "--backend", "torch-cuda", "-o",
+                  str(tmp_path / "m.parquet"))
+    assert proc.returncode == 2
+    assert "torch.cuda.is_available() is False" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "m.parquet").exists()

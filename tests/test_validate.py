@@ -1,0 +1,85 @@
+"""``embsim validate``: its arithmetic, the committed GPU measurements, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, embsim, experiment, write_yaml
+from scipy.stats import spearmanr
+
+from simulator.experiment import load_points, run_point
+from simulator.validate import serial, validate
+
+MEASURED = ROOT / "experiments" / "measurements"
+GPU_EXPERIMENT = ROOT / "experiments" / "validation_gpu.yaml"
+
+
+def small_sweep(tmp_path):
+    data = experiment(system__cache=None, system__tables={"tier": "hbm"})
+    data["workload"]["generator"].update(batches=3)
+    data["sweep"] = {"grid": {"workload.generator.pooling": [1, 4, 16, 64]}}
+    return write_yaml(tmp_path / "exp.yaml", data)
+
+
+def test_arithmetic_on_a_hand_made_measurements_file(tmp_path):
+    path = small_sweep(tmp_path)
+    _, points = load_points(path, {})
+    predicted = [run_point(serial(p), str(path)).row["latency_p50_us"] for p in points]
+    wanted = np.array([0.10, -0.20, 0.05, -0.40])     # error of each point
+    measured = np.array(predicted) / (1 + wanted)
+    frame = pd.DataFrame({"point": [p.index for p in points],
+                          "config_hash": [p.config_hash for p in points],
+                          "time_per_batch_us": measured, "device": "hand-made"})
+    measurements = tmp_path / "m.parquet"
+    frame.to_parquet(measurements)
+    result = validate(path, measurements, None, {})
+    assert np.allclose(result.frame["error"], wanted)
+    assert result.summary["mape"] == pytest.approx(np.mean(np.abs(wanted)) * 100)
+    assert result.summary["max_error"] == pytest.approx(40.0)
+    assert result.summary["rank_correlation"] == pytest.approx(
+        spearmanr(measured, predicted).statistic)
+    assert result.summary["points"] == 4 and result.summary["unmeasured_points"] == []
+
+    proc = embsim("validate", str(path), "--measurements", str(measurements), "--json",
+                  "--plot", str(tmp_path / "v.png"))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["mape"] == pytest.approx(result.summary["mape"])
+    assert {"mape", "max_error", "points"} <= set(report)
+    assert (tmp_path / "v.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pd.read_parquet(tmp_path / "m.validation.parquet")["role"].eq("validation").all()
+
+
+@pytest.mark.parametrize(("gpu", "target"), [("h100", 10.0), ("h200", 13.0)])
+def test_simulator_against_committed_gpu_measurements(gpu, target):
+    """Measured on real GPUs (experiments/measurements), checked here without one."""
+    result = validate(GPU_EXPERIMENT, MEASURED / f"{gpu}-2026-11-26.parquet",
+                      MEASURED / f"{gpu}-2026-11-26-preset.yaml", {})
+    assert result.summary["points"] == 144
+    assert result.summary["mape"] <= target
+    assert result.summary["rank_correlation"] >= 0.95
+    assert "gather" in result.summary["calibrated_on"]
+
+
+def test_bad_measurement_inputs(tmp_path):
+    path = small_sweep(tmp_path)
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "nocols.parquet")
+    pd.DataFrame({"config_hash": ["0" * 16], "time_per_batch_us": [1.0]}).to_parquet(
+        tmp_path / "other.parquet")
+    write_yaml(tmp_path / "notpreset.yaml", {"name": "x"})
+    cases = [
+        (["--measurements", str(tmp_path / "missing.parquet")], "file not found"),
+        (["--measurements", str(tmp_path / "junk.parquet")], "not a readable Parquet"),
+        (["--measurements", str(tmp_path / "nocols.parquet")], "missing column(s)"),
+        (["--measurements", str(tmp_path / "other.parquet")], "no point of"),
+        (["--measurements", str(tmp_path / "other.parquet"), "--preset",
+          str(tmp_path / "notpreset.yaml")], "expected a machine preset"),
+    ]
+    for args, message in cases:
+        proc = embsim("validate", str(path), *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert message in proc.stderr and "Traceback" not in proc.stderr
