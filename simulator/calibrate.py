@@ -62,11 +62,23 @@ def memory_gathers(backend: Backend, footprint: int, where: str = "local") -> li
             for dim in (32, 256)]
 
 
+SWEEP_SHAPE = {"tables": 4, "batch_size": 1024, "pooling": 64, "dim": 64}
+
+
+def footprint_sweep(backend: Backend, cache_bytes: int) -> list[Sample]:
+    """Pooling over tables from 1/64 to 4x the cache's reported size (powers of two), to find
+    how much of it the workload really gets."""
+    sizes = [cache_bytes >> k for k in range(6, 0, -1)] + [cache_bytes << k for k in range(3)]
+    return [Sample("gather_sweep", s.seconds, s.params) for s in (
+        microbench.gather(backend, footprint=size, repeats=9, **SWEEP_SHAPE) for size in sizes)]
+
+
 def run_cpu(backend: Backend, memory_footprint: int = 2**30) -> list[Sample]:
     """Every microbenchmark the CPU preset is fitted to."""
     llc = max(backend.cache_bytes().values(), default=32 * 2**20)
     memory_footprint = max(memory_footprint, 4 * llc)
     return [*cache_grid(backend, llc // 2), *memory_gathers(backend, memory_footprint),
+            *footprint_sweep(backend, llc),
             microbench.sequential_read(backend, memory_footprint),
             microbench.cpu_dependent_latency(llc // 2),
             microbench.cpu_dependent_latency(memory_footprint)]
@@ -144,6 +156,29 @@ def fit_memory_bandwidth(samples: list[Sample], cached: dict[str, float],
     return float(np.dot(missed, missed) / np.dot(missed, spent))
 
 
+def fit_cache_capacity(samples: list[Sample], cached: dict[str, float], memory_bw: float,
+                       reported: int) -> int:
+    """The cache capacity (bytes) that best explains pooling time against table footprint.
+
+    Uniform random rows over a footprint F hit an LRU cache of capacity C with probability
+    min(1, C/F); behind a hardware cache the run takes the processor's costs plus the longer
+    of reading every row from the cache and fetching the misses. C is searched among
+    1/64 .. 1x the reported size (a cache shared with other tenants gives less than it says).
+    """
+    def error(capacity: float) -> float:
+        total = 0.0
+        for s in samples:
+            nbytes = s.params["bytes"]
+            hit = min(1.0, capacity / s.params["footprint_bytes"])
+            model = _predicted(s, cached, with_bytes=False) + max(
+                nbytes / cached["bandwidth"], (1 - hit) * nbytes / memory_bw)
+            total += ((model - s.seconds) / s.seconds) ** 2
+        return total
+
+    candidates = reported / 2 ** np.linspace(6, 0, 49)
+    return int(min(candidates, key=error))
+
+
 def relative_fit_error(samples: list[Sample], cached: dict[str, float]) -> float:
     """Mean absolute relative error of the processor-and-cache fit on its own samples."""
     return float(np.mean([abs(_predicted(s, cached) - s.seconds) / s.seconds for s in samples]))
@@ -208,6 +243,16 @@ def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]
     llc = caches.get(level, 32 * 2**20)
     cached, _, fit_source = _processor(samples, llc, level)
     big = _gathers(samples, llc, MEMORY)
+    memory_bw = fit_memory_bandwidth(big, cached, llc, overlapped=True)
+    sweep = [s for s in samples if s.name == "gather_sweep"]
+    if sweep:
+        fitted = fit_cache_capacity(sweep, cached, memory_bw, llc)
+        capacity = entry(fitted, f"calibrated: pooling over {len(sweep)} table footprints "
+                         f"from {sweep[0].params['footprint_bytes'] >> 10} KiB to "
+                         f"{sweep[-1].params['footprint_bytes'] >> 20} MiB; the OS reports "
+                         f"{llc >> 20} MiB of {level}, of which this much behaves as cache")
+    else:
+        capacity = entry(llc, f"OS: {level} size")
     stream = _one(samples, "sequential_read")
     latencies = sorted((s for s in samples if s.name == "dependent_load_latency"),
                        key=lambda s: s.params["bytes"])
@@ -219,8 +264,7 @@ def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]
                      _latency(latencies[0] if latencies else None,
                               f"{level}-resident memory", None), line),
         "dram": _tier(entry(provenance["physical_memory_bytes"], "OS: physical memory pages"),
-                      entry(fit_memory_bandwidth(big, cached, llc, overlapped=True),
-                            _memory_source("DRAM", big)),
+                      entry(memory_bw, _memory_source("DRAM", big)),
                       _latency(latencies[-1] if latencies else None, "DRAM",
                                ("memory", "ddr5-4800-8ch")),
                       line, link="membus", host_memory=True),
@@ -233,7 +277,7 @@ def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]
             "latency": entry(0.0, "the DRAM tier carries the memory latency")}},
         "tables": {"tier": "dram"},
         "compute": {"tier": "llc", **{k: entry(cached[k], fit_source) for k in COSTS}},
-        "cache": {"tier": "llc", "size": entry(llc, f"OS: {level} size"),
+        "cache": {"tier": "llc", "size": capacity,
                   "ways": entry(ways or 16, f"OS: {level} ways_of_associativity" if ways
                                 else "assumed 16 (the OS does not say)"),
                   "policy": "lru", "hardware": True},

@@ -12,6 +12,7 @@ the per-batch median over passes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,17 @@ def table_location(point: Point) -> str:
     return "host" if system.memory[system.tables.tier].host_memory else "local"
 
 
+def workload_hash(point: Point) -> str:
+    """Identity of what a measurement ran: the workload, the seeds, the pooling mode and where
+    the tables were placed, and nothing of the simulated hardware, so that editing a model's
+    parameters in the experiment keeps its measurements matched."""
+    config = point.config
+    data = {"workload": config.workload.model_dump(mode="json", exclude_defaults=True),
+            "seed": config.run.seed, "pooling": config.system.compute.pooling,
+            "tables": table_location(point)}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def batch_bytes(meta: TraceMeta, batch: Batch) -> int:
     """Row bytes a batch reads: its lookups times their table's row size."""
     return int((np.diff(batch.table_bounds()) * meta.row_bytes).sum())
@@ -93,6 +105,7 @@ def measure_point(backend: Backend, point: Point, source: str, settings: Measure
     nbytes = np.array([batch_bytes(meta, b) for b in batches])
     return {
         "point": point.index, **point.overrides, "config_hash": point.config_hash,
+        "workload_hash": workload_hash(point),
         "batches": len(batches), "repeats": settings.repeats, "warmup": settings.warmup,
         "flush": settings.flush, "table_location": where,
         "lookups_per_batch": float(lookups.mean()), "bytes_per_batch": float(nbytes.mean()),

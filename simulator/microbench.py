@@ -55,18 +55,29 @@ def uniform_batch(rng: np.random.Generator, tables: int, rows: int, batch_size: 
 def gather(backend: Backend, *, footprint: int, tables: int, dim: int, batch_size: int,
            pooling: int, where: str = "local", repeats: int = 15, flush: bool = False,
            seed: int = 0) -> Sample:
-    """Time ``embedding_bag`` over ``tables`` float32 tables of ``footprint`` bytes in all."""
+    """Time ``embedding_bag`` over ``tables`` float32 tables of ``footprint`` bytes in all.
+
+    Timed as ``embsim measure`` times a point: ``repeats`` fresh batches of uniform random
+    rows are prepared first, then run back to back after one untimed call, so repeats do not
+    find the previous call's rows in the caches; the median is recorded.
+    """
     rng = np.random.default_rng(seed)
     rows = max(pooling, footprint // (tables * dim * 4))
     weights = [backend.random_table(rows, dim, "float32", where, seed + t)
                for t in range(tables)]
-    batch = uniform_batch(rng, tables, rows, batch_size, pooling)
-    run = backend.pooled_batch(weights, batch, "sum")
-    seconds = median_seconds(backend, run, repeats, flush)
+    batches = [uniform_batch(rng, tables, rows, batch_size, pooling) for _ in range(repeats + 1)]
+    runs = [backend.pooled_batch(weights, batch, "sum") for batch in batches]
+    backend.time_call(runs[0])
+    times = []
+    for run in runs[1:]:
+        if flush:
+            backend.flush_caches()
+        times.append(backend.time_call(run))
     params = {"footprint_bytes": tables * rows * dim * 4, "tables": tables, "rows": rows,
               "dim": dim, "batch_size": batch_size, "pooling": pooling, "where": where,
-              "flush": flush, "bytes": batch.num_lookups * dim * 4}
-    return Sample("gather", seconds, params)
+              "flush": flush, "bytes": batches[0].num_lookups * dim * 4,
+              "protocol": "fresh batches prepared, then timed back to back"}
+    return Sample("gather", float(np.median(times)), params)
 
 
 def sequential_read(backend: Backend, nbytes: int, repeats: int = 10) -> Sample:

@@ -1,6 +1,7 @@
 """``embsim validate``: simulated against measured, point by point.
 
-For every point of the experiment that has a measurement (matched by config hash), simulate
+For every point of the experiment that has a measurement (matched by ``workload_hash``: the
+workload, seeds, pooling and table placement, not the simulated hardware), simulate
 it (on a calibrated machine preset when one is given) with one query in flight, as the
 measurement ran its batches one at a time, and compare the simulated median query latency with
 the measured median batch time. Errors are (predicted - measured) / measured.
@@ -19,8 +20,9 @@ from scipy.stats import spearmanr
 from embsim.errors import InputError
 from simulator.experiment import Point, load_points, run_point
 from simulator.machine_preset import apply_machine, load_machine_preset
+from simulator.measure import workload_hash
 
-REQUIRED = ("config_hash", "time_per_batch_us")
+REQUIRED = ("workload_hash", "time_per_batch_us")
 
 
 @dataclass
@@ -68,25 +70,26 @@ def validate(experiment: Path, measurements: Path, preset_path: Path | None,
     measured = read_measurements(measurements)
     preset = load_machine_preset(preset_path) if preset_path else None
     _, points = load_points(experiment, sets)
-    by_hash = measured.drop_duplicates("config_hash", keep="last").set_index("config_hash")
+    by_hash = measured.drop_duplicates("workload_hash", keep="last").set_index("workload_hash")
     rows, unmeasured = [], []
     for point in points:
-        if point.config_hash not in by_hash.index:
+        key = workload_hash(point)
+        if key not in by_hash.index:
             unmeasured.append(point.index)
             continue
         config = apply_machine(point.config, preset, str(preset_path)) if preset else point.config
         simulated = run_point(serial(Point(point.index, point.overrides, config,
                                            point.config_hash)), source).row
-        measured_us = float(by_hash.loc[point.config_hash, "time_per_batch_us"])
+        measured_us = float(by_hash.loc[key, "time_per_batch_us"])
         predicted_us = float(simulated["latency_p50_us"])
         rows.append({"point": point.index, **point.overrides, "config_hash": point.config_hash,
                      "role": "validation", "measured_us": measured_us,
                      "predicted_us": predicted_us,
                      "error": (predicted_us - measured_us) / measured_us})
     if not rows:
-        raise InputError(f"no point of {source} has a measurement in this file (config hashes "
-                         "differ: was it measured from this experiment with the same --set?)",
-                         source=str(measurements), field="config_hash")
+        raise InputError(f"no point of {source} has a measurement in this file (workload "
+                         "hashes differ: was it measured from this experiment with the same "
+                         "--set?)", source=str(measurements), field="workload_hash")
     frame = pd.DataFrame(rows)
     calibration = (preset.get("microbenchmarks", []) if preset else [])
     summary = summarise_errors(frame) | {
