@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import nnls
 
+from embsim.errors import InputError
 from embsim.registry import Registry
 from hwmodels.presets import resolve
 from simulator import microbench
@@ -147,6 +148,9 @@ def fit_memory_bandwidth(samples: list[Sample], cached: dict[str, float],
     left for the misses is what the processor's costs leave; behind a software cache it is
     also less the time of reading every row from the cache.
     """
+    if not samples:
+        raise InputError("no pooling runs over tables larger than the cache to fit memory "
+                         "bandwidth to", field="microbenchmarks")
     missed, spent = [], []
     for sample in samples:
         miss_fraction = max(0.0, 1.0 - cache_bytes / sample.params["footprint_bytes"])
@@ -195,6 +199,14 @@ def _one(samples: list[Sample], name: str, **params: Any) -> Sample | None:
     return None
 
 
+def chain_was_warm(sample: Sample) -> bool:
+    """Whether a latency chain visited its whole cycle before being timed, so that a chain
+    small enough for a cache measured that cache (records before ``warm_steps`` was kept
+    warmed steps // 10 on a GPU)."""
+    nodes = sample.params["bytes"] // microbench.ROW_ALIGN_BYTES
+    return sample.params.get("warm_steps", sample.params["steps"] // 10) >= nodes
+
+
 def _fit_source(what: str, samples: list[Sample], error: float) -> str:
     return (f"calibrated: {what}; NNLS over {len(samples)} embedding_bag runs on "
             f"cache-resident tables (grid {GRID}), mean relative fit error {error:.1%}")
@@ -228,12 +240,16 @@ def _tier(capacity: dict, bandwidth: dict, latency: dict, granularity: dict,
 
 
 def _processor(samples: list[Sample], cache_bytes: int, level: str
-               ) -> tuple[dict[str, float], list[Sample], str]:
+               ) -> tuple[dict[str, float], str]:
+    """The processor-and-cache fit over the cache-resident runs, and its source string."""
     grid = _gathers(samples, cache_bytes, CACHED)
+    if not grid:
+        raise InputError(f"no pooling runs over tables that fit the {level} cache "
+                         f"({cache_bytes} B) to fit the processor to", field="microbenchmarks")
     cached = fit_processor_and_cache(grid)
     source = _fit_source(f"{level} bandwidth and processor costs", grid,
                          relative_fit_error(grid, cached))
-    return cached, grid, source
+    return cached, source
 
 
 def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]:
@@ -241,7 +257,7 @@ def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]
     caches = provenance["caches"]
     level = max(caches, default="L3")
     llc = caches.get(level, 32 * 2**20)
-    cached, _, fit_source = _processor(samples, llc, level)
+    cached, fit_source = _processor(samples, llc, level)
     big = _gathers(samples, llc, MEMORY)
     memory_bw = fit_memory_bandwidth(big, cached, llc, overlapped=True)
     sweep = [s for s in samples if s.name == "gather_sweep"]
@@ -288,14 +304,15 @@ def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]
 def fit_cuda(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]:
     """GPU machine preset: L2, HBM, host memory over PCIe, processor costs."""
     l2 = provenance["caches"]["L2"]
-    cached, _, fit_source = _processor(samples, l2, "L2")
+    cached, fit_source = _processor(samples, l2, "L2")
     big, remote = _gathers(samples, l2, MEMORY), _gathers(samples, l2, HOST)
     stream = _one(samples, "sequential_read")
     host_chain = _one(samples, "dependent_load_latency", where="host")
     host_dram = _one(samples, "dependent_load_latency", where=None)
     local_chains = sorted((s for s in samples if s.name == "dependent_load_latency"
                            and s.params.get("where") == "local"), key=lambda s: s.params["bytes"])
-    pcie_bw = fit_memory_bandwidth(remote, cached, l2, overlapped=False)
+    l2_chain = local_chains[0] if local_chains and chain_was_warm(local_chains[0]) else None
+    pcie_bw = fit_memory_bandwidth(remote, cached, 0, overlapped=False)   # L2 skips host rows
     sector = entry(32, "CUDA C++ Best Practices Guide: global memory is accessed in 32 B sectors")
     host_line = entry(64, "x86-64 cache line (64 B)")
     if host_chain is not None and host_dram is not None:
@@ -307,8 +324,7 @@ def fit_cuda(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any
     memory = {
         "l2": _tier(entry(l2, "device property L2_cache_size"),
                     entry(cached["bandwidth"], fit_source),
-                    _latency(local_chains[0] if local_chains else None, "L2-resident HBM",
-                             None), sector),
+                    _latency(l2_chain, "L2-resident HBM", None), sector),
         "hbm": _tier(entry(provenance["memory_bytes"], "device property total_memory"),
                      entry(fit_memory_bandwidth(big, cached, l2, overlapped=True),
                            _memory_source("HBM", big)),
@@ -354,6 +370,7 @@ def _preset(provenance: dict[str, Any], samples: list[Sample],
 
 
 def physical_memory_bytes() -> int:
+    """Installed memory as the OS counts it."""
     import os
 
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
@@ -361,20 +378,10 @@ def physical_memory_bytes() -> int:
 
 def llc_ways() -> int | None:
     """Associativity of the largest data cache level, if the OS says."""
-    from simulator.backends.torch_cpu import CACHE_DIR
+    from simulator.backends.torch_cpu import os_caches
 
-    best = None
-    for index in CACHE_DIR.glob("index*"):
-        try:
-            if (index / "type").read_text().strip() == "Instruction":
-                continue
-            level = int((index / "level").read_text())
-            ways = int((index / "ways_of_associativity").read_text())
-        except (OSError, ValueError):
-            continue
-        if best is None or level > best[0]:
-            best = (level, ways)
-    return best[1] if best else None
+    levels = os_caches()
+    return levels[max(levels)][1] if levels else None
 
 
 Calibration = tuple[Callable[..., list[Sample]], Callable[[list[Sample], dict], dict]]
@@ -393,6 +400,13 @@ def calibrate(backend: Backend, **sizes: int) -> dict[str, Any]:
 
 def refit(preset: dict[str, Any]) -> dict[str, Any]:
     """The preset rebuilt from its recorded microbenchmarks with the current fitting code."""
+    missing = [k for k in ("provenance", "microbenchmarks", "system") if k not in preset]
+    if missing:
+        raise InputError(f"the preset records no {', '.join(missing)}; only presets written by "
+                         "'embsim calibrate' can be refitted", field="--refit")
+    if _one([Sample(m["name"], m["seconds"], m["params"]) for m in preset["microbenchmarks"]],
+            "sequential_read") is None:
+        raise InputError("the preset records no sequential_read run", field="--refit")
     provenance = dict(preset["provenance"])
     provenance.setdefault("physical_memory_bytes", preset["system"]["memory"][
         "dram" if provenance["backend"] == "torch-cpu" else "host"]["capacity"]["value"])

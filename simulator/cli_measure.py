@@ -35,8 +35,8 @@ def measure(experiment: Path, backend: str, out: Path, repeats: int, warmup: int
 
     frame = measure_experiment(experiment, backend_by_name(backend), out, parse_set(sets),
                                MeasureSettings(warmup=warmup, repeats=repeats, flush=flush))
-    columns = [c for c in ["point", *[c for c in frame.columns if "." in c],
-                           "time_per_batch_us", "effective_bw_gbps", "lookups_per_s"]]
+    columns = ["point", *[c for c in frame.columns if "." in c], "time_per_batch_us",
+               "effective_bw_gbps", "lookups_per_s"]
     click.echo(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     click.echo(f"wrote {out} ({len(frame)} points, {frame['device'].iloc[0]})")
 
@@ -50,7 +50,12 @@ def measure(experiment: Path, backend: str, out: Path, repeats: int, warmup: int
 def calibrate(backend: str | None, refit: Path | None, out: Path) -> None:
     """Run microbenchmarks on BACKEND and write a machine preset fitted to them."""
     from simulator import calibrate as calibration
-    from simulator.machine_preset import load_machine_preset, save_machine_preset, strip_sources
+    from simulator.machine_preset import (
+        load_machine_preset,
+        machine_system,
+        save_machine_preset,
+        strip_sources,
+    )
 
     if (backend is None) == (refit is None):
         raise InputError("give exactly one of --backend or --refit", field="--backend")
@@ -60,6 +65,7 @@ def calibrate(backend: str | None, refit: Path | None, out: Path) -> None:
         from simulator.backends import backend_by_name
 
         preset = calibration.calibrate(backend_by_name(backend))
+    machine_system(preset, str(out))          # a fit that went wrong is caught here
     save_machine_preset(preset, out)
     memory = strip_sources(preset["system"]["memory"])
     for name, tier in memory.items():

@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from embsim.atomic import write_atomic
 from embsim.errors import InputError
-from simulator.config import Experiment, SystemConfig, parse_experiment, read_yaml
+from simulator.config import Experiment, parse_experiment, read_yaml
+from simulator.results import write_text
 
 
 def strip_sources(node: Any) -> Any:
@@ -30,8 +30,8 @@ def strip_sources(node: Any) -> Any:
 
 
 def save_machine_preset(preset: dict[str, Any], path: Path) -> None:
-    text = yaml.safe_dump(preset, sort_keys=False)
-    write_atomic(path, lambda tmp: tmp.write_text(text))
+    """Write the preset as YAML, atomically."""
+    write_text(yaml.safe_dump(preset, sort_keys=False), path)
 
 
 def load_machine_preset(path: Path) -> dict[str, Any]:
@@ -59,10 +59,9 @@ def apply_machine(config: Experiment, preset: dict[str, Any], source: str) -> Ex
     system["compute"]["pooling"] = config.system.compute.pooling
     data = config.model_dump(mode="json", exclude_none=True)
     data["system"] = system
-    for name in (config.system.tables.tier,):
-        if name not in system["memory"]:
-            raise InputError(f"the experiment's tables live in {name!r}, which the machine "
-                             f"preset does not have (it has {', '.join(system['memory'])})",
-                             source=source, field="system.tables.tier")
-    SystemConfig.model_validate(system)
+    tier = config.system.tables.tier
+    if tier not in system["memory"]:
+        raise InputError(f"the experiment's tables live in {tier!r}, which the machine preset "
+                         f"does not have (it has {', '.join(system['memory'])})",
+                         source=source, field="system.tables.tier")
     return parse_experiment(data, source)

@@ -53,8 +53,12 @@ def place_tables(backend: Backend, meta: TraceMeta, where: str, seed: int,
             if table.dtype not in VALUE_DTYPES:
                 raise InputError(f"table {t} has dtype {table.dtype}; measuring supports "
                                  f"{', '.join(VALUE_DTYPES)}", field="workload")
-        kept[key] = [backend.random_table(t.rows, t.dim, t.dtype, where, seed + i)
-                     for i, t in enumerate(meta.tables)]
+        try:
+            kept[key] = [backend.random_table(t.rows, t.dim, t.dtype, where, seed + i)
+                         for i, t in enumerate(meta.tables)]
+        except MemoryError as err:
+            raise InputError(f"the tables do not fit in {where} memory ({err})",
+                             field="workload") from None
     return kept[key]
 
 
@@ -93,12 +97,8 @@ def measure_point(backend: Backend, point: Point, source: str, settings: Measure
     runs = [backend.pooled_batch(tables, batch, mode) for batch in batches]
     for _ in range(settings.warmup):
         backend.time_call(runs[0])
-    times = np.empty((settings.repeats, len(runs)))
-    for rep in range(settings.repeats):
-        if settings.flush:
-            backend.flush_caches()
-        for i, run in enumerate(runs):
-            times[rep, i] = backend.time_call(run)
+    times = np.array([backend.time_pass(runs, settings.flush)
+                      for _ in range(settings.repeats)])
     per_batch = np.median(times, axis=0)
     seconds = float(np.median(per_batch))
     lookups = np.array([b.num_lookups for b in batches])
@@ -127,6 +127,7 @@ def write_measurements(frame: pd.DataFrame, provenance: dict[str, Any], path: Pa
 
 
 def read_provenance(path: Path) -> dict[str, Any]:
+    """The provenance a measurements file carries in its metadata ({} if none)."""
     metadata = pq.read_schema(path).metadata or {}
     raw = metadata.get(MEASUREMENT_KEY)
     return json.loads(raw) if raw else {}
@@ -142,7 +143,8 @@ def measure_experiment(path: Path, backend: Backend, out: Path, sets: dict[str, 
                                          "repeats": settings.repeats, "flush": settings.flush}
     rows: list[dict[str, Any]] = []
     kept: dict[tuple, list[Any]] = {}
-    for point in tqdm(points, unit="point", disable=not progress or None, leave=False,
+    show = None if progress else False      # tqdm: None = only on a terminal
+    for point in tqdm(points, unit="point", disable=show, leave=False,
                       desc=f"measure {backend.name}"):
         row = measure_point(backend, point, str(path), settings, kept)
         rows.append(row | {k: provenance[k] for k in ("backend", "device", "date", "host",

@@ -6,6 +6,7 @@ measurement set which parameter. They run through the same backends as ``embsim 
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ class Sample:
 
 
 def median_seconds(backend: Backend, fn: Any, repeats: int, flush: bool = False) -> float:
+    """Median seconds of ``repeats`` calls of ``fn`` after one untimed call."""
     backend.time_call(fn)
     times = []
     for _ in range(repeats):
@@ -57,9 +59,10 @@ def gather(backend: Backend, *, footprint: int, tables: int, dim: int, batch_siz
            seed: int = 0) -> Sample:
     """Time ``embedding_bag`` over ``tables`` float32 tables of ``footprint`` bytes in all.
 
-    Timed as ``embsim measure`` times a point: ``repeats`` fresh batches of uniform random
-    rows are prepared first, then run back to back after one untimed call, so repeats do not
-    find the previous call's rows in the caches; the median is recorded.
+    Timed with the same code as ``embsim measure`` (``Backend.time_pass``): ``repeats`` fresh
+    batches of uniform random rows are prepared first, then run back to back after one
+    untimed call, so repeats do not find the previous call's rows in the caches; the median
+    is recorded.
     """
     rng = np.random.default_rng(seed)
     rows = max(pooling, footprint // (tables * dim * 4))
@@ -68,15 +71,11 @@ def gather(backend: Backend, *, footprint: int, tables: int, dim: int, batch_siz
     batches = [uniform_batch(rng, tables, rows, batch_size, pooling) for _ in range(repeats + 1)]
     runs = [backend.pooled_batch(weights, batch, "sum") for batch in batches]
     backend.time_call(runs[0])
-    times = []
-    for run in runs[1:]:
-        if flush:
-            backend.flush_caches()
-        times.append(backend.time_call(run))
+    times = backend.time_pass(runs[1:], flush)
     params = {"footprint_bytes": tables * rows * dim * 4, "tables": tables, "rows": rows,
               "dim": dim, "batch_size": batch_size, "pooling": pooling, "where": where,
               "flush": flush, "bytes": batches[0].num_lookups * dim * 4,
-              "protocol": "fresh batches prepared, then timed back to back"}
+              "protocol": "fresh batches prepared, then timed back to back (time_pass)"}
     return Sample("gather", float(np.median(times)), params)
 
 
@@ -103,20 +102,25 @@ def random_cycle(rng: np.random.Generator, slots: int, stride: int) -> np.ndarra
     return chain
 
 
+def warm_steps(nodes: int) -> int:
+    """Untimed steps before a chain is timed: the whole cycle when it is small enough to be
+    cache-resident (so its timed loads hit), enough to settle when it is not."""
+    return min(nodes, 2_000_000)
+
+
 def cpu_dependent_latency(nbytes: int, steps: int = 2_000_000, seed: int = 0) -> Sample:
     """Load-to-use latency: a single dependent chain through a random cycle, one 64 B line
     per node, over ``nbytes`` of memory."""
     stride = ROW_ALIGN_BYTES // 8
-    chain = random_cycle(np.random.default_rng(seed), max(2, nbytes // ROW_ALIGN_BYTES), stride)
-    _chase(chain, 1000)
-    import time
-
-    _chase(chain, steps // 4)
+    nodes = max(2, nbytes // ROW_ALIGN_BYTES)
+    chain = random_cycle(np.random.default_rng(seed), nodes, stride)
+    _chase(chain, warm_steps(nodes))
     start = time.perf_counter()
     _chase(chain, steps)
     seconds = (time.perf_counter() - start) / steps
     return Sample("dependent_load_latency", seconds, {"bytes": nbytes, "steps": steps,
-                                                      "where": None})
+                                                      "where": None,
+                                                      "warm_steps": warm_steps(nodes)})
 
 
 CHASE_KERNEL = r"""
@@ -138,13 +142,15 @@ def cuda_dependent_latency(backend: Backend, nbytes: int, where: str, steps: int
         raise RuntimeError("the GPU latency microbenchmark needs CuPy") from None
     stride = ROW_ALIGN_BYTES // 8
     chain = random_cycle(np.random.default_rng(seed), max(2, nbytes // ROW_ALIGN_BYTES), stride)
+    nodes = chain.size // stride
     on_gpu = cupy.asarray(backend.place(chain, where))
     out = cupy.zeros(1, dtype=cupy.int64)
     kernel = cupy.RawKernel(CHASE_KERNEL, "chase")
-    kernel((1,), (1,), (on_gpu, cupy.int64(steps // 10), out))
+    kernel((1,), (1,), (on_gpu, cupy.int64(warm_steps(nodes)), out))
     seconds = backend.time_call(lambda: kernel((1,), (1,), (on_gpu, cupy.int64(steps), out)))
     return Sample("dependent_load_latency", seconds / steps,
-                  {"bytes": nbytes, "steps": steps, "where": where})
+                  {"bytes": nbytes, "steps": steps, "where": where,
+                   "warm_steps": warm_steps(nodes)})
 
 
 def host_to_device_copy(backend: Backend, nbytes: int, repeats: int = 10) -> Sample:

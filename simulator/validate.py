@@ -34,6 +34,7 @@ class Validation:
 
 
 def read_measurements(path: Path) -> pd.DataFrame:
+    """A measurements Parquet with the columns validation needs (InputError otherwise)."""
     try:
         frame = pd.read_parquet(path)
     except FileNotFoundError:
@@ -57,6 +58,7 @@ def serial(point: Point) -> Point:
 
 
 def summarise_errors(frame: pd.DataFrame) -> dict[str, Any]:
+    """Points, MAPE and maximum absolute error (percent) and Spearman rank correlation."""
     errors = frame["error"].to_numpy()
     rho = (float(spearmanr(frame["measured_us"], frame["predicted_us"]).statistic)
            if len(frame) > 2 else float("nan"))
@@ -105,6 +107,7 @@ def validate(experiment: Path, measurements: Path, preset_path: Path | None,
 
 
 def measured_device(frame: pd.DataFrame) -> str | None:
+    """The device a measurements file names, if it does."""
     return str(frame["device"].iloc[0]) if "device" in frame.columns and len(frame) else None
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from conftest import ROOT
 
 from simulator.calibrate import (
+    COSTS,
     GRID,
+    chain_was_warm,
+    fit_cache_capacity,
     fit_memory_bandwidth,
     fit_processor_and_cache,
     refit,
@@ -89,29 +90,63 @@ def _values(node):
                 yield from _values(child)
 
 
-def test_cpu_calibration_end_to_end_at_tiny_sizes(tmp_path):
+def test_cpu_calibration_end_to_end_at_small_sizes(tmp_path, monkeypatch):
     pytest.importorskip("torch")
-    import simulator.calibrate as calibration
     from simulator.backends import backend_by_name
     from simulator.calibrate import calibrate
 
-    original = dict(GRID)
-    try:   # a small grid keeps the test quick; the fit code is the same
-        calibration.GRID.update({"tables": (1, 2), "batch_size": (8, 64), "pooling": (1, 8),
-                                 "dim": (16, 64)})
-        preset = calibrate(backend_by_name("torch-cpu"), memory_footprint=2**24)  # raised to 4x LLC
-    finally:
-        calibration.GRID.clear()
-        calibration.GRID.update(original)
+    # a small grid keeps the test quick; the fitting code is the same
+    for key, values in {"tables": (1, 2), "batch_size": (8, 64), "pooling": (1, 8),
+                        "dim": (16, 64)}.items():
+        monkeypatch.setitem(GRID, key, values)
+    preset = calibrate(backend_by_name("torch-cpu"), memory_footprint=2**24)  # >= 4x LLC
     path = tmp_path / "cpu.yaml"
     save_machine_preset(preset, path)
     loaded = load_machine_preset(path)
     assert loaded == preset
     memory = loaded["system"]["memory"]
-    assert memory["llc"]["capacity"]["value"] > 0
+    llc = max(loaded["provenance"]["caches"].values())
+    assert 0 < loaded["system"]["cache"]["size"]["value"] <= llc
     assert memory["dram"]["bandwidth"]["value"] > 0
     assert "calibrated" in memory["dram"]["bandwidth"]["source"]
-    assert Path(path).stat().st_size > 0
+    assert {m["name"] for m in loaded["microbenchmarks"]} >= {
+        "gather", "gather_sweep", "sequential_read", "dependent_load_latency"}
+
+
+def test_cache_capacity_fit_recovers_a_known_capacity():
+    cached = dict.fromkeys(COSTS, 0.0) | {"query_overhead": 1e-6, "bandwidth": 200e9}
+    memory_bw, capacity = 40e9, 12 * 2**20
+    samples = []
+    for footprint in [2**k for k in range(19, 28)]:
+        nbytes = 4 * 1024 * 64 * 256
+        hit = min(1.0, capacity / footprint)
+        seconds = 1e-6 + max(nbytes / 200e9, (1 - hit) * nbytes / memory_bw)
+        samples.append(Sample("gather_sweep", seconds, {
+            "tables": 4, "batch_size": 1024, "pooling": 64, "dim": 64, "bytes": nbytes,
+            "footprint_bytes": footprint}))
+    fitted = fit_cache_capacity(samples, cached, memory_bw, reported=32 * 2**20)
+    assert fitted == pytest.approx(capacity, rel=0.1)
+
+
+def test_latency_chains_count_only_when_warmed_over_their_cycle():
+    def chain(nbytes, steps, **extra):
+        return Sample("dependent_load_latency", 1e-7, {"bytes": nbytes, "steps": steps,
+                                                       **extra})
+    assert chain_was_warm(chain(2**20, 10, warm_steps=2**20 // 64))
+    assert not chain_was_warm(chain(2**30, 10, warm_steps=2_000_000))
+    assert not chain_was_warm(chain(25 * 2**20, 200_000))      # an old GPU record
+
+
+def test_refit_of_a_preset_without_its_runs_is_bad_input(tmp_path):
+    from conftest import embsim, write_yaml
+
+    preset = load_machine_preset(MEASURED / "h200-2026-11-26-preset.yaml")
+    del preset["microbenchmarks"]
+    write_yaml(tmp_path / "bare.yaml", preset)
+    proc = embsim("calibrate", "--refit", str(tmp_path / "bare.yaml"), "-o",
+                  str(tmp_path / "out.yaml"))
+    assert proc.returncode == 2 and "records no microbenchmarks" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out.yaml").exists()
 
 
 def test_calibrate_cli_refit_and_exclusive_options(tmp_path):

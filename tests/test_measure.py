@@ -32,6 +32,12 @@ def test_measure_cpu_end_to_end_and_bookkeeping_matches_the_simulator(tmp_path):
                    "lookups_per_s", "device", "backend", "date", "host", "torch"]:
         assert column in measured.columns, column
     assert (measured["time_per_batch_min_us"] <= measured["time_per_batch_us"]).all()
+    # the generator gives every batch the same size, so the medians relate exactly
+    seconds = measured["time_per_batch_us"] * 1e-6
+    assert measured["lookups_per_s"].to_numpy() == pytest.approx(
+        (measured["lookups_per_batch"] / seconds).to_numpy())
+    assert measured["effective_bw_gbps"].to_numpy() == pytest.approx(
+        (measured["bytes_per_batch"] / seconds / 1e9).to_numpy())
     assert (measured["time_per_batch_us"] <= measured["time_per_batch_max_us"]).all()
     provenance = read_provenance(out)
     assert provenance["backend"] == "torch-cpu" and provenance["repeats"] == 2

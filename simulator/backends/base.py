@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import platform
 import socket
+import time
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -18,6 +19,7 @@ BACKENDS: Registry[type[Backend]] = Registry("measurement backend")
 
 
 def import_torch() -> Any:
+    """PyTorch, or an InputError saying how to install it."""
     try:
         import torch
     except ImportError:
@@ -64,13 +66,18 @@ class Backend(ABC):
 
     def time_call(self, fn: Any) -> float:
         """Seconds ``fn()`` takes, issued work completed."""
-        import time
-
         self.synchronize()
         start = time.perf_counter()
         fn()
         self.synchronize()
         return time.perf_counter() - start
+
+    def time_pass(self, runs: list[Any], flush: bool) -> np.ndarray:
+        """Seconds of each prepared run, timed one after another (caches flushed first if
+        ``flush``). ``embsim measure`` and the calibration microbenchmarks both time this way."""
+        if flush:
+            self.flush_caches()
+        return np.array([self.time_call(run) for run in runs])
 
     def pooled_batch(self, tables: list[Any], batch: Batch, mode: str) -> Any:
         """Prepared arguments and the function that pools one batch over every table."""
@@ -105,4 +112,5 @@ class Backend(ABC):
 
 
 def backend_by_name(name: str) -> Backend:
+    """An instance of the backend registered as ``name`` (InputError if unknown/unusable)."""
     return BACKENDS.get(name, field="--backend")()

@@ -30,18 +30,29 @@ def _parse_cache_size(text: str) -> int:
     return int(text.rstrip("KMG")) * scale
 
 
-def os_cache_bytes() -> dict[str, int]:
-    """Data/unified cache sizes per level (``L1``, ``L2``, ``L3``) as the OS reports them."""
-    sizes: dict[str, int] = {}
+def os_caches() -> dict[str, tuple[int, int | None]]:
+    """Data/unified cache levels (``L1``, ``L2``, ``L3``) as the OS reports them: size in
+    bytes and associativity (None where the OS does not say)."""
+    levels: dict[str, tuple[int, int | None]] = {}
     for index in sorted(CACHE_DIR.glob("index*")):
         try:
             if (index / "type").read_text().strip() == "Instruction":
                 continue
-            level = (index / "level").read_text().strip()
-            sizes[f"L{level}"] = _parse_cache_size((index / "size").read_text())
+            level = f"L{(index / 'level').read_text().strip()}"
+            size = _parse_cache_size((index / "size").read_text())
         except (OSError, ValueError):
             continue
-    return sizes
+        try:
+            ways: int | None = int((index / "ways_of_associativity").read_text())
+        except (OSError, ValueError):
+            ways = None
+        levels[level] = (size, ways)
+    return levels
+
+
+def os_cache_bytes() -> dict[str, int]:
+    """Size of each data/unified cache level, from the OS."""
+    return {level: size for level, (size, _) in os_caches().items()}
 
 
 @BACKENDS.register("torch-cpu")

@@ -14,6 +14,8 @@ import numpy as np
 from embsim.errors import InputError
 from simulator.backends.base import BACKENDS, Backend
 
+DEFAULT_L2_BYTES = 50 * 2**20   # H100's L2, for devices that do not report theirs
+FILL_CHUNK_BYTES = 256 * 2**20
 TYPESTR = {np.dtype(np.float32): "<f4", np.dtype(np.float16): "<f2", np.dtype(np.int64): "<i8"}
 
 
@@ -43,15 +45,16 @@ class TorchCUDA(Backend):
                              field="--backend")
         self.device = torch.device("cuda", 0)
         self.properties = torch.cuda.get_device_properties(self.device)
-        l2 = int(getattr(self.properties, "L2_cache_size", 0)) or 64 * 2**20
-        self._flush_buffer = torch.empty(2 * l2 // 4, dtype=torch.float32, device=self.device)
+        self.l2_bytes = int(getattr(self.properties, "L2_cache_size", 0)) or DEFAULT_L2_BYTES
+        self._flush_buffer = torch.empty(2 * self.l2_bytes // 4, dtype=torch.float32,
+                                         device=self.device)
         self._pinned: list[Any] = []
 
     def device_name(self) -> str:
         return str(self.properties.name)
 
     def cache_bytes(self) -> dict[str, int]:
-        return {"L2": int(getattr(self.properties, "L2_cache_size", 0))}
+        return {"L2": self.l2_bytes}
 
     def place(self, values: np.ndarray, where: str) -> Any:
         torch = self.torch
@@ -63,13 +66,19 @@ class TorchCUDA(Backend):
         """Drawn on the GPU (fast even for GiBs); copied to pinned host memory if ``host``."""
         torch = self.torch
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        values = torch.rand((rows, dim), generator=generator, dtype=getattr(torch, dtype),
-                            device=self.device)
-        if where == "local":
-            return values
-        pinned = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
-        pinned.copy_(values)
-        del values
+        kind = getattr(torch, dtype)
+        try:
+            if where == "local":
+                return torch.rand((rows, dim), generator=generator, dtype=kind,
+                                  device=self.device)
+            pinned = torch.empty((rows, dim), dtype=kind, pin_memory=True)
+            step = max(1, FILL_CHUNK_BYTES // (dim * pinned.element_size()))
+            for start in range(0, rows, step):      # never more than a chunk on the GPU
+                stop = min(rows, start + step)
+                pinned[start:stop].copy_(torch.rand((stop - start, dim), generator=generator,
+                                                    dtype=kind, device=self.device))
+        except torch.cuda.OutOfMemoryError as err:
+            raise MemoryError(str(err).splitlines()[0]) from None
         return self._map(pinned)
 
     def _map(self, pinned: Any) -> Any:
