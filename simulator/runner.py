@@ -81,7 +81,6 @@ def run_experiment(path: Path, out_dir: Path, sets: dict[str, Any],
     source = str(path)
     raw, points = load_points(path, sets)
     executor = make_executor(options.executor, options.workers, options.address)
-    first_system = _validate(points, source)
     store = ShardStore(out_dir)
     measured = store.rows({p.config_hash for p in points})
     finished = set() if options.force else {
@@ -92,6 +91,12 @@ def run_experiment(path: Path, out_dir: Path, sets: dict[str, Any],
             todo.setdefault(point.config_hash, Task(point, str(path.resolve()),
                                                     options.per_query))
     per_hash = Counter(p.config_hash for p in points)
+    executor.start(len(todo))            # local workers start up while the points are validated
+    try:
+        first_system = _validate(points, source)
+    except BaseException:
+        executor.stop()
+        raise
     with executor if todo else contextlib.nullcontext(), store.locked():
         _write_resolved(out_dir, parse_experiment(raw, source).model_dump(mode="json"), points,
                         first_system)

@@ -89,6 +89,13 @@ class Executor(ABC):
         """``--workers``, or this machine's CPUs."""
         return self.workers or available_cpus()
 
+    def start(self, tasks: int) -> None:  # noqa: B027 (an optional hook)
+        """Start workers ahead of ``tasks`` tasks, so that their start-up overlaps whatever
+        the caller does next (the sweep's validation); ``stop`` or ``__exit__`` ends them."""
+
+    def stop(self) -> None:  # noqa: B027 (an optional hook)
+        """End workers that ``start`` started, if any."""
+
     def __enter__(self) -> Executor:
         """Reach the workers (a bad address is an ``InputError`` here, before any output)."""
         return self

@@ -38,15 +38,29 @@ class LocalExecutor(Executor):
         if address is not None:
             raise InputError("only the ray executor joins a cluster; add --executor ray",
                              field="--address")
+        self.pool: WorkerPool | None = None
+
+    def start(self, tasks: int) -> None:
+        """Spawn the pool now (its interpreters import while the caller validates)."""
+        size = min(self.worker_count(), tasks)
+        if size > 1 and self.pool is None:
+            self.pool = WorkerPool(size).__enter__()
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def run(self, tasks: list[Task]) -> Generator[Outcome, None, None]:
-        size = min(self.worker_count(), len(tasks))
-        if size <= 1:
+        self.start(len(tasks))
+        if self.pool is None:
             for task in tasks:
                 yield execute(task)
             return
-        with WorkerPool(size) as pool:
-            yield from pool.run(tasks)
+        yield from self.pool.run(tasks)
 
 
 @dataclass
