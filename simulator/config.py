@@ -23,6 +23,12 @@ PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
+def require_one(first: Any, second: Any, message: str) -> None:
+    """Raise (as a validation error) unless exactly one of two optional fields is given."""
+    if (first is None) == (second is None):
+        raise ValueError(message)
+
+
 class Strict(BaseModel):
     """Base of every config section: unknown keys are rejected."""
 
@@ -114,8 +120,7 @@ class CacheConfig(Strict):
 
     @model_validator(mode="after")
     def _one_size(self) -> CacheConfig:
-        if (self.size is None) == (self.load_factor is None):
-            raise ValueError("give exactly one of 'size' or 'load_factor'")
+        require_one(self.size, self.load_factor, "give exactly one of 'size' or 'load_factor'")
         return self
 
 
@@ -154,8 +159,8 @@ class GeneratorConfig(Strict):
 
     @model_validator(mode="after")
     def _model_or_tables(self) -> GeneratorConfig:
-        if (self.model is None) == (self.tables is None):
-            raise ValueError("give exactly one of 'model' (rm1, rm2, rm3) or 'tables'")
+        require_one(self.model, self.tables,
+                    "give exactly one of 'model' (rm1, rm2, rm3) or 'tables'")
         if self.tables is not None and any(
             t.pooling is None for t in self.tables) and self.pooling is None:
             raise ValueError("give 'pooling', or 'pooling' for every table")
@@ -169,8 +174,8 @@ class WorkloadConfig(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> WorkloadConfig:
-        if (self.trace is None) == (self.generator is None):
-            raise ValueError("give exactly one of 'trace' (a Parquet file) or 'generator'")
+        require_one(self.trace, self.generator,
+                    "give exactly one of 'trace' (a Parquet file) or 'generator'")
         return self
 
 

@@ -86,6 +86,12 @@ def config_hash(config: Experiment) -> str:
     """
     data = config.model_dump(mode="json", exclude={"name", "description", "sweep"},
                              exclude_defaults=True)
+    return stable_hash(data)
+
+
+def stable_hash(data: Any) -> str:
+    """16 hex digits of SHA-256 over the canonical JSON of ``data``: the same on every
+    machine and run."""
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -12,7 +12,6 @@ the per-batch median over passes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import pyarrow.parquet as pq
 from embsim.atomic import write_atomic
 from embsim.errors import InputError
 from simulator.backends import Backend
-from simulator.experiment import Point, load_points
+from simulator.experiment import Point, load_points, stable_hash
 from simulator.workload import open_workload
 from traces.batch import Batch
 from traces.schema import TraceMeta
@@ -76,7 +75,7 @@ def workload_hash(point: Point) -> str:
     data = {"workload": config.workload.model_dump(mode="json", exclude_defaults=True),
             "seed": config.run.seed, "pooling": config.system.compute.pooling,
             "tables": table_location(point)}
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    return stable_hash(data)
 
 
 def batch_bytes(meta: TraceMeta, batch: Batch) -> int:

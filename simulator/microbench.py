@@ -34,15 +34,10 @@ class Sample:
         return out
 
 
-def median_seconds(backend: Backend, fn: Any, repeats: int, flush: bool = False) -> float:
+def median_seconds(backend: Backend, fn: Any, repeats: int) -> float:
     """Median seconds of ``repeats`` calls of ``fn`` after one untimed call."""
     backend.time_call(fn)
-    times = []
-    for _ in range(repeats):
-        if flush:
-            backend.flush_caches()
-        times.append(backend.time_call(fn))
-    return float(np.median(times))
+    return float(np.median(backend.time_pass([fn] * repeats, flush=False)))
 
 
 def uniform_batch(rng: np.random.Generator, tables: int, rows: int, batch_size: int,
