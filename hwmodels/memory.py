@@ -11,8 +11,8 @@ Fidelity levels (DESIGN.md):
 - ``fast``: requests are spread over ``channels`` by address (``interleave``-byte units); each
   channel is a bus of ``bandwidth / channels`` with a busy-until time kept across calls.
   Ignores banks, row buffers, refresh, turnaround and command timing.
-- ``detailed``: command-level DRAM timing; not provided for this generic tier (a DRAM device
-  model brings it).
+- ``detailed``: not provided for this generic tier: device tiers (``hwmodels.tier``, kinds
+  ``dram``, ``scm``, ``ssd``) bring command-level timing.
 
 Every access moves whole ``access_granularity`` units: ``bytes = requests x granularity``.
 """
@@ -31,21 +31,51 @@ from hwmodels.specs import MemorySpec
 MEMORY_TIMING: Registry[type[MemoryModel]] = Registry("memory fidelity")
 
 
-class MemoryModel(ABC):
-    """A memory tier with a timing model; counts requests and bytes for the results."""
+class Tier(ABC):
+    """What the simulator asks of every memory tier: timing of a stage's accesses, counts.
 
-    fidelity: ClassVar[str]
+    ``spec`` is a ``MemorySpec`` (for device tiers, a summary: capacity, peak bandwidth,
+    request size, table alignment). ``access`` serves a stage; ``unloaded_time`` bounds it.
+    """
+
+    fidelity: str
 
     def __init__(self, spec: MemorySpec):
         self.spec = spec
         self.granularity = int(spec.access_granularity)
         self.requests = 0
+        self.bytes_requested = 0
         self.bytes_read = 0
         self.bytes_written = 0
 
     @property
     def bytes_total(self) -> int:
         return self.bytes_read + self.bytes_written
+
+    @property
+    @abstractmethod
+    def energy_j(self) -> float:
+        """Energy the tier spent so far."""
+
+    def counters(self) -> dict[str, float]:
+        """Device counters for the results (row hits, activates, ...); none by default."""
+        return {}
+
+    @abstractmethod
+    def access(self, now_s: float, addresses: np.ndarray, sizes: np.ndarray,
+               write: np.ndarray | None = None) -> tuple[float, int]:
+        """Serve accesses of ``sizes`` bytes at byte ``addresses``: (finish time, bytes moved).
+        ``write`` flags the writes (all reads when None)."""
+
+    @abstractmethod
+    def unloaded_time(self, nbytes: float) -> float:
+        """Time to move ``nbytes`` on an idle tier: the lower bound of every access."""
+
+
+class MemoryModel(Tier):
+    """A generic tier: bandwidth, latency and channels, whole ``access_granularity`` units."""
+
+    fidelity: ClassVar[str]
 
     @property
     def energy_j(self) -> float:
@@ -57,11 +87,7 @@ class MemoryModel(ABC):
 
     def access(self, now_s: float, addresses: np.ndarray, sizes: np.ndarray,
                write: np.ndarray | None = None) -> tuple[float, int]:
-        """Serve accesses of ``sizes`` bytes at byte ``addresses``: (finish time, bytes moved).
-
-        ``write`` flags the writes (all reads when None). Addresses are assumed aligned to the
-        access granularity (placement guarantees it).
-        """
+        """Each access moves its size rounded up to whole granularity units."""
         if addresses.size == 0:
             return now_s, 0
         units = self.requests_for(np.broadcast_to(sizes, addresses.shape))
@@ -69,12 +95,12 @@ class MemoryModel(ABC):
         written = int(moved[write].sum()) if write is not None else 0
         total = int(moved.sum())
         self.requests += int(units.sum())
+        self.bytes_requested += int(np.sum(np.broadcast_to(sizes, addresses.shape)))
         self.bytes_written += written
         self.bytes_read += total - written
         return self._finish(now_s, addresses, moved, total), total
 
     def unloaded_time(self, nbytes: float) -> float:
-        """Time to move ``nbytes`` on an idle device: the lower bound of every access."""
         return self.spec.latency + nbytes / self.spec.bandwidth if nbytes else 0.0
 
     @abstractmethod

@@ -41,18 +41,29 @@ class DeviceConfig(Strict):
     preset: str | None = None
 
     def overrides(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"preset", "link", "host_memory"}, exclude_none=True)
+        return self.model_dump(exclude={"preset", "link", "host_memory", "kind", "params"},
+                               exclude_none=True)
+
+
+DIRECT = "direct"
+"""The link name of a tier the processor reads on its own memory bus (no link stage)."""
 
 
 class MemoryTierConfig(DeviceConfig):
-    """A memory tier (see ``hwmodels.specs.MemorySpec`` for the fields).
+    """A memory tier: a device model (``kind`` dram, scm or ssd, from a preset of that kind,
+    with ``params`` overriding any of the device's parameters) or a generic bandwidth/latency
+    tier (``kind: memory``; see ``hwmodels.specs.MemorySpec`` for its fields). ``kind``
+    defaults to the preset's kind, else ``memory``.
 
     ``link`` names the link the compute reaches this tier over (the default of
-    ``system.tables.link`` when the tables live here). ``host_memory: true`` marks the host's
-    main memory: reference backends that measure on an accelerator place tables that live in
-    this tier in pinned host memory.
+    ``system.tables.link`` for the tables that live here); ``direct`` means the processor reads
+    the tier on its own memory bus. ``host_memory: true`` marks the host's main memory:
+    reference backends that measure on an accelerator place tables that live in this tier in
+    pinned host memory.
     """
 
+    kind: Literal["memory", "dram", "scm", "ssd"] | None = None
+    params: dict[str, Any] = {}
     link: str | None = None
     host_memory: bool = False
     capacity: PositiveSize | None = None
@@ -74,11 +85,34 @@ class LinkConfig(DeviceConfig):
 
 
 class TablesConfig(Strict):
-    """Where the embedding tables live, and the link the compute reaches them over (by
-    default the tier's own ``link``)."""
+    """Where the embedding tables live: one ``tier``, or rows spread over several ``tiers``
+    (fastest first) by a ``placement`` policy (see ``simulator.placement``). ``budget`` caps the
+    bytes of a tier the tables may use (default: its capacity, less a cache kept there).
+    ``profile_batches`` is how many leading batches of the trace ``hot_rows`` profiles (default:
+    all). ``link`` overrides the tiers' own links for the compute's reads of the tables.
+    """
 
-    tier: str
+    tier: str | list[str]
+    placement: str = "whole_tables"
+    budget: dict[str, PositiveSize] = {}
+    profile_batches: PositiveInt | None = None
     link: str | None = None
+
+    @property
+    def tiers(self) -> list[str]:
+        """The tiers the tables may use, fastest first."""
+        return [self.tier] if isinstance(self.tier, str) else list(self.tier)
+
+    @property
+    def home(self) -> str:
+        """The first tier the tables use (where one-tier tables live)."""
+        return self.tiers[0]
+
+    @model_validator(mode="after")
+    def _some_tier(self) -> TablesConfig:
+        if not self.tiers or len(set(self.tiers)) != len(self.tiers):
+            raise ValueError("'tier' must name one tier or a list of distinct tiers")
+        return self
 
 
 class ComputeConfig(Strict):
@@ -100,17 +134,23 @@ class ComputeConfig(Strict):
     lookup_chain_latency: NonNegativeTime = 0.0
 
 
-class CacheConfig(Strict):
-    """A software cache of rows kept in ``tier``, in front of the tables' tier.
+class CacheConfig(BaseModel):
+    """A cache of rows kept in ``tier`` (the compute tier), in front of the tables' tiers.
 
-    Give its size either in bytes (``size``) or as a fraction of all rows (``load_factor``);
-    a slot holds the widest row. ``ways: full`` makes it fully associative. ``caches`` lists
-    the tiers whose rows it holds (default: any); tables elsewhere bypass it. ``hardware:
-    true`` models a processor cache: misses are fetched while hits are read, instead of all
-    misses being fetched before pooling starts.
+    ``kind`` picks the cache's behaviour (``software``: the generic set-associative or fully
+    associative row cache; ``fbgemm_uvm``, ``colossal``, ``hugectr``, ``pinned``: the caches of
+    those systems); further keys are that kind's options, checked against it. Give its size
+    either in bytes (``size``) or as a fraction of all rows (``load_factor``); a slot holds the
+    widest row. ``ways: full`` makes it fully associative. ``caches`` lists the tiers whose
+    rows it holds (default: every tier but the compute tier); rows elsewhere bypass it.
+    ``hardware: true`` models a processor cache: misses are fetched while hits are read,
+    instead of all misses being fetched before pooling starts.
     """
 
+    model_config = ConfigDict(extra="allow")
+
     tier: str
+    kind: str = "software"
     caches: list[str] | None = None
     hardware: bool = False
     size: PositiveSize | None = None
@@ -194,6 +234,13 @@ class ArrivalConfig(Strict):
 
 
 class RunConfig(Strict):
+    """How a point runs. ``mode: training`` adds, after each query's pooling, the update of
+    every row it looked up: a read-modify-write of the row and its ``optimizer`` state
+    (``sgd``: none; ``rowwise_adagrad``: one float per row; ``adagrad``: one float per
+    element), as FBGEMM's TBE training kernels do."""
+
+    mode: Literal["inference", "training"] = "inference"
+    optimizer: Literal["sgd", "rowwise_adagrad", "adagrad"] = "rowwise_adagrad"
     arrivals: ArrivalConfig = ArrivalConfig()
     seed: int = 0
     fidelity: str = "fast"

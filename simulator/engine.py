@@ -2,22 +2,28 @@
 
 Stages of a query (one SimPy event each, never one per lookup):
 
-1. ``cache``: the software cache looks up every row (compiled kernel; takes no simulated time).
-2. ``fetch``: rows not in the compute tier (cache misses, or all rows of remote tables without
-   a cache) are read from the tables' tier and moved over the link. The link is a SimPy
-   resource held for ``max(serialisation, memory time)``: memory reads and link transfer are
-   pipelined; the link latency follows. A software cache fetches all misses before pooling
-   starts (as FBGEMM's UVM cache prefetches); behind a hardware cache
+1. ``cache``: the row cache looks up the rows of the tiers it caches (compiled kernel; takes
+   no simulated time). Rows in the compute tier itself are read where they are.
+2. ``fetch``: rows not in the compute tier and not cache hits are read from their home tier
+   (one process per tier, in parallel) and moved over that tier's link. A link is a SimPy
+   resource per direction, held for ``max(serialisation, memory time)``: memory reads and
+   link transfer are pipelined; the link latency follows. A software cache fetches all
+   misses before pooling starts (as FBGEMM's UVM cache prefetches); behind a hardware cache
    (``system.cache.hardware``) fetch and pooling overlap and the query waits for both.
-3. ``pool``: the compute tier serves the reads of the bags' rows (cache hits and filled misses,
-   or local tables), the cache fills (writes) and the pooled outputs (writes); then the
+3. ``pool``: the compute tier serves the reads of the bags' rows (cache slots, rows kept in
+   the compute tier), the cache fills (writes) and the pooled outputs (writes); then the
    processor's fixed costs (``compute.query_overhead`` per query, ``call_overhead`` per
    table, ``bag_overhead`` per bag, ``lookup_overhead`` per lookup, ``lookup_chain_latency``
-   per row of each table's longest bag) are added.
+   per row of each table's longest bag) are added. Rows the cache serves without keeping
+   (slot -1: FBGEMM's conflict misses, a pinned cache's misses) are pooled as fetched.
+4. ``update`` (``run.mode: training``): each distinct row looked up is read and written back
+   with its optimizer state: a cached row's weights in its slot (which becomes dirty) and its
+   state at home; other rows at home, over their link. Dirty rows the query's fills evicted
+   are written back to their home tier.
 
-Devices keep timeline state between calls, so concurrent queries contend for channels; links
-contend through their SimPy resources. Arrivals are a closed loop (``concurrency`` queries in
-flight) or an open loop (Poisson at ``qps``).
+Devices keep timeline state between calls, so concurrent queries contend for channels, banks
+and buses; links contend through their SimPy resources. Arrivals are a closed loop
+(``concurrency`` queries in flight) or an open loop (Poisson at ``qps``).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ class QueryLog:
     finish_s: list[float] = field(default_factory=list)
     lookups: list[int] = field(default_factory=list)
     hits: list[int] = field(default_factory=list)
+    cache_lookups: list[int] = field(default_factory=list)
+    writebacks: list[int] = field(default_factory=list)
     unloaded_s: list[float] = field(default_factory=list)
 
     def add(self, q: Query) -> None:
@@ -53,6 +61,8 @@ class QueryLog:
         self.finish_s.append(q.finish_s)
         self.lookups.append(q.global_rows.size)
         self.hits.append(q.hits)
+        self.cache_lookups.append(q.cache_lookups)
+        self.writebacks.append(q.writeback_rows.size)
         self.unloaded_s.append(q.unloaded_s)
 
     def latency_s(self) -> np.ndarray:
@@ -73,10 +83,15 @@ class Engine:
         self.functional = functional
         self.on_query_done = on_query_done
         self.env = simpy.Environment()
-        self.link_busy = {name: simpy.Resource(self.env, capacity=1) for name in system.links}
+        self.link_busy = {(name, write): simpy.Resource(self.env, capacity=1)
+                          for name in system.links for write in (False, True)}
         self.rng = np.random.default_rng(run.seed)
         self.log = QueryLog()
         self._next_id = 0
+        training_cache = system.training and system.cache is not None
+        self.dirty = np.zeros(system.cache.slots, dtype=bool) if training_cache else None
+        self.slot_row = (np.full(system.cache.slots, -1, dtype=np.int64) if training_cache
+                         else None)
         compute = system.tiers[system.compute_tier]
         out_bytes = np.repeat(system.layout.row_bytes, meta.batch_size)
         out_bytes = -(-out_bytes // compute.granularity) * compute.granularity
@@ -116,26 +131,30 @@ class Engine:
 
     def _serve(self, q: Query):
         system, env = self.system, self.env
-        hit = slot = None
+        local = q.tier == system.compute_index
+        hit = np.zeros(q.global_rows.size, dtype=bool)
+        slot = np.full(q.global_rows.size, -1, dtype=np.int64)
         if system.cache is not None:
-            hit, slot = system.cache.lookup(q.global_rows)
-            q.hits = int(np.count_nonzero(hit))
-            remote = ~hit
-        elif system.tables_local:
-            q.hits = q.global_rows.size
-            remote = None
-        else:
-            remote = np.ones(q.global_rows.size, dtype=bool)
-        if remote is not None and remote.any():
-            fetch = env.process(self._fetch(q, remote))
-            if not system.overlap_fetch:
-                yield fetch
-            yield from self._pool(q, hit, slot)
-            yield fetch
-        else:
-            yield from self._pool(q, hit, slot)
+            through = np.flatnonzero(system.cached[q.tier] & ~local)
+            if through.size:
+                hit[through], slot[through] = system.cache.lookup(q.global_rows[through])
+                q.cache_lookups = through.size
+                if self.dirty is not None:
+                    self._evict_dirty(q, through, hit[through], slot[through])
+        q.hits = int(np.count_nonzero(local) + np.count_nonzero(hit))
+        remote = ~local & ~hit
+        fetches = [env.process(self._fetch(q, int(k), remote & (q.tier == k)))
+                   for k in np.unique(q.tier[remote])]
+        if fetches and not system.overlap_fetch:
+            yield env.all_of(fetches)
+        yield from self._pool(q, local, hit, slot)
+        if fetches:
+            yield env.all_of(fetches)
         q.unloaded_s = (max(q.fetch_unloaded_s, q.pool_unloaded_s) if system.overlap_fetch
                         else q.fetch_unloaded_s + q.pool_unloaded_s)
+        if system.training:
+            yield from self._update(q, local, slot)
+            q.unloaded_s += q.update_unloaded_s
         if self.functional is not None:
             self.functional.check(q.batch, q.global_rows, hit, slot)
         q.finish_s = env.now
@@ -143,43 +162,138 @@ class Engine:
         if self.on_query_done is not None:
             self.on_query_done(q)
 
-    def _fetch(self, q: Query, remote: np.ndarray):
+    def _move(self, tier_index: int, addresses: np.ndarray, sizes: np.ndarray, write: bool):
+        """Process: bytes between a table tier and the compute, memory and link pipelined (the
+        link, if any, is held for the longer of the two, then its latency follows). Returns the
+        move's unloaded time."""
         system, env = self.system, self.env
-        tier = system.tiers[system.table_tier]
-        assert system.table_link is not None
-        link = system.links[system.table_link]
-        sizes = q.row_bytes[remote]
-        memory_done, moved = tier.access(env.now, q.table_addresses[remote], sizes)
+        tier = system.tiers[system.table_tiers[tier_index]]
+        memory_done, moved = tier.access(env.now, addresses, sizes,
+                                         np.full(addresses.size, write))
+        link_name = system.tier_links[tier_index]
+        if link_name is None:
+            yield env.timeout(memory_done - env.now)
+            return tier.unloaded_time(moved)
+        link = system.links[link_name]
         payload = int(sizes.sum())
         link.record(payload)
         serialise = link.transfer_time(payload)
-        with self.link_busy[system.table_link].request() as turn:
+        with self.link_busy[(link_name, write)].request() as turn:
             yield turn
             yield env.timeout(max(serialise, memory_done - env.now))
         yield env.timeout(link.spec.latency)
-        q.fetch_unloaded_s = max(serialise, tier.unloaded_time(moved)) + link.spec.latency
+        return max(serialise, tier.unloaded_time(moved)) + link.spec.latency
 
-    def _pool(self, q: Query, hit: np.ndarray | None, slot: np.ndarray | None):
+    def _fetch(self, q: Query, tier_index: int, rows: np.ndarray):
+        unloaded = yield from self._move(tier_index, q.home_addresses[rows], q.row_bytes[rows],
+                                         write=False)
+        q.fetch_unloaded_s = max(q.fetch_unloaded_s, unloaded)
+
+    def _pool(self, q: Query, local: np.ndarray, hit: np.ndarray, slot: np.ndarray):
         system, env = self.system, self.env
         compute = system.tiers[system.compute_tier]
         addresses = [self.output_addresses]
         sizes = [self.output_sizes]
         writes = [np.ones(self.output_sizes.size, dtype=bool)]
-        if slot is not None:
-            slot_addr = slot * system.layout.slot_bytes
-            filled = ~hit
+        slotted = slot >= 0
+        if slotted.any():
+            slot_addr = self._slot_addresses(slot[slotted])
+            filled = ~hit[slotted]
             addresses += [slot_addr, slot_addr[filled]]
-            sizes += [q.row_bytes, q.row_bytes[filled]]
-            writes += [np.zeros(slot.size, dtype=bool), np.ones(int(filled.sum()), dtype=bool)]
-        elif system.tables_local:
-            addresses.append(q.table_addresses)
-            sizes.append(q.row_bytes)
-            writes.append(np.zeros(q.table_addresses.size, dtype=bool))
+            sizes += [q.row_bytes[slotted], q.row_bytes[slotted][filled]]
+            writes += [np.zeros(slot_addr.size, dtype=bool),
+                       np.ones(int(filled.sum()), dtype=bool)]
+        if local.any():
+            addresses.append(q.home_addresses[local])
+            sizes.append(q.row_bytes[local])
+            writes.append(np.zeros(int(local.sum()), dtype=bool))
         done, moved = compute.access(env.now, np.concatenate(addresses), np.concatenate(sizes),
                                      np.concatenate(writes))
         overhead = self._processor_time(q)
         yield env.timeout(done - env.now + overhead)
         q.pool_unloaded_s = compute.unloaded_time(moved) + overhead
+
+    def _slot_addresses(self, slots: np.ndarray) -> np.ndarray:
+        layout = self.system.layout
+        return layout.slot_base + slots * layout.slot_bytes
+
+    def _evict_dirty(self, q: Query, through: np.ndarray, hit: np.ndarray,
+                     slot: np.ndarray) -> None:
+        """Note the dirty rows this query's cache fills evict (written back in its update)."""
+        filled = slot[~hit & (slot >= 0)]
+        keys = q.global_rows[through][~hit & (slot >= 0)]
+        assert self.dirty is not None and self.slot_row is not None
+        first = np.unique(filled)
+        victims = self.slot_row[first]
+        dirty = self.dirty[first] & (victims >= 0)
+        q.writeback_rows = victims[dirty]
+        self.dirty[first] = False
+        last = filled.size - 1 - np.unique(filled[::-1], return_index=True)[1]
+        self.slot_row[filled[last]] = keys[last]
+
+    def _update(self, q: Query, local: np.ndarray, slot: np.ndarray):
+        """Training: read-modify-write of every row looked up and its optimizer state, where
+        they are (a cached row's weights in its slot, its state at home), plus write-backs of
+        dirty rows the cache evicted."""
+        system, env = self.system, self.env
+        _, first = np.unique(q.global_rows, return_index=True)
+        kept = slot[first] >= 0
+        if self.slot_row is not None:
+            # a concurrent query may have evicted the row since: update it at home instead
+            kept &= self.slot_row[np.maximum(slot[first], 0)] == q.global_rows[first]
+        in_slot, at_home = first[kept], first[~kept]
+        if self.dirty is not None:
+            self.dirty[slot[in_slot]] = True
+        compute_addr = [self._slot_addresses(slot[in_slot])]
+        compute_size = [q.row_bytes[in_slot]]
+        home_local = at_home[local[at_home]]
+        compute_addr.append(q.home_addresses[home_local])
+        compute_size.append(q.row_bytes[home_local] + q.state_bytes[home_local])
+        # remote homes: the whole row + state for uncached rows, the state for cached ones
+        state_only = in_slot[(q.state_bytes[in_slot] > 0) & ~local[in_slot]]
+        remote = np.concatenate([at_home[~local[at_home]], state_only])
+        offset = np.concatenate([np.zeros(remote.size - state_only.size, dtype=np.int64),
+                                 q.row_bytes[state_only]])
+        size = np.concatenate([q.row_bytes[at_home[~local[at_home]]]
+                               + q.state_bytes[at_home[~local[at_home]]],
+                               q.state_bytes[state_only]])
+        moves = [env.process(self._rmw_compute(np.concatenate(compute_addr),
+                                               np.concatenate(compute_size)))]
+        wb_tier, wb_addr = system.placement.locate(q.writeback_rows)
+        wb_size = system.placement.row_bytes_of(q.writeback_rows, system.layout.row_bytes)
+        tier_of = q.tier[remote]
+        for k in np.union1d(np.unique(tier_of), np.unique(wb_tier)):
+            mine = tier_of == k
+            wb = wb_tier == k
+            moves.append(env.process(self._rmw_home(
+                int(k), q.home_addresses[remote[mine]] + offset[mine], size[mine],
+                wb_addr[wb], wb_size[wb])))
+        results = yield env.all_of(moves)
+        q.update_unloaded_s = max(results.values())
+
+    def _rmw_compute(self, addresses: np.ndarray, sizes: np.ndarray):
+        """Process: read then write rows in the compute tier; returns its unloaded time."""
+        compute = self.system.tiers[self.system.compute_tier]
+        unloaded = 0.0
+        for write in (False, True):
+            done, moved = compute.access(self.env.now, addresses, sizes,
+                                         np.full(addresses.size, write))
+            yield self.env.timeout(done - self.env.now)
+            unloaded += compute.unloaded_time(moved)
+        return unloaded
+
+    def _rmw_home(self, tier_index: int, addresses: np.ndarray, sizes: np.ndarray,
+                  wb_addresses: np.ndarray, wb_sizes: np.ndarray):
+        """Process: read then write rows at their home tier, with the write-backs; returns
+        its unloaded time."""
+        unloaded = 0.0
+        if addresses.size:
+            unloaded += yield from self._move(tier_index, addresses, sizes, write=False)
+        writes = np.concatenate([addresses, wb_addresses])
+        if writes.size:
+            unloaded += yield from self._move(tier_index, writes,
+                                              np.concatenate([sizes, wb_sizes]), write=True)
+        return unloaded
 
     def _processor_time(self, q: Query) -> float:
         """Fixed pooling costs of the processor: per query, table call, bag and lookup."""

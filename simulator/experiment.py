@@ -27,8 +27,8 @@ from simulator.functional import FunctionalReference
 from simulator.metrics import check_invariants, summarise
 from simulator.query import Query
 from simulator.sweep import repeat_config, repeat_seeds, variants
-from simulator.system import System, build_system
-from simulator.workload import open_workload, workload_meta
+from simulator.system import System, build_system, needs_profile
+from simulator.workload import open_workload, profile_rows, workload_meta
 
 
 @dataclass
@@ -130,9 +130,15 @@ def _resolve(body: dict[str, Any], case: str | None, overrides: dict[str, Any],
 
 
 def prepare(point: Point, source: str) -> tuple[System, Any, Any]:
-    """System, trace metadata and batch source of a point (validates capacities and names)."""
+    """System, trace metadata and batch source of a point (validates capacities and names).
+
+    Placements and caches that rank rows by how often they are read get a profile: reads per
+    global row over the first ``system.tables.profile_batches`` batches (default: all)."""
     meta, batches = open_workload(point.config.workload, source)
-    return build_system(point.config, meta, source), meta, batches
+    frequency = None
+    if needs_profile(point.config):
+        frequency = profile_rows(batches(), meta, point.config.system.tables.profile_batches)
+    return build_system(point.config, meta, source, frequency), meta, batches
 
 
 def validate_point(point: Point, source: str) -> System:

@@ -23,8 +23,12 @@ MAX_TABLE_BYTES = 2 * 2**30
 
 @njit(cache=True)
 def _read_through_cache(values, store, global_rows, hit, slot, out):
-    """Row values as the cached data path delivers them, lookup by lookup, in order."""
+    """Row values as the cached data path delivers them, lookup by lookup, in order (slot -1:
+    read from the table without caching)."""
     for i in range(global_rows.size):
+        if slot[i] < 0:
+            out[i] = values[global_rows[i]]
+            continue
         if not hit[i]:
             store[slot[i]] = values[global_rows[i]]
         out[i] = store[slot[i]]

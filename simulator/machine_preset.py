@@ -59,7 +59,7 @@ def apply_machine(config: Experiment, preset: dict[str, Any], source: str) -> Ex
     system["compute"]["pooling"] = config.system.compute.pooling
     data = config.model_dump(mode="json", exclude_none=True)
     data["system"] = system
-    tier = config.system.tables.tier
+    tier = config.system.tables.home
     if tier not in system["memory"]:
         raise InputError(f"the experiment's tables live in {tier!r}, which the machine preset "
                          f"does not have (it has {', '.join(system['memory'])})",

@@ -64,7 +64,7 @@ def place_tables(backend: Backend, meta: TraceMeta, where: str, seed: int,
 def table_location(point: Point) -> str:
     """``host`` when the point's tables live in a tier marked ``host_memory``, else ``local``."""
     system = point.config.system
-    return "host" if system.memory[system.tables.tier].host_memory else "local"
+    return "host" if system.memory[system.tables.home].host_memory else "local"
 
 
 def workload_hash(point: Point) -> str:

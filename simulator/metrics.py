@@ -26,15 +26,18 @@ def check_invariants(log: QueryLog, system: System, queries_started: int) -> Non
         i = int(np.argmax(below))
         raise InvariantError(f"query {log.ids[i]} took {latency[i]:.3e} s, less than the "
                              f"unloaded latency of its path {floor[i]:.3e} s")
-    lookups = int(np.sum(log.lookups))
     cache = system.cache
-    if cache is not None and cache.hits + cache.misses != lookups:
+    through = int(np.sum(log.cache_lookups))
+    if cache is not None and cache.hits + cache.misses != through:
         raise InvariantError(f"cache hits {cache.hits} + misses {cache.misses} != "
-                             f"lookups {lookups}")
+                             f"{through} lookups of the tiers it caches")
     for name, tier in system.tiers.items():
         if tier.bytes_total != tier.requests * tier.granularity:
             raise InvariantError(f"tier {name}: {tier.bytes_total} bytes moved but "
                                  f"{tier.requests} requests of {tier.granularity} B")
+        if tier.bytes_requested > tier.bytes_total:
+            raise InvariantError(f"tier {name}: {tier.bytes_requested} bytes asked for but "
+                                 f"only {tier.bytes_total} moved")
 
 
 def summarise(log: QueryLog, system: System) -> dict[str, Any]:
@@ -60,14 +63,24 @@ def summarise(log: QueryLog, system: System) -> dict[str, Any]:
     row["cache_hits"] = cache.hits if cache is not None else 0
     row["cache_misses"] = cache.misses if cache is not None else 0
     row["cache_evictions"] = cache.evictions if cache is not None else 0
+    if cache is not None and hasattr(cache, "counters"):
+        row.update({f"cache_{key}": value for key, value in cache.counters().items()})
+    row["cache_writebacks"] = int(np.sum(log.writebacks))
     energy = 0.0
     for name, tier in system.tiers.items():
         row[f"bytes_{name}"] = tier.bytes_total
         row[f"bytes_read_{name}"] = tier.bytes_read
         row[f"bytes_written_{name}"] = tier.bytes_written
         row[f"requests_{name}"] = tier.requests
+        row[f"bytes_wasted_{name}"] = tier.bytes_total - tier.bytes_requested
         row[f"bw_gbps_{name}"] = tier.bytes_total * per_s / 1e9
+        row[f"energy_j_{name}"] = tier.energy_j
         energy += tier.energy_j
+        counters = tier.counters()
+        row.update({f"{key}_{name}": value for key, value in counters.items()})
+        if "row_hits" in counters:
+            opened = counters["row_hits"] + counters["row_misses"] + counters["row_conflicts"]
+            row[f"row_hit_rate_{name}"] = counters["row_hits"] / opened if opened else float("nan")
     for name, link in system.links.items():
         row[f"bytes_{name}"] = link.bytes
         row[f"bw_gbps_{name}"] = link.bytes * per_s / 1e9

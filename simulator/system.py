@@ -1,8 +1,10 @@
 """Assemble the devices of an experiment's ``system`` and lay the tables out in memory.
 
-A ``System`` holds one timing model per memory tier, the links, the optional software cache and
-the address layout: each table contiguous in its tier (bases aligned to the channel interleave),
-cache slots from address 0 of the cache's tier, pooled outputs after them.
+A ``System`` holds one timing model per memory tier (a generic bandwidth/latency tier, or a
+DRAM, SCM or SSD device model), the links, the optional row cache, the placement of every row
+(``simulator.placement``) and the compute tier's layout: cache slots from address 0, pooled
+outputs after them. In training each row's optimizer state sits right after the row in its home
+tier (FBGEMM keeps optimizer state out of its cache), so a row takes ``stride`` bytes there.
 """
 
 from __future__ import annotations
@@ -14,40 +16,47 @@ import numpy as np
 from embsim.errors import InputError
 from embsim.units import format_size
 from hwmodels.cache import SoftwareCache
+from hwmodels.device import make_device
 from hwmodels.link import Link
-from hwmodels.memory import MemoryModel, memory_model
-from hwmodels.presets import resolve
+from hwmodels.memory import Tier, memory_model
+from hwmodels.presets import load_preset, preset_names, resolve
 from hwmodels.specs import LinkSpec, MemorySpec
-from simulator.config import CacheConfig, ComputeConfig, Experiment
+from hwmodels.tier import DeviceTier
+from simulator.config import DIRECT, CacheConfig, ComputeConfig, Experiment, MemoryTierConfig
+from simulator.placement import Placement, TierRoom, align, place
 from traces.schema import TraceMeta
 
-
-def _align(value: int, unit: int) -> int:
-    return -(-value // unit) * unit
+STATE_BYTES = {"sgd": lambda dim: 0, "rowwise_adagrad": lambda dim: 4,
+               "adagrad": lambda dim: 4 * dim}
+"""Optimizer state per row (float32), by optimizer: FBGEMM's TBE optimizers."""
 
 
 @dataclass
 class Layout:
-    """Byte addresses of tables and cache slots in their tiers."""
+    """Row sizes, their footprint in their home tier, and the compute tier's cache and outputs."""
 
-    table_base: np.ndarray          # per table, in the tables' tier
     row_bytes: np.ndarray           # per table
+    stride: np.ndarray              # per table: row + optimizer state in the home tier
     slot_bytes: int = 0             # one cache slot, in the cache's tier
+    slot_base: int = 0              # first cache slot's address in the compute tier
     output_base: int = 0            # pooled outputs, in the compute tier
 
 
 @dataclass
 class System:
-    """Devices and layout of one simulated point."""
+    """Devices, placement and layout of one simulated point."""
 
-    tiers: dict[str, MemoryModel]
+    tiers: dict[str, Tier]
     links: dict[str, Link]
-    table_tier: str
-    table_link: str | None
+    table_tiers: list[str]          # the tiers tables may use, fastest first
+    tier_links: list[str | None]    # per table tier: the link to the compute (None: none)
     compute_tier: str
     compute: ComputeConfig
     cache: SoftwareCache | None
+    cached: np.ndarray              # per table tier: whether the cache holds its rows
+    placement: Placement
     layout: Layout
+    training: bool = False
     cache_config: CacheConfig | None = None
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -57,9 +66,10 @@ class System:
         return self.cache_config is not None and self.cache_config.hardware
 
     @property
-    def tables_local(self) -> bool:
-        """Whether the compute reads the tables directly, with no link in between."""
-        return self.table_tier == self.compute_tier
+    def compute_index(self) -> int:
+        """Index of the compute tier among the table tiers (-1 if tables never live there)."""
+        names = self.table_tiers
+        return names.index(self.compute_tier) if self.compute_tier in names else -1
 
 
 def _check_name(name: str | None, known: dict, what: str, source: str, field_: str) -> None:
@@ -69,9 +79,47 @@ def _check_name(name: str | None, known: dict, what: str, source: str, field_: s
                          field=field_)
 
 
-def _cache_slots(exp: Experiment, meta: TraceMeta, slot_bytes: int, source: str) -> int:
-    cache = exp.system.cache
-    assert cache is not None
+TIER_KINDS = ("dram", "scm", "ssd", "memory")
+
+
+def preset_kind(name: str, source: str, field_: str) -> str:
+    """The kind of the memory preset called ``name`` (device kinds first)."""
+    for kind in TIER_KINDS:
+        try:
+            load_preset(name, kind)
+        except InputError:
+            continue
+        return kind
+    known = sorted({n for kind in TIER_KINDS for n in preset_names(kind)})
+    raise InputError(f"unknown memory preset {name!r}; expected one of: {', '.join(known)}",
+                     source=source, field=field_)
+
+
+def build_tier(name: str, cfg: MemoryTierConfig, fidelity: str,
+               source: str) -> tuple[Tier, dict[str, str]]:
+    """The timing model of one memory tier and each parameter's source."""
+    where = f"system.memory.{name}"
+    kind = cfg.kind or (preset_kind(cfg.preset, source, f"{where}.preset") if cfg.preset
+                        else "memory")
+    if kind == "memory":
+        if cfg.params:
+            raise InputError("'params' are for device tiers (kind dram, scm or ssd); give a "
+                             "generic tier's fields directly", source=source,
+                             field=f"{where}.params")
+        spec, sources = resolve("memory", cfg.preset, cfg.overrides(), source=source,
+                                field=where)
+        assert isinstance(spec, MemorySpec)
+        return memory_model(spec, fidelity, source=source), sources
+    generic = sorted(cfg.overrides())
+    if generic:
+        raise InputError(f"a {kind} tier takes its parameters under 'params', not "
+                         f"{generic[0]!r}", source=source, field=f"{where}.{generic[0]}")
+    spec, sources = resolve(kind, cfg.preset, cfg.params, source=source, field=f"{where}.params")
+    device = make_device(kind, spec, fidelity, source=source)
+    return DeviceTier(device), sources
+
+
+def _cache_slots(cache: CacheConfig, meta: TraceMeta, slot_bytes: int, source: str) -> int:
     if cache.load_factor is not None:
         return max(1, int(np.ceil(cache.load_factor * meta.total_rows)))
     slots = int(cache.size // slot_bytes)
@@ -81,81 +129,134 @@ def _cache_slots(exp: Experiment, meta: TraceMeta, slot_bytes: int, source: str)
     return slots
 
 
-def build_system(exp: Experiment, meta: TraceMeta, source: str) -> System:
-    """Validate the system's cross references and capacities; instantiate its models."""
-    sys_cfg = exp.system
-    tiers: dict[str, MemoryModel] = {}
-    sources: dict[str, dict[str, str]] = {}
-    for name, tier_cfg in sys_cfg.memory.items():
-        spec, spec_sources = resolve("memory", tier_cfg.preset, tier_cfg.overrides(),
-                                     source=source, field=f"system.memory.{name}")
-        assert isinstance(spec, MemorySpec)
-        tiers[name] = memory_model(spec, exp.run.fidelity, source=source)
-        sources[name] = spec_sources
+def _links(exp: Experiment, source: str) -> tuple[dict[str, Link], dict[str, dict[str, str]]]:
     links: dict[str, Link] = {}
-    for name, link_cfg in sys_cfg.links.items():
+    sources: dict[str, dict[str, str]] = {}
+    for name, link_cfg in exp.system.links.items():
+        if name == DIRECT:
+            raise InputError(f"'{DIRECT}' is reserved (a tier read on the processor's own bus)",
+                             source=source, field=f"system.links.{name}")
         spec, spec_sources = resolve("link", link_cfg.preset, link_cfg.overrides(),
                                      source=source, field=f"system.links.{name}")
         assert isinstance(spec, LinkSpec)
         links[name] = Link(spec)
         sources[name] = spec_sources
+    return links, sources
 
-    _check_name(sys_cfg.tables.tier, tiers, "memory tier", source, "system.tables.tier")
-    _check_name(sys_cfg.compute.tier, tiers, "memory tier", source, "system.compute.tier")
+
+def _tier_links(exp: Experiment, links: dict[str, Link], source: str) -> list[str | None]:
+    """Per table tier, the link the compute reads it over (None: the compute tier, direct)."""
+    sys_cfg = exp.system
+    known = {**links, DIRECT: None}
     for name, tier_cfg in sys_cfg.memory.items():
-        _check_name(tier_cfg.link, links, "link", source, f"system.memory.{name}.link")
-    _check_name(sys_cfg.tables.link, links, "link", source, "system.tables.link")
-    table_link = sys_cfg.tables.link or sys_cfg.memory[sys_cfg.tables.tier].link
-    remote = sys_cfg.tables.tier != sys_cfg.compute.tier
-    if remote and table_link is None:
-        raise InputError(
-            f"tables live in {sys_cfg.tables.tier!r} but pooling runs on "
-            f"{sys_cfg.compute.tier!r}: name the link between them", source=source,
-            field="system.tables.link")
+        _check_name(tier_cfg.link, known, "link", source, f"system.memory.{name}.link")
+    _check_name(sys_cfg.tables.link, known, "link", source, "system.tables.link")
+    out: list[str | None] = []
+    for name in sys_cfg.tables.tiers:
+        link = sys_cfg.tables.link or sys_cfg.memory[name].link
+        if name == sys_cfg.compute.tier:
+            out.append(None)
+        elif link is None:
+            raise InputError(
+                f"tables live in {name!r} but pooling runs on {sys_cfg.compute.tier!r}: name "
+                f"the link between them (or '{DIRECT}' when the processor reads {name!r} on its "
+                f"own memory bus)", source=source, field="system.tables.link")
+        else:
+            out.append(None if link == DIRECT else link)
+    return out
 
-    table_tier = tiers[sys_cfg.tables.tier]
+
+def _row_cache(cache_cfg: CacheConfig, meta: TraceMeta, slot_bytes: int,
+               source: str) -> SoftwareCache:
+    for key in cache_cfg.model_extra or {}:
+        raise InputError("unknown key", source=source, field=f"system.cache.{key}")
+    slots = _cache_slots(cache_cfg, meta, slot_bytes, source)
+    ways = None if cache_cfg.ways == "full" else int(cache_cfg.ways)
+    try:
+        return SoftwareCache(slots, ways, cache_cfg.policy, meta.total_rows)
+    except InputError as err:
+        raise InputError(err.detail, source=source, field=err.field) from None
+
+
+def needs_profile(exp: Experiment) -> bool:
+    """Whether the point's placement or cache ranks rows by a profile of the trace."""
+    return exp.system.tables.placement == "hot_rows"
+
+
+def build_system(exp: Experiment, meta: TraceMeta, source: str,
+                 frequency: np.ndarray | None = None) -> System:
+    """Validate the system's cross references and capacities; instantiate its models and
+    place the rows (``frequency``: reads per global row from a profile, for ``hot_rows``)."""
+    sys_cfg = exp.system
+    tiers: dict[str, Tier] = {}
+    sources: dict[str, dict[str, str]] = {}
+    for name, tier_cfg in sys_cfg.memory.items():
+        tiers[name], sources[name] = build_tier(name, tier_cfg, exp.run.fidelity, source)
+    links, link_sources = _links(exp, source)
+    sources.update(link_sources)
+    for i, name in enumerate(sys_cfg.tables.tiers):
+        _check_name(name, tiers, "memory tier", source, "system.tables.tier" +
+                    ("" if isinstance(sys_cfg.tables.tier, str) else f".{i}"))
+    _check_name(sys_cfg.compute.tier, tiers, "memory tier", source, "system.compute.tier")
+    for name in sys_cfg.tables.budget:
+        _check_name(name, {n: 0 for n in sys_cfg.tables.tiers}, "table tier", source,
+                    f"system.tables.budget.{name}")
+    tier_links = _tier_links(exp, links, source)
+
+    training = exp.run.mode == "training"
+    state = STATE_BYTES[exp.run.optimizer]
     row_bytes = meta.row_bytes
-    table_bytes = np.array([_align(int(r * b), int(table_tier.spec.interleave))
-                            for r, b in zip(meta.rows, row_bytes, strict=True)], dtype=np.int64)
-    table_base = np.concatenate([[0], np.cumsum(table_bytes)[:-1]]).astype(np.int64)
-    total = int(table_bytes.sum())
-    if total > table_tier.spec.capacity:
-        raise InputError(
-            f"the tables need {format_size(total)} but tier {sys_cfg.tables.tier!r} holds "
-            f"{format_size(table_tier.spec.capacity)}", source=source, field="system.tables.tier")
-    layout = Layout(table_base=table_base, row_bytes=row_bytes)
-
-    cache = None
+    stride = row_bytes + (np.array([state(t.dim) for t in meta.tables], dtype=np.int64)
+                          if training else 0)
+    layout = Layout(row_bytes=row_bytes, stride=stride)
     compute = tiers[sys_cfg.compute.tier]
-    used_in_compute = total if not remote else 0
+    table_tiers = sys_cfg.tables.tiers
+
     cache_cfg = sys_cfg.cache
+    cached = np.zeros(len(table_tiers), dtype=bool)
+    cache = None
+    cache_bytes = 0
     if cache_cfg is not None:
         for name in cache_cfg.caches or []:
             _check_name(name, tiers, "memory tier", source, "system.cache.caches")
-        if cache_cfg.caches is not None and sys_cfg.tables.tier not in cache_cfg.caches:
+        _check_name(cache_cfg.tier, tiers, "memory tier", source, "system.cache.tier")
+        if cache_cfg.tier != sys_cfg.compute.tier:
+            raise InputError(
+                f"a cache must sit in the compute tier ({sys_cfg.compute.tier!r}); got "
+                f"{cache_cfg.tier!r}", source=source, field="system.cache.tier")
+        wanted = cache_cfg.caches if cache_cfg.caches is not None else list(tiers)
+        cached = np.array([t in wanted and t != sys_cfg.compute.tier for t in table_tiers])
+        if not cached.any():
+            if cache_cfg.caches is None:
+                raise InputError(
+                    f"the cache in {cache_cfg.tier!r} has nothing to cache: every table tier "
+                    "is the compute tier", source=source, field="system.cache.tier")
             cache_cfg = None
     if cache_cfg is not None:
-        _check_name(cache_cfg.tier, tiers, "memory tier", source, "system.cache.tier")
-        if cache_cfg.tier != sys_cfg.compute.tier or not remote:
+        layout.slot_bytes = align(int(row_bytes.max()), compute.granularity)
+        cache = _row_cache(cache_cfg, meta, layout.slot_bytes, source)
+        cache_bytes = cache.slots * layout.slot_bytes
+        if cache_bytes > compute.spec.capacity:
             raise InputError(
-                f"a cache must sit in the compute tier ({sys_cfg.compute.tier!r}) in front of "
-                f"tables in another tier; got cache in {cache_cfg.tier!r}, tables in "
-                f"{sys_cfg.tables.tier!r}", source=source, field="system.cache.tier")
-        layout.slot_bytes = _align(int(row_bytes.max()), compute.granularity)
-        slots = _cache_slots(exp, meta, layout.slot_bytes, source)
-        ways = None if cache_cfg.ways == "full" else int(cache_cfg.ways)
-        try:
-            cache = SoftwareCache(slots, ways, cache_cfg.policy, meta.total_rows)
-        except InputError as err:
-            raise InputError(err.detail, source=source, field=err.field) from None
-        used_in_compute = cache.slots * layout.slot_bytes
-        if used_in_compute > compute.spec.capacity:
-            raise InputError(
-                f"the cache needs {format_size(used_in_compute)} but tier {cache_cfg.tier!r} "
+                f"the cache needs {format_size(cache_bytes)} but tier {cache_cfg.tier!r} "
                 f"holds {format_size(compute.spec.capacity)}", source=source,
                 field="system.cache.size")
-    layout.output_base = _align(used_in_compute, int(compute.spec.interleave))
-    return System(tiers=tiers, links=links, table_tier=sys_cfg.tables.tier,
-                  table_link=table_link if remote else None, compute_tier=sys_cfg.compute.tier,
-                  compute=sys_cfg.compute, cache=cache,
-                  cache_config=cache_cfg if cache else None, layout=layout, sources=sources)
+
+    rooms = []
+    for name in table_tiers:
+        capacity = int(tiers[name].spec.capacity)
+        budget = int(sys_cfg.tables.budget.get(name, capacity))
+        if name == sys_cfg.compute.tier:
+            budget = min(budget, capacity - align(cache_bytes, int(compute.spec.interleave)))
+        rooms.append(TierRoom(name, budget, int(tiers[name].spec.interleave)))
+    placement = place(sys_cfg.tables.placement, rooms, np.asarray(meta.rows, dtype=np.int64),
+                      stride, frequency, source=source)
+    in_compute = (int(placement.bytes_used[table_tiers.index(sys_cfg.compute.tier)])
+                  if sys_cfg.compute.tier in table_tiers else 0)
+    unit = int(compute.spec.interleave)
+    layout.slot_base = align(in_compute, unit)          # after the tables kept there
+    layout.output_base = align(layout.slot_base + cache_bytes, unit)
+    return System(tiers=tiers, links=links, table_tiers=table_tiers, tier_links=tier_links,
+                  compute_tier=sys_cfg.compute.tier, compute=sys_cfg.compute, cache=cache,
+                  cached=cached, placement=placement, layout=layout, training=training,
+                  cache_config=cache_cfg if cache else None, sources=sources)

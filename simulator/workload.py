@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
+
 from embsim.errors import InputError
 from simulator.config import GeneratorConfig, WorkloadConfig
 from traces.batch import Batch
@@ -118,3 +120,11 @@ def open_workload(workload: WorkloadConfig, source: str) -> tuple[TraceMeta, Bat
         return meta, make
     limit = workload.max_batches
     return meta, lambda: islice(make(), limit)
+
+
+def profile_rows(batches: Iterator[Batch], meta: TraceMeta, limit: int | None) -> np.ndarray:
+    """Reads of each global row over the first ``limit`` batches (all when None)."""
+    counts = np.zeros(meta.total_rows, dtype=np.int64)
+    for batch in islice(batches, limit):
+        counts += np.bincount(batch.global_rows(meta.row_base), minlength=meta.total_rows)
+    return counts

@@ -129,7 +129,7 @@ def test_remote_tables_need_a_link(tmp_path):
 
 def test_tables_exceeding_capacity(tmp_path):
     bad(tmp_path, experiment(system__memory__dram__capacity="64 KiB"),
-        expect=["system.tables.tier", "the tables need", "holds 64 KiB"])
+        expect=["system.tables.tier", "the tables need", "'dram' holds 64 KiB"])
 
 
 def test_cache_exceeding_its_tier(tmp_path):

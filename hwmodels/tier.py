@@ -1,0 +1,83 @@
+"""A memory tier served by a request-level device model (DRAM, SCM or SSD).
+
+``DeviceTier`` gives a ``hwmodels.device.Device`` the tier interface the simulator uses
+(``MemoryModel.access``): each access of ``size`` bytes at a byte address becomes one request
+per ``request_bytes`` unit it touches (a row read becomes its bursts, its SCM lines or its SSD
+pages), all arriving when the stage starts; the stage ends when the last completes. An SSD is a
+block device read through software, so the pages one stage needs are read once each
+(``coalesce``); byte-addressable memories serve every row's requests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwmodels.device import Device
+from hwmodels.memory import Tier
+from hwmodels.specs import MemorySpec
+
+TABLE_ALIGNMENT = 4096
+"""Tables start on page boundaries in every device tier."""
+
+DEVICE_STATS = ("row_hits", "row_misses", "row_conflicts", "activates", "precharges",
+                "refreshes", "media_bytes_read", "media_bytes_written", "read_modify_writes",
+                "pages_read")
+"""Device counters copied into the results as ``<counter>_<tier>`` where a device has them."""
+
+
+def touched_units(addresses: np.ndarray, sizes: np.ndarray, unit: int) -> np.ndarray:
+    """Start address of every ``unit``-byte block each access touches, access by access."""
+    first = addresses // unit
+    count = (addresses + sizes - 1) // unit - first + 1
+    starts = np.repeat(first, count)
+    step = np.arange(starts.size) - np.repeat(np.cumsum(count) - count, count)
+    return (starts + step) * unit
+
+
+class DeviceTier(Tier):
+    """The tier interface over a ``Device``: its requests, bytes, energy and counters."""
+
+    def __init__(self, device: Device):
+        summary = MemorySpec(capacity=device.capacity, bandwidth=device.peak_bandwidth,
+                             latency=0.0, access_granularity=device.request_bytes,
+                             interleave=TABLE_ALIGNMENT)
+        super().__init__(summary)
+        self.device = device
+        self.fidelity = device.fidelity
+        self.coalesce = device.kind == "ssd"
+
+    def access(self, now_s: float, addresses: np.ndarray, sizes: np.ndarray,
+               write: np.ndarray | None = None) -> tuple[float, int]:
+        if addresses.size == 0:
+            return now_s, 0
+        sizes = np.broadcast_to(sizes, addresses.shape).astype(np.int64)
+        flags = np.zeros(addresses.size, dtype=bool) if write is None else write
+        units = touched_units(addresses.astype(np.int64), sizes, self.granularity)
+        is_write = np.repeat(flags, (addresses + sizes - 1) // self.granularity
+                             - addresses // self.granularity + 1)
+        requested = int(sizes.sum())
+        if self.coalesce:
+            keyed = np.unique(units * 2 + is_write)
+            units, is_write = keyed // 2, (keyed % 2).astype(bool)
+            _, first = np.unique(addresses, return_index=True)
+            requested = int(sizes[first].sum())
+        finish = self.device.service(np.full(units.size, now_s), units, is_write)
+        moved = units.size * self.granularity
+        written = int(np.count_nonzero(is_write)) * self.granularity
+        self.requests += units.size
+        self.bytes_requested += requested
+        self.bytes_written += written
+        self.bytes_read += moved - written
+        return float(finish.max()), moved
+
+    def unloaded_time(self, nbytes: float) -> float:
+        """Bytes over the device's peak bandwidth: no device moves data faster."""
+        return nbytes / self.spec.bandwidth if nbytes else 0.0
+
+    @property
+    def energy_j(self) -> float:
+        return float(self.device.stats()["energy_j"])
+
+    def counters(self) -> dict[str, float]:
+        stats = self.device.stats()
+        return {name: stats[name] for name in DEVICE_STATS if name in stats}
