@@ -74,3 +74,5 @@ def _print_summary(report: SweepReport, out_dir: Path) -> None:
         click.echo(f"... and {len(frame) - SHOW_ROWS} more rows")
     click.echo(f"wrote {out_dir / 'results.parquet'} ({len(frame)} rows; ran {report.ran}, "
                f"reused {report.reused} finished)")
+    for path in report.plots:
+        click.echo(f"wrote {path}")

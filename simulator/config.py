@@ -275,6 +275,17 @@ class SweepConfig(Strict):
     exclude: list[Condition] = []
 
 
+class PlotConfig(Strict):
+    """A figure ``embsim run`` draws from the results: each metric against ``x``, one line per
+    ``by`` value, over the points whose columns match ``where`` (path -> value)."""
+
+    file: Annotated[str, Field(pattern=r"^[\w.-]+\.(png|pdf|svg)$")]
+    x: str
+    by: str | None = None
+    metrics: Annotated[list[str], Field(min_length=1)] = ["cache_hit_rate", "latency_p99_us"]
+    where: dict[str, Any] = {}
+
+
 class Experiment(Strict):
     name: str = "experiment"
     description: str = ""
@@ -282,6 +293,7 @@ class Experiment(Strict):
     workload: WorkloadConfig
     run: RunConfig = RunConfig()
     sweep: SweepConfig | None = None
+    plots: list[PlotConfig] = []
 
 
 def validation_message(err: ValidationError) -> tuple[str, str]:

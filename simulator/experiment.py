@@ -84,7 +84,7 @@ def config_hash(config: Experiment) -> str:
     Fields left at their defaults are not hashed, so a later version of embsim that adds a
     field (with a default) still recognises results and measurements of earlier ones.
     """
-    data = config.model_dump(mode="json", exclude={"name", "description", "sweep"},
+    data = config.model_dump(mode="json", exclude={"name", "description", "sweep", "plots"},
                              exclude_defaults=True)
     return stable_hash(data)
 

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import yaml
 from simulator.config import parse_experiment
 from simulator.executors import Task, make_executor
 from simulator.experiment import Point, device_sources, load_points, validate_point
+from simulator.plots import check_plots, write_plots
 from simulator.progress import SweepProgress
 from simulator.results import write_parquet, write_text
 from simulator.shards import ShardStore, results_table
@@ -57,6 +58,7 @@ class SweepReport:
     frame: pd.DataFrame
     ran: int
     reused: int
+    plots: list[Path] = field(default_factory=list)
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -80,6 +82,8 @@ def run_experiment(path: Path, out_dir: Path, sets: dict[str, Any],
     options = options or RunOptions()
     source = str(path)
     raw, points = load_points(path, sets)
+    plots = parse_experiment(raw, source).plots
+    check_plots(plots, points, source)
     executor = make_executor(options.executor, options.workers, options.address)
     store = ShardStore(out_dir)
     measured = store.rows({p.config_hash for p in points})
@@ -118,7 +122,8 @@ def run_experiment(path: Path, out_dir: Path, sets: dict[str, Any],
             finally:
                 outcomes.close()
                 frame = _write_results(store, points, measured, options.per_query)
-    return SweepReport(frame, len(todo), len(finished))
+    return SweepReport(frame, len(todo), len(finished),
+                       write_plots(plots, frame, out_dir, source))
 
 
 def _validate(points: list[Point], source: str) -> System:

@@ -1,0 +1,35 @@
+"""An experiment's ``plots:`` are drawn after its run; bad plot specs stop it before."""
+
+from __future__ import annotations
+
+from conftest import embsim, experiment, write_yaml
+
+
+def sweep_with_plots(plots):
+    data = experiment()
+    data["sweep"] = {"grid": {"system.cache.size": ["16 KiB", "64 KiB"],
+                              "system.cache.policy": ["lru", "lfu"]}}
+    data["plots"] = plots
+    return data
+
+
+def test_run_writes_each_plot(tmp_path):
+    path = write_yaml(tmp_path / "exp.yaml", sweep_with_plots([
+        {"file": "hit.png", "x": "system.cache.size", "by": "system.cache.policy"},
+        {"file": "lru.svg", "x": "system.cache.size", "metrics": ["throughput_qps"],
+         "where": {"system.cache.policy": "lru"}}]))
+    proc = embsim("run", str(path), "--out", str(tmp_path / "out"), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    png = (tmp_path / "out" / "hit.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    assert b"<svg" in (tmp_path / "out" / "lru.svg").read_bytes()
+    assert "wrote " + str(tmp_path / "out" / "hit.png") in proc.stdout
+
+
+def test_plot_of_an_unswept_path_is_bad_input_and_runs_nothing(tmp_path):
+    path = write_yaml(tmp_path / "exp.yaml", sweep_with_plots(
+        [{"file": "hit.png", "x": "system.cache.ways"}]))
+    proc = embsim("run", str(path), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert "plots.0.x" in proc.stderr and "not a swept path" in proc.stderr
+    assert not (tmp_path / "out").exists()
