@@ -24,13 +24,15 @@ class PerLookupModel:
     """SimPy model with a process per lookup; ``run`` returns the simulated time."""
 
     def __init__(self, system: System, meta: TraceMeta, concurrency: int):
-        assert system.cache is not None and system.table_link is not None
+        link_name = system.tier_links[0]
+        assert system.cache is not None and link_name is not None
         self.env = simpy.Environment()
         self.link = simpy.Resource(self.env, capacity=1)
-        self.link_spec = system.links[system.table_link].spec
-        self.table_spec = system.tiers[system.table_tier].spec
+        self.link_spec = system.links[link_name].spec
+        self.table_spec = system.tiers[system.table_tiers[0]].spec
         self.compute_spec = system.tiers[system.compute_tier].spec
-        self.num_sets, self.ways = system.cache.num_sets, system.cache.ways
+        cache = system.cache.cache          # the SoftwareCache behind kind ``software``
+        self.num_sets, self.ways = cache.num_sets, cache.ways
         self.sets = [OrderedDict() for _ in range(self.num_sets)]
         self.row_base = meta.row_base
         self.row_bytes = meta.row_bytes

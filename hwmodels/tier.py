@@ -35,11 +35,15 @@ def touched_units(addresses: np.ndarray, sizes: np.ndarray, unit: int) -> np.nda
 
 
 class DeviceTier(Tier):
-    """The tier interface over a ``Device``: its requests, bytes, energy and counters."""
+    """The tier interface over a ``Device``: its requests, bytes, energy and counters.
+
+    ``spec`` summarises the device (capacity, peak bandwidth, best-case read latency, request
+    size, table alignment) for code that sizes and reports tiers."""
 
     def __init__(self, device: Device):
         summary = MemorySpec(capacity=device.capacity, bandwidth=device.peak_bandwidth,
-                             latency=0.0, access_granularity=device.request_bytes,
+                             latency=device.unloaded_read_latency_s(),
+                             access_granularity=device.request_bytes,
                              interleave=TABLE_ALIGNMENT)
         super().__init__(summary)
         self.device = device

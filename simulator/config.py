@@ -137,14 +137,15 @@ class ComputeConfig(Strict):
 class CacheConfig(BaseModel):
     """A cache of rows kept in ``tier`` (the compute tier), in front of the tables' tiers.
 
-    ``kind`` picks the cache's behaviour (``software``: the generic set-associative or fully
-    associative row cache; ``fbgemm_uvm``, ``colossal``, ``hugectr``, ``pinned``: the caches of
-    those systems); further keys are that kind's options, checked against it. Give its size
-    either in bytes (``size``) or as a fraction of all rows (``load_factor``); a slot holds the
-    widest row. ``ways: full`` makes it fully associative. ``caches`` lists the tiers whose
-    rows it holds (default: every tier but the compute tier); rows elsewhere bypass it.
-    ``hardware: true`` models a processor cache: misses are fetched while hits are read,
-    instead of all misses being fetched before pooling starts.
+    ``kind`` picks the cache (``hwmodels.cache.ROW_CACHES``: ``software``, the generic
+    set-associative or fully associative row cache with ``ways`` and ``policy``;
+    ``fbgemm_uvm``, ``colossal``, ``hugectr`` and ``pinned``: the caches of those systems).
+    Every other key is an option of that kind, checked against it. Give the size either in
+    bytes (``size``; a slot holds the widest row) or as a fraction of all rows
+    (``load_factor``). ``caches`` lists the tiers whose rows it holds (default: every tier but
+    the compute tier); rows elsewhere bypass it. ``hardware: true`` models a processor cache:
+    misses are fetched while hits are read, instead of all misses being fetched before pooling
+    starts.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -155,13 +156,16 @@ class CacheConfig(BaseModel):
     hardware: bool = False
     size: PositiveSize | None = None
     load_factor: Annotated[float, Field(gt=0, le=1)] | None = None
-    ways: PositiveInt | Literal["full"] = 32
-    policy: str = "lru"
 
     @model_validator(mode="after")
     def _one_size(self) -> CacheConfig:
         require_one(self.size, self.load_factor, "give exactly one of 'size' or 'load_factor'")
         return self
+
+    def options(self) -> dict[str, Any]:
+        """The keys that belong to the cache's kind; one set to null is left out (so a sweep
+        case can switch kinds and unset the options of the previous one)."""
+        return {k: v for k, v in (self.model_extra or {}).items() if v is not None}
 
 
 class SystemConfig(Strict):
@@ -304,6 +308,8 @@ def validation_message(err: ValidationError) -> tuple[str, str]:
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown key"
+        if len(first["loc"]) == 4 and first["loc"][:2] == ("system", "memory"):
+            message += " (a device tier's own parameters go under 'params')"
     elif first["type"] != "missing" and not isinstance(given, dict):
         message = f"{message} (got {given!r})"
     more = len(err.errors()) - 1

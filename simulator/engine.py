@@ -90,8 +90,11 @@ class Engine:
         self._next_id = 0
         training_cache = system.training and system.cache is not None
         self.dirty = np.zeros(system.cache.slots, dtype=bool) if training_cache else None
-        self.slot_row = (np.full(system.cache.slots, -1, dtype=np.int64) if training_cache
-                         else None)
+        self.slot_row = None
+        if training_cache:
+            self.slot_row = np.full(system.cache.slots, -1, dtype=np.int64)
+            slots, rows = system.cache.preloaded()
+            self.slot_row[slots] = rows
         compute = system.tiers[system.compute_tier]
         out_bytes = np.repeat(system.layout.row_bytes, meta.batch_size)
         out_bytes = -(-out_bytes // compute.granularity) * compute.granularity
@@ -106,7 +109,12 @@ class Engine:
                 self.env.process(self._closed_loop_client())
         else:
             self.env.process(self._poisson_source(arrivals.qps))
-        self.env.run()
+        try:
+            self.env.run()
+        except Exception as err:
+            # SimPy re-raises a process's exception as a copy made from its args; the
+            # original (with an InputError's field) is its cause
+            raise (err.__cause__ if type(err.__cause__) is type(err) else err) from None
         return self.log
 
     def _next_query(self) -> Query | None:

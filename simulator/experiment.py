@@ -9,6 +9,7 @@ sweep (executors, shards, resume) is ``simulator.runner``'s job.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import time
@@ -17,17 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from embsim.errors import InputError
+from hwmodels.cache.row_cache import parse_options
 from simulator.config import Experiment, parse_experiment, read_yaml, set_dotted
 from simulator.engine import Engine
 from simulator.functional import FunctionalReference
 from simulator.metrics import check_invariants, summarise
 from simulator.query import Query
 from simulator.sweep import repeat_config, repeat_seeds, variants
-from simulator.system import System, build_system, needs_profile
+from simulator.system import System, build_system
 from simulator.workload import open_workload, profile_rows, workload_meta
 
 
@@ -126,7 +129,11 @@ def _resolve(body: dict[str, Any], case: str | None, overrides: dict[str, Any],
     for key, value in overrides.items():
         set_dotted(data, key, value, source=source)
     named = overrides if case is None else {"case": case, **overrides}
-    return parse_experiment(data, f"{source} (sweep point {named})" if named else source)
+    where = f"{source} (sweep point {named})" if named else source
+    config = parse_experiment(data, where)
+    if config.system.cache is not None:
+        parse_options(config.system.cache.kind, config.system.cache.options(), source=where)
+    return config
 
 
 def prepare(point: Point, source: str) -> tuple[System, Any, Any]:
@@ -135,10 +142,12 @@ def prepare(point: Point, source: str) -> tuple[System, Any, Any]:
     Placements and caches that rank rows by how often they are read get a profile: reads per
     global row over the first ``system.tables.profile_batches`` batches (default: all)."""
     meta, batches = open_workload(point.config.workload, source)
-    frequency = None
-    if needs_profile(point.config):
-        frequency = profile_rows(batches(), meta, point.config.system.tables.profile_batches)
-    return build_system(point.config, meta, source, frequency), meta, batches
+
+    @functools.cache
+    def profile(limit: int | None) -> np.ndarray:
+        return profile_rows(batches(), meta, limit)
+
+    return build_system(point.config, meta, source, profile), meta, batches
 
 
 def validate_point(point: Point, source: str) -> System:
@@ -156,8 +165,10 @@ def simulate_point(point: Point, source: str, per_query: bool = False,
     run = point.config.run
     functional = None
     if run.functional:
-        slots = system.cache.slots if system.cache is not None else None
-        functional = FunctionalReference(meta, run.seed, system.compute.pooling, slots)
+        cache = system.cache
+        functional = FunctionalReference(meta, run.seed, system.compute.pooling,
+                                         cache.slots if cache is not None else None,
+                                         cache.preloaded() if cache is not None else None)
     engine = Engine(system, meta, batches(), run, functional, on_query_done)
     log = engine.run()
     check_invariants(log, system, engine._next_id)

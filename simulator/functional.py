@@ -22,16 +22,43 @@ MAX_TABLE_BYTES = 2 * 2**30
 
 
 @njit(cache=True)
-def _read_through_cache(values, store, global_rows, hit, slot, out):
-    """Row values as the cached data path delivers them, lookup by lookup, in order (slot -1:
-    read from the table without caching)."""
+def _read_through_cache(values, store, store_row, global_rows, hit, slot, saved_at, saved_prev,
+                        saved_row, saved_value, out):
+    """Row values as the cached data path delivers them, lookup by lookup, in order.
+
+    A miss fills its slot; slot -1 reads the table without caching. A hit reads its slot; if a
+    fill of this same batch has since replaced the row there, the hit reads the row as that
+    slot held it earlier in the batch (caches that look a whole batch up before filling it, as
+    HugeCTR's HPS does, serve the batch from those values); a hit on a slot that never held its
+    row delivers NaN, which fails the comparison.
+    """
+    saved = 0
     for i in range(global_rows.size):
-        if slot[i] < 0:
-            out[i] = values[global_rows[i]]
-            continue
-        if not hit[i]:
-            store[slot[i]] = values[global_rows[i]]
-        out[i] = store[slot[i]]
+        row, s = global_rows[i], slot[i]
+        if s < 0:
+            out[i] = values[row]
+        elif not hit[i]:
+            saved_row[saved] = store_row[s]              # what the slot held until now
+            saved_value[saved] = store[s]
+            saved_prev[saved] = saved_at[s] - 1
+            saved += 1
+            saved_at[s] = saved
+            store[s] = values[row]
+            store_row[s] = row
+            out[i] = store[s]
+        elif store_row[s] == row:
+            out[i] = store[s]
+        else:
+            out[i] = np.nan
+            k = saved_at[s] - 1
+            while k >= 0:
+                if saved_row[k] == row:
+                    out[i] = saved_value[k]
+                    break
+                k = saved_prev[k]
+    for i in range(global_rows.size):
+        if slot[i] >= 0:
+            saved_at[slot[i]] = 0
 
 
 @njit(cache=True)
@@ -57,7 +84,9 @@ def _torch():
 class FunctionalReference:
     """Seeded table values, cache slot contents and the comparison with torch."""
 
-    def __init__(self, meta: TraceMeta, seed: int, pooling: str, cache_slots: int | None):
+    def __init__(self, meta: TraceMeta, seed: int, pooling: str, cache_slots: int | None,
+                 preloaded: tuple[np.ndarray, np.ndarray] | None = None):
+        """``preloaded``: (slots, global rows) a cache holds before the run."""
         self.torch = _torch()
         needed = meta.total_rows * max(t.dim for t in meta.tables) * 4
         if needed > MAX_TABLE_BYTES:
@@ -75,6 +104,12 @@ class FunctionalReference:
                 (table.rows, table.dim), dtype=np.float32)
         self.store = (np.zeros((cache_slots, self.max_dim), dtype=np.float32)
                       if cache_slots else None)
+        self.store_row = np.full(cache_slots or 0, -1, dtype=np.int64)
+        self.saved_at = np.zeros(cache_slots or 0, dtype=np.int64)
+        if self.store is not None and preloaded is not None:
+            slots, rows = preloaded
+            self.store[slots] = self.values[rows]
+            self.store_row[slots] = rows
         self.checked_bags = 0
 
     def pooled(self, batch: Batch, global_rows: np.ndarray, hit: np.ndarray | None,
@@ -84,7 +119,11 @@ class FunctionalReference:
             rows = self.values[global_rows]
         else:
             rows = np.empty((global_rows.size, self.max_dim), dtype=np.float32)
-            _read_through_cache(self.values, self.store, global_rows, hit, slot, rows)
+            filled = int(np.count_nonzero(~hit & (slot >= 0)))
+            _read_through_cache(self.values, self.store, self.store_row, global_rows, hit, slot,
+                                self.saved_at, np.empty(filled, dtype=np.int64),
+                                np.empty(filled, dtype=np.int64),
+                                np.empty((filled, self.max_dim), dtype=np.float32), rows)
         out = np.zeros((batch.offsets.size - 1, self.max_dim), dtype=np.float32)
         _pool_bags(rows, batch.offsets, self.mean, out)
         return out

@@ -78,6 +78,8 @@ class Placement:
 PlacementPolicy = Callable[[list[TierRoom], np.ndarray, np.ndarray,
                             "np.ndarray | None"], Placement]
 PLACEMENTS: Registry[PlacementPolicy] = Registry("placement policy")
+RANKED = {"hot_rows"}
+"""Policies that rank rows by a profile of the trace."""
 
 
 def _no_room(rooms: list[TierRoom], needed: int) -> InputError:

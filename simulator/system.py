@@ -9,13 +9,14 @@ tier (FBGEMM keeps optimizer state out of its cache), so a row takes ``stride`` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from embsim.errors import InputError
 from embsim.units import format_size
-from hwmodels.cache import SoftwareCache
+from hwmodels.cache.row_cache import ROW_CACHES, RowCache, build_row_cache, parse_options
 from hwmodels.device import make_device
 from hwmodels.link import Link
 from hwmodels.memory import Tier, memory_model
@@ -23,7 +24,7 @@ from hwmodels.presets import load_preset, preset_names, resolve
 from hwmodels.specs import LinkSpec, MemorySpec
 from hwmodels.tier import DeviceTier
 from simulator.config import DIRECT, CacheConfig, ComputeConfig, Experiment, MemoryTierConfig
-from simulator.placement import Placement, TierRoom, align, place
+from simulator.placement import RANKED, Placement, TierRoom, align, place
 from traces.schema import TraceMeta
 
 STATE_BYTES = {"sgd": lambda dim: 0, "rowwise_adagrad": lambda dim: 4,
@@ -52,7 +53,7 @@ class System:
     tier_links: list[str | None]    # per table tier: the link to the compute (None: none)
     compute_tier: str
     compute: ComputeConfig
-    cache: SoftwareCache | None
+    cache: RowCache | None
     cached: np.ndarray              # per table tier: whether the cache holds its rows
     placement: Placement
     layout: Layout
@@ -121,7 +122,8 @@ def build_tier(name: str, cfg: MemoryTierConfig, fidelity: str,
 
 def _cache_slots(cache: CacheConfig, meta: TraceMeta, slot_bytes: int, source: str) -> int:
     if cache.load_factor is not None:
-        return max(1, int(np.ceil(cache.load_factor * meta.total_rows)))
+        kind = ROW_CACHES.get(cache.kind, source=source, field="system.cache.kind")
+        return kind.slots_for_load_factor(cache.load_factor, meta.total_rows)
     slots = int(cache.size // slot_bytes)
     if slots < 1:
         raise InputError(f"{format_size(cache.size)} holds no row of {slot_bytes} B",
@@ -166,27 +168,35 @@ def _tier_links(exp: Experiment, links: dict[str, Link], source: str) -> list[st
     return out
 
 
-def _row_cache(cache_cfg: CacheConfig, meta: TraceMeta, slot_bytes: int,
-               source: str) -> SoftwareCache:
-    for key in cache_cfg.model_extra or {}:
-        raise InputError("unknown key", source=source, field=f"system.cache.{key}")
-    slots = _cache_slots(cache_cfg, meta, slot_bytes, source)
-    ways = None if cache_cfg.ways == "full" else int(cache_cfg.ways)
+def _row_cache(exp: Experiment, meta: TraceMeta, slot_bytes: int, source: str,
+               profile: Profile | None) -> RowCache:
+    cache_cfg = exp.system.cache
+    assert cache_cfg is not None
+    options = cache_cfg.options()
+    kind = ROW_CACHES.get(cache_cfg.kind, source=source, field="system.cache.kind")
+    frequency = None
+    if kind.needs_profile:
+        limit = parse_options(cache_cfg.kind, options, source=source).profile_batches
+        frequency = (profile(limit) if profile is not None
+                     else np.zeros(meta.total_rows, dtype=np.int64))
     try:
-        return SoftwareCache(slots, ways, cache_cfg.policy, meta.total_rows)
+        return build_row_cache(cache_cfg.kind, options,
+                               slots=_cache_slots(cache_cfg, meta, slot_bytes, source),
+                               table_rows=meta.rows, frequency=frequency, seed=exp.run.seed,
+                               source=source)
     except InputError as err:
         raise InputError(err.detail, source=source, field=err.field) from None
 
 
-def needs_profile(exp: Experiment) -> bool:
-    """Whether the point's placement or cache ranks rows by a profile of the trace."""
-    return exp.system.tables.placement == "hot_rows"
+Profile = Callable[[int | None], np.ndarray]
+"""Reads per global row over the first N batches of the trace (all when None)."""
 
 
 def build_system(exp: Experiment, meta: TraceMeta, source: str,
-                 frequency: np.ndarray | None = None) -> System:
+                 profile: Profile | None = None) -> System:
     """Validate the system's cross references and capacities; instantiate its models and
-    place the rows (``frequency``: reads per global row from a profile, for ``hot_rows``)."""
+    place the rows. ``profile`` serves the placements and caches that rank rows by how often
+    they are read; without it (validation before a run) every row counts as unread."""
     sys_cfg = exp.system
     tiers: dict[str, Tier] = {}
     sources: dict[str, dict[str, str]] = {}
@@ -234,7 +244,7 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
             cache_cfg = None
     if cache_cfg is not None:
         layout.slot_bytes = align(int(row_bytes.max()), compute.granularity)
-        cache = _row_cache(cache_cfg, meta, layout.slot_bytes, source)
+        cache = _row_cache(exp, meta, layout.slot_bytes, source, profile)
         cache_bytes = cache.slots * layout.slot_bytes
         if cache_bytes > compute.spec.capacity:
             raise InputError(
@@ -249,6 +259,8 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
         if name == sys_cfg.compute.tier:
             budget = min(budget, capacity - align(cache_bytes, int(compute.spec.interleave)))
         rooms.append(TierRoom(name, budget, int(tiers[name].spec.interleave)))
+    frequency = (profile(sys_cfg.tables.profile_batches)
+                 if profile is not None and sys_cfg.tables.placement in RANKED else None)
     placement = place(sys_cfg.tables.placement, rooms, np.asarray(meta.rows, dtype=np.int64),
                       stride, frequency, source=source)
     in_compute = (int(placement.bytes_used[table_tiers.index(sys_cfg.compute.tier)])

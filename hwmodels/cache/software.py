@@ -7,11 +7,15 @@ of ``ways`` lines, or fully associative when ``ways`` is None. Keys are global r
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import numpy as np
+from pydantic import Field
 
 from embsim.errors import InputError
 from hwmodels.cache import kernels
 from hwmodels.cache.policy import POLICIES
+from hwmodels.cache.row_cache import ROW_CACHES, CacheOptions, RowCache
 
 
 class SoftwareCache:
@@ -64,3 +68,30 @@ class SoftwareCache:
     def hit_rate(self) -> float:
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
+
+
+class SoftwareOptions(CacheOptions):
+    """``ways``: lines per set (``full``: fully associative); ``policy``: a name in POLICIES."""
+
+    ways: Annotated[int, Field(gt=0)] | Literal["full"] = 32
+    policy: str = "lru"
+
+
+@ROW_CACHES.register("software")
+class SoftwareRowCache(RowCache):
+    """``SoftwareCache`` behind the row-cache interface (kind ``software``)."""
+
+    options_model = SoftwareOptions
+
+    def __init__(self, options: SoftwareOptions, *, slots: int, table_rows: np.ndarray,
+                 frequency: np.ndarray | None = None, seed: int = 0):
+        super().__init__()
+        ways = None if options.ways == "full" else options.ways
+        self.cache = SoftwareCache(slots, ways, options.policy, int(np.sum(table_rows)))
+        self.slots = self.cache.slots
+
+    def _serve(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        evicted_before = self.cache.evictions
+        hit, slot = self.cache.lookup(keys)
+        self.evictions += self.cache.evictions - evicted_before
+        return hit, slot

@@ -1,0 +1,151 @@
+"""The interface of row caches: the caches of embedding rows the engine filters a query through.
+
+A kind of row cache is a class registered in ``ROW_CACHES`` under its YAML name, with
+
+- ``options_model``: a pydantic model of its own options (unknown keys rejected), validated from
+  the ``system.cache`` extras by ``parse_options``;
+- ``needs_profile``: whether it needs ``frequency`` (accesses per global row from a profile of
+  the trace). Such kinds have an option ``profile_batches`` (how many leading batches of the
+  trace to profile; None: the whole trace);
+- a constructor ``Kind(options, *, slots, table_rows, frequency, seed)``: ``slots`` is the
+  capacity asked for in rows (a kind may round it; ``cache.slots`` is what it holds),
+  ``table_rows`` the rows of each table (global row ids run table after table), ``seed`` the
+  run's seed for kinds that draw random numbers.
+
+``lookup(keys)`` serves one batch (all tables' global row ids, in order, repeats allowed) and
+returns per key ``hit`` and ``slot``. The rule shared by every kind: ``hit[i]`` is False exactly
+when key ``i`` is read from the backing tier: the first occurrence of a row the cache fills in
+this batch (later occurrences of it hit), or every occurrence of a row served uncached (then
+``slot[i] == -1``). ``hits + misses`` counts the keys looked up; ``counters()`` adds each
+kind's own published statistics.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from embsim.errors import InputError
+from embsim.registry import Registry
+
+UNCACHED = -1  # slot of a key served from the backing tier without being cached
+
+
+class CacheOptions(BaseModel):
+    """Base of every kind's options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RowCache(ABC):
+    """A cache of embedding rows looked up one batch at a time; keeps the running totals."""
+
+    options_model: ClassVar[type[CacheOptions]]
+    needs_profile: ClassVar[bool] = False
+
+    slots: int
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Serve one batch of global row ids; returns (hit flags, slot of each key or -1)."""
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        if keys.size == 0:
+            return np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.int64)
+        hit, slot = self._serve(keys)
+        hits = int(np.count_nonzero(hit))
+        self.hits += hits
+        self.misses += keys.size - hits
+        return hit, slot
+
+    @abstractmethod
+    def _serve(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Serve a non-empty batch, updating the state and ``evictions``."""
+
+    @staticmethod
+    def slots_for_load_factor(load_factor: float, total_rows: int) -> int:
+        """Rows to ask for when the size is given as a fraction of all rows."""
+        return max(1, int(np.ceil(load_factor * total_rows)))
+
+    def counters(self) -> dict[str, int]:
+        """The kind's own statistics (running totals), named as its published source names them."""
+        return {}
+
+    def preloaded(self) -> tuple[np.ndarray, np.ndarray]:
+        """(slots, global rows) the cache held before its first lookup; none by default."""
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+ROW_CACHES: Registry[type[RowCache]] = Registry("row cache kind")
+
+
+def parse_options(kind: str, extras: dict[str, Any], *, source: str | None = None
+                  ) -> CacheOptions:
+    """Validate ``extras`` (the kind's keys of ``system.cache``) against the kind's options."""
+    cls = ROW_CACHES.get(kind, source=source, field="system.cache.kind")
+    try:
+        return cls.options_model.model_validate(extras)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = str(first["loc"][0]) if first["loc"] else "kind"
+        if first["type"] == "extra_forbidden":
+            known = ", ".join(cls.options_model.model_fields) or "none"
+            message = f"unknown key for cache kind {kind!r} (its options: {known})"
+        else:
+            message = f"{first['msg']} (cache kind {kind!r}; given {first.get('input')!r})"
+        raise InputError(message, source=source, field=f"system.cache.{where}") from None
+
+
+def build_row_cache(kind: str, extras: dict[str, Any], *, slots: int, table_rows: np.ndarray,
+                    frequency: np.ndarray | None = None, seed: int = 0,
+                    source: str | None = None) -> RowCache:
+    """Validate the options of ``kind`` and build the cache."""
+    options = parse_options(kind, extras, source=source)
+    cls = ROW_CACHES.get(kind, source=source, field="system.cache.kind")
+    if slots <= 0:
+        raise InputError(f"cache must hold at least one row, got {slots} slots",
+                         source=source, field="system.cache")
+    return cls(options, slots=slots, table_rows=np.asarray(table_rows, dtype=np.int64),
+               frequency=frequency, seed=seed)
+
+
+def require_frequency(frequency: np.ndarray | None, key_space: int, kind: str) -> np.ndarray:
+    """The profile a kind needs, checked to cover every global row."""
+    if frequency is None or len(frequency) != key_space:
+        got = "none" if frequency is None else f"{len(frequency)} rows"
+        raise ValueError(f"cache kind {kind!r} needs a frequency profile of all {key_space} "
+                         f"rows, got {got}")
+    return np.asarray(frequency, dtype=np.int64)
+
+
+def unique_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct keys ascending, the position of each one's first occurrence, the inverse map
+    (distinct index of every key) and each one's count in the batch."""
+    uniq, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True,
+                                             return_counts=True)
+    return uniq, first, inverse.reshape(-1), counts
+
+
+def per_key(unique_slot: np.ndarray, was_cached: np.ndarray, first: np.ndarray,
+            inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Expand per-distinct-row outcomes to per-key (hit, slot) by the rule of this module.
+
+    ``unique_slot`` is where each distinct row is served from (-1: uncached), ``was_cached``
+    whether it was in the cache before the batch.
+    """
+    slot = unique_slot[inverse]
+    hit = slot >= 0
+    filled = np.flatnonzero(~was_cached & (unique_slot >= 0))
+    hit[first[filled]] = False
+    return hit, slot
