@@ -12,6 +12,7 @@ model: ``make_device(kind, spec, fidelity)``. Each model module registers itself
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -60,6 +61,12 @@ class Device(ABC):
         bound of every read's latency)."""
 
 
+DEVICE_MODULES = ("hwmodels.dram", "hwmodels.scm", "hwmodels.ssd")
+"""Modules that register device kinds (imported on first use)."""
+
+
 def make_device(kind: str, spec: Any, fidelity: str, *, source: str | None = None) -> Device:
     """The model of a ``kind`` device at ``fidelity`` (an InputError lists what is known)."""
+    for module in DEVICE_MODULES:
+        importlib.import_module(module)
     return DEVICES.get(kind, source=source, field="kind")(spec, fidelity)

@@ -1,19 +1,25 @@
-"""Named device presets: YAML files in ``hwmodels/presets/``, every value with a ``source:``.
+"""Named device presets: YAML files under ``hwmodels/presets/`` (any depth), every value with a
+``source:``.
 
 A preset file looks like::
 
     name: hbm3-h100
-    kind: memory
+    kind: dram
     description: ...
+    extends: hbm3-base          # optional: start from another preset of the same kind
     params:
-      bandwidth: {value: "3.35 TB/s", source: "NVIDIA H100 datasheet"}
+      tCK: {value: "0.3818 ns", source: "Derived: ..."}
 
+Presets are keyed by (kind, name): the same name may exist once per kind. With ``extends`` a
+preset holds the base's params (and their sources) and then its own, which replace the base's.
 ``resolve`` merges a preset with user overrides and validates the result against the kind's
-spec; overridden values record where they came from instead of the preset's source.
+spec (``SPECS[kind]``); overridden values record where they came from instead of the preset's
+source.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -26,50 +32,151 @@ from embsim.errors import InputError
 from hwmodels.specs import SPECS, Spec
 
 PRESET_DIR = Path(__file__).parent / "presets"
+FILE_KEYS = {"name", "kind", "description", "params", "extends"}
+PARAM_KEYS = {"value", "source"}
+SPEC_MODULES = {"dram": "hwmodels.dram", "scm": "hwmodels.scm", "ssd": "hwmodels.ssd"}
+"""Modules that add a device kind's spec to ``SPECS`` when imported (loaded on first use)."""
 
 
 @dataclass(frozen=True)
 class Preset:
-    """One preset file: raw values (human units) and the source of each."""
+    """One preset (after ``extends``): raw values (human units) and the source of each."""
 
     name: str
     kind: str
     description: str
     values: dict[str, Any]
     sources: dict[str, str]
+    path: Path
+
+
+@dataclass(frozen=True)
+class _PresetFile:
+    name: str
+    kind: str
+    description: str
+    extends: str | None
+    values: dict[str, Any]
+    sources: dict[str, str]
+    path: Path
+
+
+def preset_files(root: Path = PRESET_DIR) -> list[Path]:
+    """Every preset file under ``root`` (any depth), in a stable order."""
+    return sorted(root.rglob("*.yaml"))
+
+
+def _read_file(path: Path) -> _PresetFile:
+    """One preset file, its shape checked (every param a ``{value, source}`` pair)."""
+    source = str(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise InputError(f"not valid YAML: {err}", source=source) from None
+    if not isinstance(data, dict):
+        raise InputError("expected a mapping with name, kind, description, params",
+                         source=source)
+    unknown = sorted(set(data) - FILE_KEYS)
+    if unknown:
+        raise InputError(f"unknown key {unknown[0]!r}; expected {', '.join(sorted(FILE_KEYS))}",
+                         source=source, field=unknown[0])
+    for key in ("name", "kind"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise InputError("expected a non-empty string", source=source, field=key)
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        raise InputError("expected a mapping of NAME: {value, source}", source=source,
+                         field="params")
+    for key, entry in params.items():
+        where = f"params.{key}"
+        if not isinstance(entry, dict) or set(entry) != PARAM_KEYS:
+            raise InputError(f"expected exactly the keys value and source, got {entry!r}",
+                             source=source, field=where)
+        if not isinstance(entry["source"], str) or not entry["source"].strip():
+            raise InputError("expected a non-empty source string", source=source,
+                             field=f"{where}.source")
+    extends = data.get("extends")
+    if extends is not None and not isinstance(extends, str):
+        raise InputError("expected the name of a preset of the same kind", source=source,
+                         field="extends")
+    return _PresetFile(data["name"], data["kind"], data.get("description", ""), extends,
+                       {k: v["value"] for k, v in params.items()},
+                       {k: v["source"] for k, v in params.items()}, path)
+
+
+def _flatten(key: tuple[str, str], files: dict[tuple[str, str], _PresetFile],
+             chain: tuple[tuple[str, str], ...] = ()) -> Preset:
+    """The preset ``key`` with its ``extends`` chain applied (base first)."""
+    entry = files[key]
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if entry.extends is not None:
+        base = (entry.kind, entry.extends)
+        if base not in files:
+            known = sorted(n for k, n in files if k == entry.kind)
+            raise InputError(f"extends unknown {entry.kind} preset {entry.extends!r}; expected "
+                             f"one of: {', '.join(known)}", source=str(entry.path),
+                             field="extends")
+        if base in chain or base == key:
+            raise InputError(f"extends chain loops back to {entry.extends!r}",
+                             source=str(entry.path), field="extends")
+        parent = _flatten(base, files, (*chain, key))
+        values.update(parent.values)
+        sources.update(parent.sources)
+    values.update(entry.values)
+    sources.update(entry.sources)
+    return Preset(entry.name, entry.kind, entry.description, values, sources, entry.path)
 
 
 @cache
-def all_presets() -> dict[str, Preset]:
-    """Every shipped preset by name (files are read once)."""
-    presets = {}
-    for path in sorted(PRESET_DIR.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text())
-        params = data.get("params", {})
-        presets[data["name"]] = Preset(
-            name=data["name"],
-            kind=data["kind"],
-            description=data.get("description", ""),
-            values={k: v["value"] for k, v in params.items()},
-            sources={k: v["source"] for k, v in params.items()},
-        )
-    return presets
+def all_presets() -> dict[tuple[str, str], Preset]:
+    """Every shipped preset by (kind, name), ``extends`` applied (files are read once)."""
+    return read_presets(PRESET_DIR)
+
+
+def read_presets(root: Path) -> dict[tuple[str, str], Preset]:
+    """The presets of the YAML files under ``root`` by (kind, name), ``extends`` applied."""
+    files: dict[tuple[str, str], _PresetFile] = {}
+    for path in preset_files(root):
+        entry = _read_file(path)
+        key = (entry.kind, entry.name)
+        if key in files:
+            raise InputError(f"{entry.kind} preset {entry.name!r} is also defined in "
+                             f"{files[key].path}", source=str(path), field="name")
+        files[key] = entry
+    return {key: _flatten(key, files) for key in sorted(files)}
 
 
 def preset_names(kind: str | None = None) -> list[str]:
-    return sorted(n for n, p in all_presets().items() if kind is None or p.kind == kind)
+    """Names of the presets of ``kind`` (of every kind if None), sorted, each once."""
+    return sorted({n for k, n in all_presets() if kind is None or k == kind})
+
+
+def kinds_of(name: str) -> list[str]:
+    """The kinds that have a preset called ``name``."""
+    return sorted(k for k, n in all_presets() if n == name)
 
 
 def load_preset(name: str, kind: str, *, source: str | None = None,
                 field: str | None = None) -> Preset:
     """The preset called ``name`` of the given kind; an ``InputError`` listing choices if none."""
-    preset = all_presets().get(name)
-    if preset is None or preset.kind != kind:
+    preset = all_presets().get((kind, name))
+    if preset is None:
         raise InputError(
             f"unknown {kind} preset {name!r}; expected one of: {', '.join(preset_names(kind))}",
             source=source, field=field,
         )
     return preset
+
+
+def spec_class(kind: str, *, source: str | None = None, field: str | None = None) -> type[Spec]:
+    """The spec class of a device kind, importing the module that defines it on first use."""
+    if kind not in SPECS and kind in SPEC_MODULES:
+        importlib.import_module(SPEC_MODULES[kind])
+    if kind not in SPECS:
+        raise InputError(f"unknown kind {kind!r}; expected one of: {', '.join(sorted(SPECS))}",
+                         source=source, field=field)
+    return SPECS[kind]
 
 
 def resolve(kind: str, preset: str | None, overrides: dict[str, Any], *,
@@ -84,12 +191,16 @@ def resolve(kind: str, preset: str | None, overrides: dict[str, Any], *,
     for key, value in overrides.items():
         values[key] = value
         sources[key] = f"set in {source or 'config'}"
+    cls = spec_class(kind, source=source, field=f"{field}.kind" if field else "kind")
     try:
-        spec = SPECS[kind](**values)
+        spec = cls(**values)
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        where = f"{field}.{loc}" if field else loc
+        where = ".".join(p for p in (field, loc) if p) or None
         raise InputError(f"{first['msg']} (got {first.get('input')!r})", source=source,
                          field=where) from None
+    except InputError as err:
+        where = ".".join(p for p in (field, err.field) if p) or None
+        raise InputError(err.detail, source=source or err.source, field=where) from None
     return spec, sources

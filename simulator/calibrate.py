@@ -227,8 +227,10 @@ def _latency(sample: Sample | None, where: str, fallback: tuple[str, str] | None
     if fallback is None:
         return entry(0.0, f"not measured ({where} latency chain did not run); taken as 0")
     kind, preset = fallback
-    return entry(resolve(kind, preset, {})[0].latency,
-                 f"not measured ({where} latency chain did not run): preset {preset}")
+    spec = resolve(kind, preset, {})[0]
+    latency = spec.derived()["read_latency_miss_s"] if kind == "dram" else spec.latency
+    return entry(latency, f"not measured ({where} latency chain did not run): preset "
+                 f"{preset}" + (", row-miss read latency" if kind == "dram" else ""))
 
 
 def _tier(capacity: dict, bandwidth: dict, latency: dict, granularity: dict,
@@ -282,7 +284,7 @@ def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]
         "dram": _tier(entry(provenance["physical_memory_bytes"], "OS: physical memory pages"),
                       entry(memory_bw, _memory_source("DRAM", big)),
                       _latency(latencies[-1] if latencies else None, "DRAM",
-                               ("memory", "ddr5-4800-8ch")),
+                               ("dram", "ddr5-4800-8ch")),
                       line, link="membus", host_memory=True),
     }
     system = {
@@ -329,12 +331,12 @@ def fit_cuda(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any
                      entry(fit_memory_bandwidth(big, cached, l2, overlapped=True),
                            _memory_source("HBM", big)),
                      _latency(local_chains[-1] if len(local_chains) > 1 else None, "HBM",
-                              ("memory", "hbm3-h100")), sector, link="hbm_bus"),
+                              ("dram", "hbm3-h100")), sector, link="hbm_bus"),
         "host": _tier(entry(provenance["physical_memory_bytes"], "OS: physical memory pages"),
                       entry(pcie_bw * 4, "assumed 4x the PCIe read bandwidth: host DRAM is "
                             "not the bottleneck of GPU reads"),
                       _latency(host_dram, "host DRAM (read by the CPU)",
-                               ("memory", "ddr5-4800-8ch")),
+                               ("dram", "ddr5-4800-8ch")),
                       host_line, link="pcie", host_memory=True),
     }
     system = {

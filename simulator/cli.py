@@ -28,13 +28,15 @@ def schema() -> None:
 def _register_commands() -> None:
     from simulator.cli_compare import compare_command
     from simulator.cli_measure import calibrate, measure, validate
+    from simulator.cli_memtrace import memtrace
+    from simulator.cli_presets import presets
     from simulator.cli_run import run
     from simulator.cli_trace import trace
 
     cli.add_command(run)
     cli.add_command(trace)
     cli.add_command(compare_command)
-    for command in (measure, calibrate, validate):
+    for command in (measure, calibrate, validate, presets, memtrace):
         cli.add_command(command)
 
 

@@ -1,0 +1,388 @@
+"""``detailed``: a command-level DRAM controller and device, one compiled kernel.
+
+Each bus channel (channel x pseudo-channel) has a controller with a queue of ``queue_depth``
+requests. It issues ACT, PRE, RD, WR, REF (all-bank) and REFpb (per-bank) commands, each at the
+first cycle every timing constraint allows:
+
+- bank: ACT->RD tRCD, ACT->WR tRCDWR, ACT->PRE tRAS, ACT->ACT tRC, PRE->ACT tRP, RD->PRE tRTP,
+  WR->PRE CWL + BL/2 + tWR (write recovery);
+- bank group / rank: ACT->ACT tRRD_L / tRRD_S, at most four ACTs in tFAW; column commands by
+  ``model.column_gaps`` (tCCD_L/S, tCCD_L_WR, write-to-read tWTR_L/S, read-to-write
+  turnaround, rank-to-rank switch tRTRS);
+- refresh: every tREFI (ranks of a channel staggered) the rank is precharged and refreshed, and
+  it takes no other command until REF + tRFC; per-bank refresh does the same to one bank every
+  tREFIpb, banks in rotation; REF->ACT is tRFC / tRFCpb;
+- command bus: one command per cycle (HBM: one row and one column command per cycle).
+
+Scheduling: at each step the controller takes the command (of any queued request, or of a due
+refresh) that can issue earliest; ties go to refresh, then (FR-FCFS) row-hit column commands,
+then the oldest request. ``fcfs`` drops the row-hit preference: commands issue oldest-first
+among the ready ones, which keeps bank parallelism. ``closed`` row policy precharges a bank
+after a column command unless another queued request hits the same row (RDA/WRA). Time jumps
+from one event to the next (command, arrival, refresh due), never cycle by cycle.
+
+What it ignores: power-down and self-refresh modes, refresh postponing, write queues and
+read/write draining modes (reads and writes share one queue in arrival order), the additive
+latency, ODT, data bus inversion and error correction, bank-group-level command timing of
+DDR5 same-bank refresh (per-bank refresh refreshes one bank), and scheduling across calls:
+each call's requests are drained before it returns (timing state carries over; the queue
+does not). Refreshes are issued (and counted) on a channel as its requests advance its
+time; a channel that gets no requests issues none. A request completes at the end of its
+burst (reads: data at the controller; writes: data written).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+from numba import njit
+
+from hwmodels.dram.model import (
+    ALL_BANK,
+    NEVER,
+    NO_REFRESH,
+    OTHER_RANK,
+    PER_BANK,
+    SAME_GROUP,
+    SAME_RANK,
+    DramModel,
+    N,
+    P,
+    column_gaps,
+    open_cycles,
+    refresh_phase,
+)
+from hwmodels.dram.spec import DramSpec
+
+ACT, PRE, RD, WR, REF, REFPB = range(6)
+COMMANDS = ("ACT", "PRE", "RD", "WR", "REF", "REFpb")
+"""Command codes of the trace: row ``(cycle, command, rank, bank_group, bank, row)``."""
+NONE = -1
+INF = np.int64(1 << 62)
+Bank = IntEnum("Bank", "OPEN OPENED ACT PRE RD WR", start=0)
+"""Rows of the per-bank state array."""
+Rank = IntEnum("Rank", "ACT RD WR FAW_POS DUE PTR OPEN_SUM", start=0)
+"""Rows of the per-rank state array."""
+Group = IntEnum("Group", "ACT RD WR", start=0)
+"""Rows of the per-bank-group state array."""
+Chan = IntEnum("Chan", "NOW ROW_BUS COL_BUS", start=0)
+"""Rows of the per-channel state array."""
+Where = IntEnum("Where", "RANK GROUP INDEX", start=0)
+"""Rows of the per-bank position array: flat rank, flat bank group, bank index in its rank."""
+# request flags: which row command the request needed
+NEEDED_NOTHING, NEEDED_ACT, NEEDED_PRE = 0, 1, 2
+
+
+@njit(cache=True, inline="always")
+def _record(trace, trace_n, t, cmd, bank, row, p):
+    """Append one command to the trace when it has room (test mode)."""
+    k = trace_n[0]
+    if k < trace.shape[0]:
+        per_rank = p[P.BANKS_PER_RANK]
+        trace[k, 0] = t
+        trace[k, 1] = cmd
+        trace[k, 2] = (bank // per_rank) % p[P.RANKS]
+        trace[k, 3] = (bank // p[P.BANKS]) % (per_rank // p[P.BANKS])
+        trace[k, 4] = bank % p[P.BANKS]
+        trace[k, 5] = row
+        trace_n[0] = k + 1
+
+
+@njit(cache=True, inline="always")
+def _use_bus(cs, c, t, is_column, p):
+    """Occupy the command bus at cycle ``t``."""
+    if p[P.DUAL_BUS] == 0 or not is_column:
+        cs[Chan.ROW_BUS, c] = t
+    if p[P.DUAL_BUS] == 0 or is_column:
+        cs[Chan.COL_BUS, c] = t
+
+
+@njit(cache=True, inline="always")
+def _precharge(bs, rs, wb, b, t, p, cnt):
+    bs[Bank.ACT, b] = max(bs[Bank.ACT, b], t + p[P.RP])
+    rs[Rank.OPEN_SUM, wb[Where.RANK, b]] += max(t - bs[Bank.OPENED, b], 0)
+    bs[Bank.OPEN, b] = NONE
+    cnt[N.PRECHARGES] += 1
+
+
+@njit(cache=True, inline="always")
+def _activate(bs, rs, gs, faw, wb, b, row, t, p, cnt):
+    gr = wb[Where.RANK, b]
+    gg = wb[Where.GROUP, b]
+    bs[Bank.OPEN, b] = row
+    bs[Bank.OPENED, b] = t
+    bs[Bank.PRE, b] = max(bs[Bank.PRE, b], t + p[P.RAS])
+    bs[Bank.ACT, b] = max(bs[Bank.ACT, b], t + p[P.RC])
+    bs[Bank.RD, b] = max(bs[Bank.RD, b], t + p[P.RCD])
+    bs[Bank.WR, b] = max(bs[Bank.WR, b], t + p[P.RCDWR])
+    rs[Rank.ACT, gr] = max(rs[Rank.ACT, gr], t + p[P.RRD_S])
+    gs[Group.ACT, gg] = max(gs[Group.ACT, gg], t + p[P.RRD_L])
+    pos = rs[Rank.FAW_POS, gr]
+    faw[gr * 4 + pos] = t
+    rs[Rank.FAW_POS, gr] = (pos + 1) % 4
+    cnt[N.ACTIVATES] += 1
+
+
+@njit(cache=True, inline="always")
+def _column(bs, rs, gs, gap, wb, b, write, t, c, p):
+    """Constraints a RD (write=0) or WR (write=1) at ``t`` puts on later column commands."""
+    ranks = p[P.RANKS]
+    gr = wb[Where.RANK, b]
+    gg = wb[Where.GROUP, b]
+    for r in range(c * ranks, (c + 1) * ranks):
+        relation = SAME_RANK if r == gr else OTHER_RANK
+        rs[Rank.RD, r] = max(rs[Rank.RD, r], t + gap[(write * 2) * 3 + relation])
+        rs[Rank.WR, r] = max(rs[Rank.WR, r], t + gap[(write * 2 + 1) * 3 + relation])
+    gs[Group.RD, gg] = max(gs[Group.RD, gg], t + gap[(write * 2) * 3 + SAME_GROUP])
+    gs[Group.WR, gg] = max(gs[Group.WR, gg], t + gap[(write * 2 + 1) * 3 + SAME_GROUP])
+    bs[Bank.PRE, b] = max(bs[Bank.PRE, b], t + (p[P.WR_TO_PRE] if write else p[P.RTP]))
+
+
+@njit(cache=True, inline="always")
+def _request_command(bs, rs, gs, faw, wb, b, row, write, lb_row, lb_col, p):
+    """(earliest cycle, command) of the next command a request at bank ``b`` needs."""
+    gr = wb[Where.RANK, b]
+    gg = wb[Where.GROUP, b]
+    open_row = bs[Bank.OPEN, b]
+    if open_row == row:
+        if write:
+            t = max(bs[Bank.WR, b], rs[Rank.WR, gr], gs[Group.WR, gg])
+            return max(t, lb_col), WR
+        t = max(bs[Bank.RD, b], rs[Rank.RD, gr], gs[Group.RD, gg])
+        return max(t, lb_col), RD
+    if open_row == NONE:
+        t = max(bs[Bank.ACT, b], rs[Rank.ACT, gr], gs[Group.ACT, gg],
+                faw[gr * 4 + rs[Rank.FAW_POS, gr]] + p[P.FAW])
+        return max(t, lb_row), ACT
+    return max(bs[Bank.PRE, b], lb_row), PRE
+
+
+@njit(cache=True, inline="always")
+def _refresh_command(bs, rs, gr, lb_row, p):
+    """(earliest cycle, command, bank) that advances the due refresh of rank ``gr``."""
+    per_rank = p[P.BANKS_PER_RANK]
+    if p[P.REFRESH] == PER_BANK:
+        b = gr * per_rank + rs[Rank.PTR, gr]
+        if bs[Bank.OPEN, b] != NONE:
+            return max(bs[Bank.PRE, b], lb_row), PRE, b
+        return max(bs[Bank.ACT, b], lb_row), REFPB, b
+    best_pre = INF
+    best_bank = NONE
+    ready = lb_row
+    for b in range(gr * per_rank, (gr + 1) * per_rank):
+        if bs[Bank.OPEN, b] != NONE:
+            if bs[Bank.PRE, b] < best_pre:
+                best_pre = bs[Bank.PRE, b]
+                best_bank = b
+        else:
+            ready = max(ready, bs[Bank.ACT, b])
+    if best_bank != NONE:
+        return max(best_pre, lb_row), PRE, best_bank
+    return ready, REF, gr * per_rank
+
+
+@njit(cache=True, inline="always")
+def _refresh(bs, rs, gr, b, t, kind, p, cnt):
+    """Issue REF (all banks of rank ``gr``) or REFpb (bank ``b``) at ``t``."""
+    per_rank = p[P.BANKS_PER_RANK]
+    if kind == REF:
+        for k in range(gr * per_rank, (gr + 1) * per_rank):
+            bs[Bank.ACT, k] = max(bs[Bank.ACT, k], t + p[P.RFC])
+        rs[Rank.DUE, gr] += p[P.REFI]
+        cnt[N.REFRESHES_ALL_BANK] += 1
+    else:
+        bs[Bank.ACT, b] = max(bs[Bank.ACT, b], t + p[P.RFCPB])
+        rs[Rank.PTR, gr] = (rs[Rank.PTR, gr] + 1) % per_rank
+        rs[Rank.DUE, gr] += p[P.REFIPB]
+        cnt[N.REFRESHES_PER_BANK] += 1
+
+
+@njit(cache=True, inline="always")
+def _skip_idle_refreshes(bs, rs, cs, c, until, p, cnt):
+    """Refreshes due before ``until`` on an idle channel, in closed form: where a rank's banks
+    are all closed and ready, each REF issues exactly at its due cycle."""
+    per_rank = p[P.BANKS_PER_RANK]
+    ranks = p[P.RANKS]
+    per_bank = p[P.REFRESH] == PER_BANK
+    interval = p[P.REFIPB] if per_bank else p[P.REFI]
+    busy = p[P.RFCPB] if per_bank else p[P.RFC]
+    for gr in range(c * ranks, (c + 1) * ranks):
+        due = rs[Rank.DUE, gr]
+        if due >= until or due <= max(cs[Chan.ROW_BUS, c], cs[Chan.NOW, c]):
+            continue
+        ready = True
+        for b in range(gr * per_rank, (gr + 1) * per_rank):
+            if bs[Bank.OPEN, b] != NONE or bs[Bank.ACT, b] > due:
+                ready = False
+                break
+        if not ready:
+            continue
+        count = (until - 1 - due) // interval + 1
+        last = due + (count - 1) * interval
+        if per_bank:
+            for k in range(min(count, per_rank)):
+                b = gr * per_rank + (rs[Rank.PTR, gr] + count - 1 - k) % per_rank
+                bs[Bank.ACT, b] = max(bs[Bank.ACT, b], last - k * interval + busy)
+            rs[Rank.PTR, gr] = (rs[Rank.PTR, gr] + count) % per_rank
+            cnt[N.REFRESHES_PER_BANK] += count
+        else:
+            for b in range(gr * per_rank, (gr + 1) * per_rank):
+                bs[Bank.ACT, b] = max(bs[Bank.ACT, b], last + busy)
+            cnt[N.REFRESHES_ALL_BANK] += count
+        rs[Rank.DUE, gr] = last + interval
+        cs[Chan.ROW_BUS, c] = max(cs[Chan.ROW_BUS, c], last)
+
+
+@njit(cache=True)
+def serve_detailed(order, segments, arrival, bank, row, write, done, p, gap, wb, bs, rs, gs,
+                   faw, cs, cnt, trace, trace_n, queue, flags):
+    """Serve requests ``order[segments[c]:segments[c+1]]`` (arrival order) of each channel c;
+    write each request's completion cycle to ``done``. All state arrays persist."""
+    ranks = p[P.RANKS]
+    depth = p[P.QUEUE]
+    refresh = p[P.REFRESH]
+    hit_first = p[P.FRFCFS] == 1
+    tracing = trace.shape[0] > 0
+    for c in range(segments.size - 1):
+        start, end = segments[c], segments[c + 1]
+        now = cs[Chan.NOW, c]
+        n = 0
+        nxt = start
+        while nxt < end or n > 0:
+            while nxt < end and n < depth and arrival[order[nxt]] <= now:
+                queue[n] = order[nxt]
+                flags[n] = NEEDED_NOTHING
+                n += 1
+                nxt += 1
+            t_arrival = arrival[order[nxt]] if nxt < end and n < depth else INF
+            if n == 0 and refresh != NO_REFRESH and not tracing:
+                cs[Chan.NOW, c] = now
+                _skip_idle_refreshes(bs, rs, cs, c, t_arrival, p, cnt)
+            lb_row = max(now, cs[Chan.ROW_BUS, c] + 1)
+            lb_col = max(now, cs[Chan.COL_BUS, c] + 1)
+            best_t = INF
+            best_cmd = NONE
+            best_j = NONE
+            best_bank = NONE
+            best_prio = 3
+            t_due = INF
+            if refresh != NO_REFRESH:
+                for gr in range(c * ranks, (c + 1) * ranks):
+                    due = rs[Rank.DUE, gr]
+                    if due > now:
+                        t_due = min(t_due, due)
+                        continue
+                    t, cmd, b = _refresh_command(bs, rs, gr, lb_row, p)
+                    if t < best_t:
+                        best_t, best_cmd, best_bank, best_prio, best_j = t, cmd, b, 0, NONE
+            for j in range(n):
+                i = queue[j]
+                b = bank[i]
+                gr = wb[Where.RANK, b]
+                if refresh != NO_REFRESH and rs[Rank.DUE, gr] <= now and (
+                        refresh == ALL_BANK or wb[Where.INDEX, b] == rs[Rank.PTR, gr]):
+                    continue   # its rank (bank) is being refreshed
+                t, cmd = _request_command(bs, rs, gs, faw, wb, b, row[i], write[i], lb_row,
+                                          lb_col, p)
+                prio = 1 if (cmd in (RD, WR) or not hit_first) else 2
+                if t < best_t or (t == best_t and prio < best_prio):
+                    best_t, best_cmd, best_bank, best_prio, best_j = t, cmd, b, prio, j
+            t_next = min(t_arrival, t_due)
+            if t_next < best_t:
+                now = t_next
+                continue
+            now = best_t
+            b = best_bank
+            if best_cmd in (REF, REFPB):
+                _refresh(bs, rs, wb[Where.RANK, b], b, now, best_cmd, p, cnt)
+                _use_bus(cs, c, now, False, p)
+                if tracing:
+                    _record(trace, trace_n, now, best_cmd, b, NONE, p)
+                continue
+            if tracing:
+                _record(trace, trace_n, now, best_cmd, b,
+                        row[queue[best_j]] if best_j != NONE else bs[Bank.OPEN, b], p)
+            if best_cmd == PRE:
+                _precharge(bs, rs, wb, b, now, p, cnt)
+                _use_bus(cs, c, now, False, p)
+                if best_j != NONE:
+                    flags[best_j] = NEEDED_PRE
+                continue
+            i = queue[best_j]
+            if best_cmd == ACT:
+                _activate(bs, rs, gs, faw, wb, b, row[i], now, p, cnt)
+                _use_bus(cs, c, now, False, p)
+                if flags[best_j] == NEEDED_NOTHING:
+                    flags[best_j] = NEEDED_ACT
+                continue
+            is_write = 1 if write[i] else 0
+            _column(bs, rs, gs, gap, wb, b, is_write, now, c, p)
+            _use_bus(cs, c, now, True, p)
+            done[i] = now + (p[P.CWL] if is_write else p[P.CL]) + p[P.BURST]
+            cnt[N.WRITES if is_write else N.READS] += 1
+            outcome = flags[best_j]
+            cnt[N.ROW_CONFLICTS if outcome == NEEDED_PRE else
+                N.ROW_MISSES if outcome == NEEDED_ACT else N.ROW_HITS] += 1
+            for j in range(best_j, n - 1):
+                queue[j] = queue[j + 1]
+                flags[j] = flags[j + 1]
+            n -= 1
+            if p[P.CLOSED] == 1:
+                wanted = False
+                for j in range(n):
+                    if bank[queue[j]] == b and row[queue[j]] == row[i]:
+                        wanted = True
+                        break
+                if not wanted:
+                    _precharge(bs, rs, wb, b, bs[Bank.PRE, b], p, cnt)
+        cs[Chan.NOW, c] = now
+
+
+class DetailedDram(DramModel):
+    """Command-level model; ``trace_commands`` > 0 records that many commands (tests)."""
+
+    fidelity = "detailed"
+
+    def __init__(self, spec: DramSpec, *, trace_commands: int = 0):
+        super().__init__(spec)
+        channels, ranks = spec.bus_channels, spec.ranks
+        self.gaps = column_gaps(spec)
+        flat = np.arange(self.banks, dtype=np.int64)
+        self.where = np.stack([flat // spec.banks_per_rank, flat // spec.banks_per_group,
+                               flat % spec.banks_per_rank])
+        self.bank_state = np.full((6, self.banks), NEVER, dtype=np.int64)
+        self.bank_state[Bank.OPEN] = NONE
+        self.rank_state = np.full((7, channels * ranks), NEVER, dtype=np.int64)
+        self.rank_state[[Rank.FAW_POS, Rank.PTR, Rank.OPEN_SUM]] = 0
+        self.rank_state[Rank.DUE] = refresh_phase(spec)
+        self.group_state = np.full((3, channels * ranks * spec.bank_groups), NEVER,
+                                   dtype=np.int64)
+        self.faw = np.full(channels * ranks * 4, NEVER, dtype=np.int64)
+        self.channel_state = np.full((3, channels), NEVER, dtype=np.int64)
+        self.channel_state[Chan.NOW] = 0
+        self.trace = np.zeros((trace_commands, 6), dtype=np.int64)
+        self.trace_n = np.zeros(1, dtype=np.int64)
+        self.queue = np.zeros(spec.queue_depth, dtype=np.int64)
+        self.flags = np.zeros(spec.queue_depth, dtype=np.int64)
+
+    def _serve(self, arrival: np.ndarray, bank: np.ndarray, row: np.ndarray,
+               is_write: np.ndarray) -> np.ndarray:
+        channel = bank // (self.spec.ranks * self.spec.banks_per_rank)
+        order = np.argsort(channel, kind="stable")
+        segments = np.searchsorted(channel[order], np.arange(self.spec.bus_channels + 1))
+        done = np.zeros(arrival.size, dtype=np.int64)
+        serve_detailed(order, segments, arrival, bank, row, is_write, done, self.params,
+                       self.gaps, self.where, self.bank_state, self.rank_state,
+                       self.group_state, self.faw, self.channel_state, self.counters,
+                       self.trace, self.trace_n, self.queue, self.flags)
+        return done
+
+    def command_trace(self) -> np.ndarray:
+        """Commands recorded so far: rows of (cycle, command code, rank, bank group, bank,
+        row); ``COMMANDS`` names the codes."""
+        return self.trace[:self.trace_n[0]].copy()
+
+    def open_rank_cycles(self, end: int) -> float:
+        return open_cycles(self.bank_state[Bank.OPEN], self.bank_state[Bank.OPENED],
+                           self.rank_state[Rank.OPEN_SUM], self.spec.banks_per_rank, end)

@@ -1,0 +1,237 @@
+"""What every DRAM fidelity level shares: the Device interface, cycle conversion, address
+decoding into flat bank indices, the timing vector the compiled kernels read, counters and
+statistics (with energy).
+
+Flat indices: a request's bank is ``((bus_channel x ranks + rank) x bank_groups + group) x
+banks_per_group + bank``; its rank is ``bank // banks_per_rank`` and its bank group ``bank //
+banks_per_group``, so a kernel needs one int per request. Times in kernels are int64 cycles of
+``tCK``; ``service`` takes and returns seconds, arrivals rounded up to the next cycle.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from enum import IntEnum
+
+import numpy as np
+
+from embsim.errors import InputError
+from hwmodels.device import Device
+from hwmodels.dram.energy import DramEnergy
+from hwmodels.dram.spec import DramSpec
+
+
+class N(IntEnum):
+    """Counter indices (``COUNTERS`` names them in stats)."""
+
+    READS = 0
+    WRITES = 1
+    ROW_HITS = 2
+    ROW_MISSES = 3
+    ROW_CONFLICTS = 4
+    ACTIVATES = 5
+    PRECHARGES = 6
+    REFRESHES_ALL_BANK = 7
+    REFRESHES_PER_BANK = 8
+
+
+COUNTERS = tuple(member.name.lower() for member in N)
+
+P = IntEnum("P", [(name, index) for index, name in enumerate((
+    "RANKS", "BANKS_PER_RANK", "BANKS", "GROUPS", "QUEUE", "CLOSED", "FRFCFS", "REFRESH",
+    "DUAL_BUS", "CL", "CWL", "BURST", "RCD", "RCDWR", "RP", "RAS", "RC", "RRD_S", "RRD_L", "FAW",
+    "RTP", "WR_TO_PRE", "RFC", "REFI", "RFCPB", "REFIPB", "CCD_S", "CCD_L", "CCD_L_WR", "WTR_S",
+    "RTRS", "ACT_SLOT"))])
+"""Indices of the int64 parameter vector the kernels read (``kernel_params``)."""
+REFRESH_CODE = {"none": 0, "all_bank": 1, "per_bank": 2}
+NO_REFRESH, ALL_BANK, PER_BANK = 0, 1, 2
+# Column-to-column gaps: gap[(from_kind * 2 + to_kind) * 3 + relation], kinds 0 = RD, 1 = WR;
+# relation 0 = same bank group, 1 = other group of the same rank, 2 = other rank.
+SAME_GROUP, SAME_RANK, OTHER_RANK = 0, 1, 2
+NEVER = np.int64(-(1 << 40))
+"""A time long past: the initial "last command" of every resource."""
+
+
+def kernel_params(spec: DramSpec) -> np.ndarray:
+    """The spec as the int64 vector the compiled kernels index with ``P_*``."""
+    burst = spec.burst_cycles
+    values = {
+        P.RANKS: spec.ranks, P.BANKS_PER_RANK: spec.banks_per_rank,
+        P.BANKS: spec.banks_per_group, P.GROUPS: spec.bank_groups,
+        P.QUEUE: spec.queue_depth, P.CLOSED: int(spec.row_policy == "closed"),
+        P.FRFCFS: int(spec.scheduler == "frfcfs"), P.REFRESH: REFRESH_CODE[spec.refresh],
+        P.DUAL_BUS: int(spec.standard_data.dual_command_bus),
+        P.CL: spec.CL, P.CWL: spec.CWL, P.BURST: burst, P.RCD: spec.tRCD,
+        P.RCDWR: spec.timing("tRCDWR"),
+        P.RP: spec.tRP, P.RAS: spec.tRAS, P.RC: spec.tRC, P.RRD_S: spec.tRRD_S,
+        P.RRD_L: spec.tRRD_L, P.FAW: spec.tFAW, P.RTP: spec.tRTP,
+        P.WR_TO_PRE: spec.CWL + burst + spec.tWR, P.RFC: spec.tRFC, P.REFI: spec.tREFI,
+        P.RFCPB: spec.tRFCpb or 0, P.REFIPB: spec.tREFIpb or 0, P.CCD_S: spec.tCCD_S,
+        P.CCD_L: spec.tCCD_L,
+        P.CCD_L_WR: spec.timing("tCCD_L_WR"),
+        P.WTR_S: spec.tWTR_S, P.RTRS: spec.tRTRS,
+        P.ACT_SLOT: max(spec.tRRD_S, -(-spec.tFAW // 4)),
+    }
+    params = np.zeros(len(P), dtype=np.int64)
+    for index, value in values.items():
+        params[index] = value
+    return params
+
+
+def column_gaps(spec: DramSpec) -> np.ndarray:
+    """Minimum cycles from one column command to the next, by kinds and relation.
+
+    Same rank: RD->RD tCCD_L/S; WR->WR tCCD_L_WR/tCCD_S; WR->RD ``CWL + BL/2 + tWTR_L/S``
+    (write data in, then the write-to-read turnaround); RD->WR ``CL + BL/2 + tRTRS - CWL``
+    (read data out, the bus turns around, then write data may start). Other rank: the bus is
+    shared, so a burst plus the rank-to-rank switch ``tRTRS`` separates the data.
+    """
+    burst, rtrs = spec.burst_cycles, spec.tRTRS
+    rd_to_wr = spec.CL + burst + rtrs - spec.CWL
+    table = {
+        (0, 0): (spec.tCCD_L, spec.tCCD_S, burst + rtrs),
+        (0, 1): (max(rd_to_wr, spec.tCCD_L), max(rd_to_wr, spec.tCCD_S), rd_to_wr),
+        (1, 0): (spec.CWL + burst + spec.tWTR_L, spec.CWL + burst + spec.tWTR_S,
+                 spec.CWL + burst + rtrs - spec.CL),
+        (1, 1): (spec.timing("tCCD_L_WR"), spec.tCCD_S, burst + rtrs),
+    }
+    gaps = np.zeros(12, dtype=np.int64)
+    for (src, dst), row in table.items():
+        gaps[(src * 2 + dst) * 3:(src * 2 + dst) * 3 + 3] = row
+    return gaps
+
+
+def refresh_phase(spec: DramSpec) -> np.ndarray:
+    """First due cycle of each rank's refresh; ranks of a channel are staggered evenly."""
+    ranks = np.arange(spec.bus_channels * spec.ranks) % spec.ranks
+    interval = spec.tREFIpb if spec.refresh == "per_bank" else spec.tREFI
+    return (ranks * interval // spec.ranks + interval).astype(np.int64)
+
+
+def refresh_schedule(spec: DramSpec) -> tuple[np.ndarray, int, int]:
+    """Each bank's first refresh due cycle, the period between its refreshes and how long one
+    lasts: the schedule ``detailed`` follows (all-bank: the rank's; per-bank: banks in
+    rotation, one every tREFIpb)."""
+    first_rank = refresh_phase(spec)
+    per_rank = spec.banks_per_rank
+    if spec.refresh == "per_bank":
+        offset = np.arange(per_rank, dtype=np.int64) * spec.tREFIpb
+        first = (first_rank[:, None] + offset[None, :]).ravel()
+        return first, per_rank * spec.tREFIpb, spec.tRFCpb
+    return np.repeat(first_rank, per_rank), spec.tREFI, spec.tRFC
+
+
+def scheduled_refreshes(spec: DramSpec, first: np.ndarray, period: int,
+                        end: int) -> tuple[int, int]:
+    """(all-bank, per-bank) refreshes due by cycle ``end`` on the ``refresh_schedule``."""
+    if spec.refresh == "none":
+        return 0, 0
+    due = np.where(end < first, 0, (end - first) // period + 1)
+    if spec.refresh == "per_bank":
+        return 0, int(due.sum())
+    return int(due[::spec.banks_per_rank].sum()), 0
+
+
+class DramModel(Device):
+    """A DRAM device at one fidelity level: decoding, conversion, counters and stats."""
+
+    kind = "dram"
+    fidelity = ""
+
+    def __init__(self, spec: DramSpec):
+        self.spec = spec
+        self.request_bytes = spec.request_bytes
+        self.cycle_s = spec.tCK
+        self.capacity = spec.capacity
+        self.peak_bandwidth = spec.peak_bandwidth
+        self.address_map = spec.address_map
+        self.params = kernel_params(spec)
+        self.energy_model = DramEnergy.from_spec(spec)
+        self.counters = np.zeros(len(COUNTERS), dtype=np.int64)
+        self.banks = spec.bus_channels * spec.ranks * spec.banks_per_rank
+        self.last_arrival = 0
+        self.last_done = 0
+
+    # --- requests ----------------------------------------------------------------------
+
+    def service(self, arrival_s: np.ndarray, addresses: np.ndarray,
+                is_write: np.ndarray) -> np.ndarray:
+        cycles = np.ceil(np.asarray(arrival_s, dtype=np.float64) / self.cycle_s - 1e-9)
+        done = self.service_cycles(cycles.astype(np.int64), addresses, is_write)
+        return done * self.cycle_s + self.spec.frontend_latency
+
+    def service_cycles(self, arrival_cycles: np.ndarray, addresses: np.ndarray,
+                       is_write: np.ndarray) -> np.ndarray:
+        """Completion cycle of each request (int64), from arrival cycles of ``tCK``: the entry
+        point for memory traces stamped in controller cycles. Completion is the end of the
+        burst on the data bus (reads: data returned; writes: data written)."""
+        arrival = np.ascontiguousarray(arrival_cycles, dtype=np.int64)
+        addresses = np.ascontiguousarray(addresses, dtype=np.int64)
+        is_write = np.ascontiguousarray(is_write, dtype=np.bool_)
+        if not arrival.shape == addresses.shape == is_write.shape or arrival.ndim != 1:
+            raise InputError(f"arrival {arrival.shape}, addresses {addresses.shape} and "
+                             f"is_write {is_write.shape} must be equal-length 1-D arrays",
+                             field="requests")
+        if arrival.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        if arrival[0] < self.last_arrival or np.any(arrival[1:] < arrival[:-1]):
+            raise InputError("arrival times must not decrease (within a call and across "
+                             "calls)", field="arrival")
+        if addresses.min() < 0:
+            raise InputError("addresses must be non-negative", field="addresses")
+        decoded = self.address_map.decode(addresses)
+        channel_rank = decoded.channel * self.spec.ranks + decoded.rank
+        bank = ((channel_rank * self.spec.bank_groups + decoded.bank_group)
+                * self.spec.banks_per_group + decoded.bank)
+        done = self._serve(arrival, bank, decoded.row, is_write)
+        self.last_arrival = int(arrival[-1])
+        self.last_done = max(self.last_done, int(done.max()))
+        return done
+
+    @abstractmethod
+    def _serve(self, arrival: np.ndarray, bank: np.ndarray, row: np.ndarray,
+               is_write: np.ndarray) -> np.ndarray:
+        """Completion cycles of requests at flat ``bank`` indices (updates ``counters``)."""
+
+    # --- results -----------------------------------------------------------------------
+
+    def unloaded_read_latency_s(self) -> float:
+        return self.spec.read_latency_cycles()["hit"] * self.cycle_s + self.spec.frontend_latency
+
+    def refresh_counts(self, end: int) -> tuple[int, int]:
+        """(all-bank, per-bank) refresh commands up to cycle ``end``."""
+        return int(self.counters[N.REFRESHES_ALL_BANK]), int(self.counters[N.REFRESHES_PER_BANK])
+
+    @abstractmethod
+    def open_rank_cycles(self, end: int) -> float:
+        """Rank-cycles up to ``end`` during which the rank had a bank open (summed over
+        ranks): the active-standby share of the background energy."""
+
+    def stats(self, elapsed_s: float | None = None) -> dict[str, float]:
+        end = self.last_done if elapsed_s is None else int(round(elapsed_s / self.cycle_s))
+        counts = {name: int(v) for name, v in zip(COUNTERS, self.counters, strict=True)}
+        counts["refreshes_all_bank"], counts["refreshes_per_bank"] = self.refresh_counts(end)
+        ranks = self.spec.bus_channels * self.spec.ranks
+        open_s = min(self.open_rank_cycles(end), ranks * end) * self.cycle_s
+        energy = self.energy_model.parts(counts, open_s, ranks * end * self.cycle_s)
+        requests = counts["reads"] + counts["writes"]
+        return {
+            "requests": requests,
+            **counts,
+            "refreshes": counts["refreshes_all_bank"] + counts["refreshes_per_bank"],
+            "bytes_read": counts["reads"] * self.request_bytes,
+            "bytes_written": counts["writes"] * self.request_bytes,
+            "row_hit_rate": counts["row_hits"] / requests if requests else 0.0,
+            "elapsed_s": end * self.cycle_s,
+            **energy,
+        }
+
+
+def open_cycles(open_row: np.ndarray, opened_at: np.ndarray, closed_sum: np.ndarray,
+                banks_per_rank: int, end: int) -> float:
+    """Rank-cycles with a bank open: per rank, the open time of its banks (closed intervals
+    ``closed_sum`` plus rows still open until ``end``), capped at ``end``. Summing banks
+    over-counts overlapping open rows, hence the cap: an upper bound of the true union."""
+    still = np.where(open_row >= 0, np.maximum(end - opened_at, 0), 0)
+    per_rank = closed_sum + still.reshape(-1, banks_per_rank).sum(axis=1)
+    return float(np.minimum(per_rank, end).sum())
