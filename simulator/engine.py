@@ -54,6 +54,7 @@ class QueryLog:
     cache_lookups: list[int] = field(default_factory=list)
     writebacks: list[int] = field(default_factory=list)
     unloaded_s: list[float] = field(default_factory=list)
+    tier_lookups: list[np.ndarray] = field(default_factory=list)
 
     def add(self, q: Query) -> None:
         self.ids.append(q.id)
@@ -64,6 +65,7 @@ class QueryLog:
         self.cache_lookups.append(q.cache_lookups)
         self.writebacks.append(q.writeback_rows.size)
         self.unloaded_s.append(q.unloaded_s)
+        self.tier_lookups.append(q.tier_lookups)
 
     def latency_s(self) -> np.ndarray:
         return np.asarray(self.finish_s) - np.asarray(self.arrival_s)
@@ -150,6 +152,7 @@ class Engine:
                 if self.dirty is not None:
                     self._evict_dirty(q, through, hit[through], slot[through])
         q.hits = int(np.count_nonzero(local) + np.count_nonzero(hit))
+        q.tier_lookups = np.bincount(q.tier, minlength=len(system.table_tiers))
         remote = ~local & ~hit
         fetches = [env.process(self._fetch(q, int(k), remote & (q.tier == k)))
                    for k in np.unique(q.tier[remote])]

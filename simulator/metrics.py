@@ -58,6 +58,11 @@ def summarise(log: QueryLog, system: System) -> dict[str, Any]:
         value = (float(np.mean(latency_us)) if q is None else float(np.percentile(latency_us, q))
                  ) if queries else float("nan")
         row[f"latency_{name}_us"] = value
+    row["local_hit_rate"] = int(np.sum(log.hits)) / lookups if lookups else float("nan")
+    if log.tier_lookups:
+        per_tier = np.sum(log.tier_lookups, axis=0)
+        row.update({f"lookups_{name}": int(n)
+                    for name, n in zip(system.table_tiers, per_tier, strict=True)})
     cache = system.cache
     row["cache_hit_rate"] = cache.hit_rate if cache is not None else float("nan")
     row["cache_hits"] = cache.hits if cache is not None else 0

@@ -23,6 +23,7 @@ class Query:
     tier: np.ndarray                # index into ``System.table_tiers`` of each lookup's row
     home_addresses: np.ndarray      # byte address of each lookup's row in its tier
     writeback_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    tier_lookups: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     finish_s: float = float("nan")
     hits: int = 0
     cache_lookups: int = 0

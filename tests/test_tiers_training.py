@@ -43,6 +43,8 @@ def test_hot_rows_in_the_compute_tier_are_read_there_and_the_rest_fetched(write_
     assert row["bytes_wasted_dram"] == 0            # 64 B and 128 B rows, 64 B lines
     total = sum(k.size for k, _ in batches)
     assert row["lookups"] == total
+    assert row["lookups_hbm"] == local and row["lookups_dram"] == total - local
+    assert row["local_hit_rate"] == pytest.approx(local / total)
     # the profile ranks rows by reads: the hot tier serves more than its share of bytes
     assert local / total > 96 * 1024 / (5000 * 64 + 3000 * 128)
 
