@@ -1,9 +1,11 @@
-"""Cache kernel speed: accesses per second of each hardware policy and of the software cache.
+"""Cache kernel speed: accesses per second of each hardware policy and of each row cache.
 
 Serves a Zipf (alpha 1.2) and a uniform random stream of byte addresses (25% stores) through
 ``HardwareCache`` with every registered policy at 32 KiB 8-way and 1 MiB 16-way (64 B lines),
-and the same Zipf stream's line ids through ``SoftwareCache`` (LRU, 32-way and fully
-associative, 1 MiB of 64 B rows). The baseline is a straightforward pure-Python set-associative
+the same Zipf stream's line ids through ``SoftwareCache`` (LRU, 32-way and fully associative,
+1 MiB of 64 B rows), and through every GPU embedding cache kind (``ROW_CACHES``, 5% of the
+rows) in batches of 65,536 keys, as the simulator calls them once per query. The baseline is
+a straightforward pure-Python set-associative
 LRU cache (an OrderedDict per set) on a slice of the Zipf stream, measured in the same run.
 Each figure is the best of ``--repeats`` runs on a fresh cache (compilation excluded). The
 issue's target is 10,000,000 accesses/s per kernel on one core.
@@ -30,11 +32,19 @@ sys.path.insert(0, str(ROOT))
 from hwmodels.cache import SoftwareCache  # noqa: E402
 from hwmodels.cache.hardware import HardwareCache  # noqa: E402
 from hwmodels.cache.hw_policies import HW_POLICIES  # noqa: E402
+from hwmodels.cache.row_cache import build_row_cache  # noqa: E402
 
 LINE = 64
 TARGET = 10_000_000
 GEOMETRIES = {"32KiB-8way": (32 << 10, 8), "1MiB-16way": (1 << 20, 16)}
 KEY_SPACE = 1 << 22
+BATCH = 65_536
+ROW_CACHE_KINDS = {"fbgemm_uvm_lru": ("fbgemm_uvm", {"policy": "lru"}),
+                   "fbgemm_uvm_lfu": ("fbgemm_uvm", {"policy": "lfu"}),
+                   "colossal_dataset": ("colossal", {"strategy": "dataset"}),
+                   "colossal_lfu": ("colossal", {"strategy": "lfu"}),
+                   "hugectr": ("hugectr", {}),
+                   "pinned": ("pinned", {})}
 
 
 def ordered_dict_lru(addresses: np.ndarray, size: int, ways: int) -> int:
@@ -98,6 +108,15 @@ def main() -> None:
         def run(ways=ways):
             SoftwareCache((1 << 20) // LINE, ways, "lru", KEY_SPACE).lookup(keys)
         rates[name] = best_rate(run, n, args.repeats)
+    frequency = np.bincount(keys, minlength=KEY_SPACE)
+    batches = [keys[i:i + BATCH] for i in range(0, n, BATCH)]
+    for name, (kind, options) in ROW_CACHE_KINDS.items():
+        def run(kind=kind, options=options):
+            cache = build_row_cache(kind, options, slots=KEY_SPACE // 20,
+                                    table_rows=np.array([KEY_SPACE]), frequency=frequency)
+            for batch in batches:
+                cache.lookup(batch)
+        rates[f"row_{name}"] = best_rate(run, n, args.repeats)
 
     for name, rate in rates.items():
         flag = "" if rate >= TARGET else "  BELOW TARGET"
