@@ -5,10 +5,10 @@ Serves a Zipf (alpha 1.2) and a uniform random stream of byte addresses (25% sto
 the same Zipf stream's line ids through ``SoftwareCache`` (LRU, 32-way and fully associative,
 1 MiB of 64 B rows), and through every GPU embedding cache kind (``ROW_CACHES``, 5% of the
 rows) in batches of 65,536 keys, as the simulator calls them once per query. The baseline is
-a straightforward pure-Python set-associative
-LRU cache (an OrderedDict per set) on a slice of the Zipf stream, measured in the same run.
-Each figure is the best of ``--repeats`` runs on a fresh cache (compilation excluded). The
-issue's target is 10,000,000 accesses/s per kernel on one core.
+a straightforward pure-Python set-associative LRU cache (an OrderedDict per set) on a slice of
+the Zipf stream, measured in the same run. Each figure is the best of ``--repeats`` runs on a
+fresh cache (compilation excluded). The issue's target is 10,000,000 accesses/s per kernel on
+one core.
 
     python benchmarks/bench_cache.py [--accesses 4000000] [--slice 300000] [--repeats 3]
 """
