@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from device_timings.devices import DEVICES, device_spec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from embsim.errors import InputError
 from hwmodels.device import make_device
@@ -191,6 +193,36 @@ def test_later_calls_queue_behind_earlier_ones(fidelity):
     fresh = make_dram(spec, fidelity).service_cycles(np.zeros(n, dtype=np.int64),
                                                      addresses + n * 64, np.zeros(n, bool))
     assert again.mean() > fresh.mean() + 0.5 * (first.max() - first.min())
+
+
+def plain_decode(spec, address):
+    """Textbook mixed-radix decode of one address, then the XOR bank hash."""
+    amap = spec.address_map
+    rest, value = address // spec.request_bytes, {}
+    for name in reversed(amap.order):
+        rest, value[name] = divmod(rest, amap.radix[name])
+    if spec.xor_bank_hash:
+        value["ba"] ^= value["ro"] % spec.banks_per_group
+        value["bg"] ^= value["ro"] // spec.banks_per_group % spec.bank_groups
+    return value
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 2**37), min_size=1, max_size=40), st.booleans(),
+       st.sampled_from(["rorabacobgch", "rochrababgco", "cororabgbach"]))
+def test_flat_bank_and_row_equal_the_plain_decode(addresses, hashed, mapping):
+    # three channels: a radix that is not a power of two, decoded by division
+    spec = device_spec("DDR4", channels=3, xor_bank_hash=hashed, mapping=mapping)
+    bank, row = spec.address_map.bank_and_row(np.array(addresses, dtype=np.int64))
+    decoded = spec.address_map.decode(np.array(addresses))
+    for k, address in enumerate(addresses):
+        v = plain_decode(spec, address)
+        flat = ((v["ch"] * spec.ranks + v["ra"]) * spec.bank_groups + v["bg"]) \
+            * spec.banks_per_group + v["ba"]
+        assert (bank[k], row[k]) == (flat, v["ro"])
+        assert (decoded.channel[k], decoded.rank[k], decoded.bank_group[k], decoded.bank[k],
+                decoded.row[k], decoded.column[k]) == (v["ch"], v["ra"], v["bg"], v["ba"],
+                                                       v["ro"], v["co"])
 
 
 def test_bad_requests_and_fidelity_are_input_errors():

@@ -19,7 +19,10 @@ refresh) that can issue earliest; ties go to refresh, then (FR-FCFS) row-hit col
 then the oldest request. ``fcfs`` drops the row-hit preference: commands issue oldest-first
 among the ready ones, which keeps bank parallelism. ``closed`` row policy precharges a bank
 after a column command unless another queued request hits the same row (RDA/WRA). Time jumps
-from one event to the next (command, arrival, refresh due), never cycle by cycle.
+from one event to the next (command, arrival, refresh due), never cycle by cycle. A step
+costs little per queued request: each caches its next command and the cycle its own bank
+allows it, re-planned only when a command changes that bank (or refreshes its rank), and the
+rank, bank-group and command-bus bounds come from one small table per step (``_bounds``).
 
 What it ignores: power-down and self-refresh modes, refresh postponing, write queues and
 read/write draining modes (reads and writes share one queue in arrival order), the additive
@@ -70,6 +73,10 @@ Chan = IntEnum("Chan", "NOW ROW_BUS COL_BUS", start=0)
 """Rows of the per-channel state array."""
 Where = IntEnum("Where", "RANK GROUP INDEX", start=0)
 """Rows of the per-bank position array: flat rank, flat bank group, bank index in its rank."""
+Q = IntEnum("Q", "REQ FLAG BANK RANK GROUP SEQ T CMD KEY", start=0)
+"""Rows of the queue array: request index, flag, flat bank and rank, bank group within the
+channel, arrival sequence (the age for ties), and the cached plan: its next command, the
+earliest cycle its bank allows it and its ``_bounds`` table index."""
 # request flags: which row command the request needed
 NEEDED_NOTHING, NEEDED_ACT, NEEDED_PRE = 0, 1, 2
 
@@ -140,22 +147,34 @@ def _column(bs, rs, gs, gap, wb, b, write, t, c, p):
 
 
 @njit(cache=True, inline="always")
-def _request_command(bs, rs, gs, faw, wb, b, row, write, lb_row, lb_col, p):
-    """(earliest cycle, command) of the next command a request at bank ``b`` needs."""
-    gr = wb[Where.RANK, b]
-    gg = wb[Where.GROUP, b]
+def _bank_command(bs, b, row, write):
+    """(earliest cycle by bank ``b``'s own timing, command) of the next command a request for
+    ``row`` at ``b`` needs: RD/WR on a row hit, ACT to a closed bank, else PRE."""
     open_row = bs[Bank.OPEN, b]
     if open_row == row:
         if write:
-            t = max(bs[Bank.WR, b], rs[Rank.WR, gr], gs[Group.WR, gg])
-            return max(t, lb_col), WR
-        t = max(bs[Bank.RD, b], rs[Rank.RD, gr], gs[Group.RD, gg])
-        return max(t, lb_col), RD
+            return bs[Bank.WR, b], WR
+        return bs[Bank.RD, b], RD
     if open_row == NONE:
-        t = max(bs[Bank.ACT, b], rs[Rank.ACT, gr], gs[Group.ACT, gg],
-                faw[gr * 4 + rs[Rank.FAW_POS, gr]] + p[P.FAW])
-        return max(t, lb_row), ACT
-    return max(bs[Bank.PRE, b], lb_row), PRE
+        return bs[Bank.ACT, b], ACT
+    return bs[Bank.PRE, b], PRE
+
+
+@njit(cache=True, inline="always")
+def _bounds(table, rs, gs, faw, c, lb_row, lb_col, p):
+    """Fill ``table[cmd * width + k]``: the earliest cycle the rank, bank group ``k`` of
+    channel ``c`` (``width`` groups) and the command bus allow ``cmd`` (column gaps,
+    tRRD_S/L, tFAW; a PRE only the bus), shared by every queued request there."""
+    groups = p[P.GROUPS]
+    width = p[P.RANKS] * groups
+    for k in range(width):
+        gg = c * width + k
+        gr = gg // groups
+        table[ACT * width + k] = max(rs[Rank.ACT, gr], gs[Group.ACT, gg],
+                                     faw[gr * 4 + rs[Rank.FAW_POS, gr]] + p[P.FAW], lb_row)
+        table[PRE * width + k] = lb_row
+        table[RD * width + k] = max(rs[Rank.RD, gr], gs[Group.RD, gg], lb_col)
+        table[WR * width + k] = max(rs[Rank.WR, gr], gs[Group.WR, gg], lb_col)
 
 
 @njit(cache=True, inline="always")
@@ -234,16 +253,47 @@ def _skip_idle_refreshes(bs, rs, cs, c, until, p, cnt):
         cs[Chan.ROW_BUS, c] = max(cs[Chan.ROW_BUS, c], last)
 
 
+@njit(cache=True, inline="always")
+def _plan(queue, j, bs, row, write, width):
+    """Cache entry ``j``'s next command and the earliest cycle its bank allows it; the scan
+    adds the rank, bank-group and command-bus bounds (``_bounds``, at ``Q.KEY``), which
+    change with every command."""
+    i = queue[Q.REQ, j]
+    t, cmd = _bank_command(bs, queue[Q.BANK, j], row[i], write[i])
+    queue[Q.T, j] = t
+    queue[Q.CMD, j] = cmd
+    queue[Q.KEY, j] = cmd * width + queue[Q.GROUP, j]
+
+
+@njit(cache=True, inline="always")
+def _replan(queue, n, bank, rank, bs, row, write, width):
+    """Re-plan the entries at ``bank`` or of ``rank`` after a command changed their bank
+    state; the other entries' cached plans stay exact."""
+    for j in range(n):
+        if queue[Q.BANK, j] == bank or queue[Q.RANK, j] == rank:
+            _plan(queue, j, bs, row, write, width)
+
+
+@njit(cache=True, inline="always")
+def _drop(queue, j, n):
+    """Remove entry ``j`` of ``n`` (the last takes its place; ``Q.SEQ`` keeps the age)."""
+    for r in range(queue.shape[0]):
+        queue[r, j] = queue[r, n - 1]
+
+
 @njit(cache=True)
 def serve_detailed(order, segments, arrival, bank, row, write, done, p, gap, wb, bs, rs, gs,
-                   faw, cs, cnt, trace, trace_n, queue, flags):
+                   faw, cs, cnt, trace, trace_n, queue, table):
     """Serve requests ``order[segments[c]:segments[c+1]]`` (arrival order) of each channel c;
-    write each request's completion cycle to ``done``. All state arrays persist."""
+    write each request's completion cycle to ``done``. All state arrays persist; ``queue``
+    holds each queued request's cached plan (rows ``Q``), re-planned only when a command
+    changes its bank; ``table`` is scratch for ``_bounds``."""
     ranks = p[P.RANKS]
     depth = p[P.QUEUE]
     refresh = p[P.REFRESH]
     hit_first = p[P.FRFCFS] == 1
     tracing = trace.shape[0] > 0
+    width = ranks * p[P.GROUPS]
     for c in range(segments.size - 1):
         start, end = segments[c], segments[c + 1]
         now = cs[Chan.NOW, c]
@@ -251,8 +301,14 @@ def serve_detailed(order, segments, arrival, bank, row, write, done, p, gap, wb,
         nxt = start
         while nxt < end or n > 0:
             while nxt < end and n < depth and arrival[order[nxt]] <= now:
-                queue[n] = order[nxt]
-                flags[n] = NEEDED_NOTHING
+                i = order[nxt]
+                queue[Q.REQ, n] = i
+                queue[Q.FLAG, n] = NEEDED_NOTHING
+                queue[Q.BANK, n] = bank[i]
+                queue[Q.RANK, n] = wb[Where.RANK, bank[i]]
+                queue[Q.GROUP, n] = wb[Where.GROUP, bank[i]] - c * width
+                queue[Q.SEQ, n] = nxt
+                _plan(queue, n, bs, row, write, width)
                 n += 1
                 nxt += 1
             t_arrival = arrival[order[nxt]] if nxt < end and n < depth else INF
@@ -266,76 +322,86 @@ def serve_detailed(order, segments, arrival, bank, row, write, done, p, gap, wb,
             best_j = NONE
             best_bank = NONE
             best_prio = 3
+            best_seq = INF
             t_due = INF
+            refreshing = False
             if refresh != NO_REFRESH:
                 for gr in range(c * ranks, (c + 1) * ranks):
                     due = rs[Rank.DUE, gr]
                     if due > now:
                         t_due = min(t_due, due)
                         continue
+                    refreshing = True
                     t, cmd, b = _refresh_command(bs, rs, gr, lb_row, p)
                     if t < best_t:
                         best_t, best_cmd, best_bank, best_prio, best_j = t, cmd, b, 0, NONE
+            _bounds(table, rs, gs, faw, c, lb_row, lb_col, p)
             for j in range(n):
-                i = queue[j]
-                b = bank[i]
-                gr = wb[Where.RANK, b]
-                if refresh != NO_REFRESH and rs[Rank.DUE, gr] <= now and (
+                b = queue[Q.BANK, j]
+                gr = queue[Q.RANK, j]
+                if refreshing and rs[Rank.DUE, gr] <= now and (
                         refresh == ALL_BANK or wb[Where.INDEX, b] == rs[Rank.PTR, gr]):
                     continue   # its rank (bank) is being refreshed
-                t, cmd = _request_command(bs, rs, gs, faw, wb, b, row[i], write[i], lb_row,
-                                          lb_col, p)
-                prio = 1 if (cmd in (RD, WR) or not hit_first) else 2
-                if t < best_t or (t == best_t and prio < best_prio):
-                    best_t, best_cmd, best_bank, best_prio, best_j = t, cmd, b, prio, j
+                key = queue[Q.KEY, j]
+                t = max(queue[Q.T, j], table[key])
+                prio = 2 if hit_first and key < RD * width else 1
+                seq = queue[Q.SEQ, j]
+                if t < best_t or (t == best_t and (prio < best_prio or (
+                        prio == best_prio and seq < best_seq))):
+                    best_t, best_bank, best_prio, best_j = t, b, prio, j
+                    best_cmd = queue[Q.CMD, j]
+                    best_seq = seq
             t_next = min(t_arrival, t_due)
             if t_next < best_t:
                 now = t_next
                 continue
             now = best_t
             b = best_bank
+            gr = wb[Where.RANK, b]
             if best_cmd in (REF, REFPB):
-                _refresh(bs, rs, wb[Where.RANK, b], b, now, best_cmd, p, cnt)
+                _refresh(bs, rs, gr, b, now, best_cmd, p, cnt)
                 _use_bus(cs, c, now, False, p)
                 if tracing:
                     _record(trace, trace_n, now, best_cmd, b, NONE, p)
+                _replan(queue, n, b, gr if best_cmd == REF else NONE, bs, row, write, width)
                 continue
             if tracing:
                 _record(trace, trace_n, now, best_cmd, b,
-                        row[queue[best_j]] if best_j != NONE else bs[Bank.OPEN, b], p)
+                        row[queue[Q.REQ, best_j]] if best_j != NONE else bs[Bank.OPEN, b], p)
             if best_cmd == PRE:
                 _precharge(bs, rs, wb, b, now, p, cnt)
                 _use_bus(cs, c, now, False, p)
                 if best_j != NONE:
-                    flags[best_j] = NEEDED_PRE
+                    queue[Q.FLAG, best_j] = NEEDED_PRE
+                _replan(queue, n, b, NONE, bs, row, write, width)
                 continue
-            i = queue[best_j]
+            i = queue[Q.REQ, best_j]
             if best_cmd == ACT:
                 _activate(bs, rs, gs, faw, wb, b, row[i], now, p, cnt)
                 _use_bus(cs, c, now, False, p)
-                if flags[best_j] == NEEDED_NOTHING:
-                    flags[best_j] = NEEDED_ACT
+                if queue[Q.FLAG, best_j] == NEEDED_NOTHING:
+                    queue[Q.FLAG, best_j] = NEEDED_ACT
+                _replan(queue, n, b, NONE, bs, row, write, width)
                 continue
             is_write = 1 if write[i] else 0
             _column(bs, rs, gs, gap, wb, b, is_write, now, c, p)
             _use_bus(cs, c, now, True, p)
             done[i] = now + (p[P.CWL] if is_write else p[P.CL]) + p[P.BURST]
             cnt[N.WRITES if is_write else N.READS] += 1
-            outcome = flags[best_j]
+            outcome = queue[Q.FLAG, best_j]
             cnt[N.ROW_CONFLICTS if outcome == NEEDED_PRE else
                 N.ROW_MISSES if outcome == NEEDED_ACT else N.ROW_HITS] += 1
-            for j in range(best_j, n - 1):
-                queue[j] = queue[j + 1]
-                flags[j] = flags[j + 1]
+            _drop(queue, best_j, n)
             n -= 1
             if p[P.CLOSED] == 1:
                 wanted = False
                 for j in range(n):
-                    if bank[queue[j]] == b and row[queue[j]] == row[i]:
+                    if queue[Q.BANK, j] == b and row[queue[Q.REQ, j]] == row[i]:
                         wanted = True
                         break
                 if not wanted:
                     _precharge(bs, rs, wb, b, bs[Bank.PRE, b], p, cnt)
+            _replan(queue, n, b, NONE, bs, row, write, width)
         cs[Chan.NOW, c] = now
 
 
@@ -363,8 +429,8 @@ class DetailedDram(DramModel):
         self.channel_state[Chan.NOW] = 0
         self.trace = np.zeros((trace_commands, 6), dtype=np.int64)
         self.trace_n = np.zeros(1, dtype=np.int64)
-        self.queue = np.zeros(spec.queue_depth, dtype=np.int64)
-        self.flags = np.zeros(spec.queue_depth, dtype=np.int64)
+        self.queue = np.zeros((len(Q), spec.queue_depth), dtype=np.int64)
+        self.table = np.zeros(4 * ranks * spec.bank_groups, dtype=np.int64)
 
     def _serve(self, arrival: np.ndarray, bank: np.ndarray, row: np.ndarray,
                is_write: np.ndarray) -> np.ndarray:
@@ -375,7 +441,7 @@ class DetailedDram(DramModel):
         serve_detailed(order, segments, arrival, bank, row, is_write, done, self.params,
                        self.gaps, self.where, self.bank_state, self.rank_state,
                        self.group_state, self.faw, self.channel_state, self.counters,
-                       self.trace, self.trace_n, self.queue, self.flags)
+                       self.trace, self.trace_n, self.queue, self.table)
         return done
 
     def command_trace(self) -> np.ndarray:

@@ -179,11 +179,8 @@ class DramModel(Device):
                              "calls)", field="arrival")
         if addresses.min() < 0:
             raise InputError("addresses must be non-negative", field="addresses")
-        decoded = self.address_map.decode(addresses)
-        channel_rank = decoded.channel * self.spec.ranks + decoded.rank
-        bank = ((channel_rank * self.spec.bank_groups + decoded.bank_group)
-                * self.spec.banks_per_group + decoded.bank)
-        done = self._serve(arrival, bank, decoded.row, is_write)
+        bank, row = self.address_map.bank_and_row(addresses)
+        done = self._serve(arrival, bank, row, is_write)
         self.last_arrival = int(arrival[-1])
         self.last_done = max(self.last_done, int(done.max()))
         return done
