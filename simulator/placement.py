@@ -59,13 +59,16 @@ class Placement:
     row_address: np.ndarray | None = None
     bytes_used: np.ndarray | None = None  # per tier
 
-    def locate(self, global_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(tier index, byte address) of each global row."""
+    def locate(self, global_rows: np.ndarray, per_table: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(tier index, byte address) of each global row; ``per_table`` (lookups of each
+        table, when the rows come table by table as in a batch) saves a search."""
         if self.row_tier is not None:
             assert self.row_address is not None
             return self.row_tier[global_rows], self.row_address[global_rows]
         assert self.table_tier is not None and self.table_base is not None
-        table = np.searchsorted(self.row_base, global_rows, side="right") - 1
+        table = (np.repeat(np.arange(self.stride.size), per_table) if per_table is not None
+                 else np.searchsorted(self.row_base, global_rows, side="right") - 1)
         local = global_rows - self.row_base[table]
         return self.table_tier[table], self.table_base[table] + local * self.stride[table]
 

@@ -44,7 +44,7 @@ def make_query(query_id: int, batch: Batch, arrival_s: float, system: System,
     layout = system.layout
     row_bytes = np.repeat(layout.row_bytes, per_table)
     global_rows = batch.global_rows(row_base)
-    tier, addresses = system.placement.locate(global_rows)
+    tier, addresses = system.placement.locate(global_rows, per_table)
     return Query(id=query_id, batch=batch, arrival_s=arrival_s, global_rows=global_rows,
                  row_bytes=row_bytes,
                  state_bytes=np.repeat(layout.stride - layout.row_bytes, per_table),
