@@ -2,10 +2,18 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from embsim.errors import InputError
 from hwmodels.cache import SoftwareCache
-from hwmodels.cache.row_cache import ROW_CACHES, build_row_cache, parse_options, per_key
+from hwmodels.cache.row_cache import (
+    ROW_CACHES,
+    BatchUniques,
+    build_row_cache,
+    parse_options,
+    per_key,
+)
 
 
 def test_every_kind_is_registered():
@@ -55,3 +63,16 @@ def test_software_kind_behaves_as_software_cache():
     assert (kind.hits, kind.misses, kind.evictions) == (plain.hits, plain.misses,
                                                          plain.evictions)
     assert kind.slots == plain.slots
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 49), min_size=1, max_size=200))
+def test_batch_uniques_equal_numpy_unique_and_leave_the_scratch_clean(values):
+    keys = np.array(values, dtype=np.int64)
+    uniques = BatchUniques(50)
+    for _ in range(2):                       # the scratch is reusable
+        got = uniques(keys)
+        want = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+        for a, b in zip(got, want, strict=True):
+            assert np.array_equal(a, b.reshape(-1))
+        assert (uniques.position == -1).all()

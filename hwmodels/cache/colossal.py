@@ -37,11 +37,11 @@ from embsim.errors import InputError
 from hwmodels.cache.kernels import _sift_down, _sift_up
 from hwmodels.cache.row_cache import (
     ROW_CACHES,
+    BatchUniques,
     CacheOptions,
     RowCache,
     per_key,
     require_frequency,
-    unique_keys,
 )
 
 EMPTY = -1
@@ -144,6 +144,7 @@ class ColossalCache(RowCache):
                  frequency: np.ndarray | None = None, seed: int = 0):
         super().__init__()
         key_space = int(np.sum(table_rows))
+        self.unique_keys = BatchUniques(int(np.sum(table_rows)))
         self.lfu = options.strategy == "lfu"
         self.slots = int(slots)
         self.cached = np.full(self.slots, EMPTY, dtype=np.int64)
@@ -182,7 +183,7 @@ class ColossalCache(RowCache):
 
     def _serve(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = keys if self.renumber is None else self.renumber[keys]
-        uniq, first, inverse, counts = unique_keys(rows)
+        uniq, first, inverse, counts = self.unique_keys(rows)
         if uniq.size > self.slots:
             raise InputError(
                 f"a batch has {uniq.size} unique rows but the cache holds {self.slots} rows; "

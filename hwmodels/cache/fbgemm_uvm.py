@@ -44,10 +44,10 @@ from numba import njit
 from hwmodels.cache.row_cache import (
     ROW_CACHES,
     UNCACHED,
+    BatchUniques,
     CacheOptions,
     RowCache,
     per_key,
-    unique_keys,
 )
 
 WAYS = 32                 # DEFAULT_ASSOC: one warp of ways per set
@@ -183,7 +183,8 @@ def populate_lfu(uniq, counts, state, lfu_state, num_sets, found, loc):
     misses = 0
     for i in range(n):
         s = cache_set(uniq[i], num_sets)
-        found[i] = _find(uniq[i], state, s * WAYS) != EMPTY
+        loc[i] = _find(uniq[i], state, s * WAYS)
+        found[i] = loc[i] != EMPTY
         if not found[i]:
             sort_key[misses] = (s << LFU_COUNTER_BITS) | (
                 (1 << LFU_COUNTER_BITS) - 1 - lfu_state[uniq[i]])
@@ -205,18 +206,22 @@ def populate_lfu(uniq, counts, state, lfu_state, num_sets, found, loc):
         _sorted_ways(costs_of_set, scratch)
         inserted = 0
         for lane in range(min(end - start, WAYS)):
-            row = uniq[miss_row[order[start + lane]]]
+            i = miss_row[order[start + lane]]
+            row = uniq[i]
             if cost[lane] > lfu_state[row]:
                 break
             line = base + way[lane]
             if state[line] != EMPTY:
                 evictions += 1
             state[line] = row
+            loc[i] = line
             inserted += 1
         conflicts += end - start - inserted
         start = end
     for i in range(n):
-        loc[i] = _find(uniq[i], state, cache_set(uniq[i], num_sets) * WAYS)
+        # a row found before the prefetch may have been evicted by it (LFU does not lock)
+        if found[i] and state[loc[i]] != uniq[i]:
+            loc[i] = EMPTY
     return misses, conflicts, evictions
 
 
@@ -236,6 +241,7 @@ class FbgemmUvmCache(RowCache):
                  frequency: np.ndarray | None = None, seed: int = 0):
         super().__init__()
         self.policy = options.policy
+        self.unique_keys = BatchUniques(int(np.sum(table_rows)))
         self.num_sets = max(1, -(-int(slots) // WAYS))
         self.slots = self.num_sets * WAYS
         self.state = np.full(self.slots, EMPTY, dtype=np.int64)
@@ -255,7 +261,7 @@ class FbgemmUvmCache(RowCache):
         return max(1, int(total_rows * load_factor))
 
     def _serve(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        uniq, first, inverse, counts = unique_keys(keys)
+        uniq, first, inverse, counts = self.unique_keys(keys)
         found = np.empty(uniq.size, dtype=np.bool_)
         loc = np.empty(uniq.size, dtype=np.int64)
         if self.policy == "lru":

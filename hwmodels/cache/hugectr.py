@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 from pydantic import Field
 
-from hwmodels.cache.row_cache import ROW_CACHES, CacheOptions, RowCache, per_key, unique_keys
+from hwmodels.cache.row_cache import ROW_CACHES, BatchUniques, CacheOptions, RowCache, per_key
 
 SLAB_SIZE = 32
 SET_ASSOCIATIVITY = 2
@@ -164,6 +164,7 @@ class HugeCtrCache(RowCache):
                  frequency: np.ndarray | None = None, seed: int = 0):
         super().__init__()
         table_rows = np.asarray(table_rows, dtype=np.int64)
+        self.unique_keys = BatchUniques(int(np.sum(table_rows)))
         fraction = options.fraction
         if fraction is None:
             fraction = min(1.0, slots / float(table_rows.sum()))
@@ -181,7 +182,7 @@ class HugeCtrCache(RowCache):
             ("num_queries", "unique_keys", "missing_keys", "inserts", "replacements"), 0)
 
     def _serve(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        uniq, first, inverse, _ = unique_keys(keys)
+        uniq, first, inverse, _ = self.unique_keys(keys)
         tables = np.searchsorted(self.row_end, uniq, side="right")
         order = np.lexsort((first, tables))
         local = uniq[order] - self.row_base[tables[order]]

@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
+from numba import njit
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from embsim.errors import InputError
@@ -129,12 +130,46 @@ def require_frequency(frequency: np.ndarray | None, key_space: int, kind: str) -
     return np.asarray(frequency, dtype=np.int64)
 
 
-def unique_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct keys ascending, the position of each one's first occurrence, the inverse map
-    (distinct index of every key) and each one's count in the batch."""
-    uniq, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True,
-                                             return_counts=True)
-    return uniq, first, inverse.reshape(-1), counts
+@njit(cache=True)
+def _distinct_in_order(keys, position):
+    """Distinct keys in first-occurrence order: (index of each one's first occurrence, distinct
+    index of every key, count of each). ``position`` (all -1, one entry per key of the key
+    space) is scratch, left all -1 again."""
+    n = keys.size
+    first = np.empty(n, dtype=np.int64)
+    inverse = np.empty(n, dtype=np.int64)
+    counts = np.zeros(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        j = position[keys[i]]
+        if j < 0:
+            j = m
+            position[keys[i]] = m
+            first[m] = i
+            m += 1
+        inverse[i] = j
+        counts[j] += 1
+    for j in range(m):
+        position[keys[first[j]]] = -1
+    return first[:m], inverse, counts[:m]
+
+
+class BatchUniques:
+    """``unique_keys`` in linear time for keys of a known key space (scratch kept here)."""
+
+    def __init__(self, key_space: int):
+        self.position = np.full(key_space, -1, dtype=np.int64)
+
+    def __call__(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                   np.ndarray]:
+        """Distinct keys ascending, the position of each one's first occurrence, the inverse
+        map (distinct index of every key) and each one's count in the batch: what
+        ``np.unique`` returns, sorting only the distinct keys."""
+        first, inverse, counts = _distinct_in_order(keys, self.position)
+        order = np.argsort(keys[first], kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        return keys[first][order], first[order], rank[inverse], counts[order]
 
 
 def per_key(unique_slot: np.ndarray, was_cached: np.ndarray, first: np.ndarray,
