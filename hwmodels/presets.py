@@ -198,8 +198,10 @@ def resolve(kind: str, preset: str | None, overrides: dict[str, Any], *,
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         where = ".".join(p for p in (field, loc) if p) or None
-        raise InputError(f"{first['msg']} (got {first.get('input')!r})", source=source,
-                         field=where) from None
+        message = (f"unknown {kind} parameter; expected one of: {', '.join(cls.model_fields)}"
+                   if first["type"] == "extra_forbidden"
+                   else f"{first['msg']} (got {first.get('input')!r})")
+        raise InputError(message, source=source, field=where) from None
     except InputError as err:
         where = ".".join(p for p in (field, err.field) if p) or None
         raise InputError(err.detail, source=source or err.source, field=where) from None

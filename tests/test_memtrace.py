@@ -161,7 +161,7 @@ def test_device_system_from_preset_file_and_full_params(tmp_path):
     ("ddr9", {}, "SYSTEM: unknown device preset or file 'ddr9'; expected a YAML file or one "
                  "of: .*ddr4-3200"),
     ("pcie5-x16", {}, "unknown device preset or file 'pcie5-x16'"),
-    ("ddr4-3200", {"sizes": 2}, "--set: sizes: Extra inputs are not permitted"),
+    ("ddr4-3200", {"sizes": 2}, "--set: sizes: unknown dram parameter; expected one of: standard"),
     ("ddr4-3200", {"ranks": "two"}, "--set: ranks: Input should be a valid integer"),
     ("ddr4-3200", {"mapping": "rorobgbacoch"}, "--set: mapping: .*field 'ro' repeated"),
     ("ddr4-3200", {"tRAS": 80}, "--set: tRC: timings break tRC >= tRAS \\+ tRP"),
