@@ -25,13 +25,15 @@ DEVICE_STATS = ("row_hits", "row_misses", "row_conflicts", "activates", "prechar
 """Device counters copied into the results as ``<counter>_<tier>`` where a device has them."""
 
 
-def touched_units(addresses: np.ndarray, sizes: np.ndarray, unit: int) -> np.ndarray:
-    """Start address of every ``unit``-byte block each access touches, access by access."""
+def touched_units(addresses: np.ndarray, sizes: np.ndarray,
+                  unit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start address of every ``unit``-byte block each access touches, access by access, and
+    how many blocks each access touches."""
     first = addresses // unit
     count = (addresses + sizes - 1) // unit - first + 1
     starts = np.repeat(first, count)
     step = np.arange(starts.size) - np.repeat(np.cumsum(count) - count, count)
-    return (starts + step) * unit
+    return (starts + step) * unit, count
 
 
 class DeviceTier(Tier):
@@ -56,9 +58,8 @@ class DeviceTier(Tier):
             return now_s, 0
         sizes = np.broadcast_to(sizes, addresses.shape).astype(np.int64)
         flags = np.zeros(addresses.size, dtype=bool) if write is None else write
-        units = touched_units(addresses.astype(np.int64), sizes, self.granularity)
-        is_write = np.repeat(flags, (addresses + sizes - 1) // self.granularity
-                             - addresses // self.granularity + 1)
+        units, per_access = touched_units(addresses.astype(np.int64), sizes, self.granularity)
+        is_write = np.repeat(flags, per_access)
         requested = int(sizes.sum())
         if self.coalesce:
             keyed = np.unique(units * 2 + is_write)

@@ -261,19 +261,19 @@ class Engine:
         compute_addr.append(q.home_addresses[home_local])
         compute_size.append(q.row_bytes[home_local] + q.state_bytes[home_local])
         # remote homes: the whole row + state for uncached rows, the state for cached ones
-        state_only = in_slot[(q.state_bytes[in_slot] > 0) & ~local[in_slot]]
-        remote = np.concatenate([at_home[~local[at_home]], state_only])
-        offset = np.concatenate([np.zeros(remote.size - state_only.size, dtype=np.int64),
+        uncached = at_home[~local[at_home]]
+        state_only = in_slot[q.state_bytes[in_slot] > 0]
+        remote = np.concatenate([uncached, state_only])
+        offset = np.concatenate([np.zeros(uncached.size, dtype=np.int64),
                                  q.row_bytes[state_only]])
-        size = np.concatenate([q.row_bytes[at_home[~local[at_home]]]
-                               + q.state_bytes[at_home[~local[at_home]]],
+        size = np.concatenate([q.row_bytes[uncached] + q.state_bytes[uncached],
                                q.state_bytes[state_only]])
         moves = [env.process(self._rmw_compute(np.concatenate(compute_addr),
                                                np.concatenate(compute_size)))]
         wb_tier, wb_addr = system.placement.locate(q.writeback_rows)
         wb_size = system.placement.row_bytes_of(q.writeback_rows, system.layout.row_bytes)
         tier_of = q.tier[remote]
-        for k in np.union1d(np.unique(tier_of), np.unique(wb_tier)):
+        for k in np.union1d(tier_of, wb_tier):
             mine = tier_of == k
             wb = wb_tier == k
             moves.append(env.process(self._rmw_home(
