@@ -68,7 +68,7 @@ def summarise(log: QueryLog, system: System) -> dict[str, Any]:
     row["cache_hits"] = cache.hits if cache is not None else 0
     row["cache_misses"] = cache.misses if cache is not None else 0
     row["cache_evictions"] = cache.evictions if cache is not None else 0
-    if cache is not None and hasattr(cache, "counters"):
+    if cache is not None:
         row.update({f"cache_{key}": value for key, value in cache.counters().items()})
     row["cache_writebacks"] = int(np.sum(log.writebacks))
     energy = 0.0

@@ -20,7 +20,7 @@ from hwmodels.cache.row_cache import ROW_CACHES, RowCache, build_row_cache, pars
 from hwmodels.device import make_device
 from hwmodels.link import Link
 from hwmodels.memory import Tier, memory_model
-from hwmodels.presets import load_preset, preset_names, resolve
+from hwmodels.presets import kinds_of, preset_names, resolve
 from hwmodels.specs import LinkSpec, MemorySpec
 from hwmodels.tier import DeviceTier
 from simulator.config import DIRECT, CacheConfig, ComputeConfig, Experiment, MemoryTierConfig
@@ -85,12 +85,10 @@ TIER_KINDS = ("dram", "scm", "ssd", "memory")
 
 def preset_kind(name: str, source: str, field_: str) -> str:
     """The kind of the memory preset called ``name`` (device kinds first)."""
+    kinds = kinds_of(name)
     for kind in TIER_KINDS:
-        try:
-            load_preset(name, kind)
-        except InputError:
-            continue
-        return kind
+        if kind in kinds:
+            return kind
     known = sorted({n for kind in TIER_KINDS for n in preset_names(kind)})
     raise InputError(f"unknown memory preset {name!r}; expected one of: {', '.join(known)}",
                      source=source, field=field_)
@@ -120,9 +118,9 @@ def build_tier(name: str, cfg: MemoryTierConfig, fidelity: str,
     return DeviceTier(device), sources
 
 
-def _cache_slots(cache: CacheConfig, meta: TraceMeta, slot_bytes: int, source: str) -> int:
+def _cache_slots(cache: CacheConfig, kind: type[RowCache], meta: TraceMeta, slot_bytes: int,
+                 source: str) -> int:
     if cache.load_factor is not None:
-        kind = ROW_CACHES.get(cache.kind, source=source, field="system.cache.kind")
         return kind.slots_for_load_factor(cache.load_factor, meta.total_rows)
     slots = int(cache.size // slot_bytes)
     if slots < 1:
@@ -181,7 +179,7 @@ def _row_cache(exp: Experiment, meta: TraceMeta, slot_bytes: int, source: str,
                      else np.zeros(meta.total_rows, dtype=np.int64))
     try:
         return build_row_cache(cache_cfg.kind, options,
-                               slots=_cache_slots(cache_cfg, meta, slot_bytes, source),
+                               slots=_cache_slots(cache_cfg, kind, meta, slot_bytes, source),
                                table_rows=meta.rows, frequency=frequency, seed=exp.run.seed,
                                source=source)
     except InputError as err:
