@@ -155,7 +155,8 @@ def test_extends_loop_and_duplicate_names_are_errors(tmp_path):
 def test_resolve_validates_against_the_kind_spec_and_names_the_field():
     with pytest.raises(InputError, match="system.hbm.tRC: .*tRC >= tRAS \\+ tRP"):
         resolve("dram", "ddr4-3200", {"tRC": 60}, field="system.hbm")
-    with pytest.raises(InputError, match="sizes: unknown dram parameter; expected one of: standard, channels"):
+    with pytest.raises(InputError, match="sizes: unknown dram parameter; expected one of: "
+                                         "standard, channels"):
         resolve("dram", "ddr4-3200", {"sizes": 1})
     with pytest.raises(InputError, match="unknown kind 'flash'; expected one of: .*dram"):
         resolve("flash", None, {})

@@ -16,13 +16,18 @@ first cycle every timing constraint allows:
 
 Scheduling: at each step the controller takes the command (of any queued request, or of a due
 refresh) that can issue earliest; ties go to refresh, then (FR-FCFS) row-hit column commands,
-then the oldest request. ``fcfs`` drops the row-hit preference: commands issue oldest-first
-among the ready ones, which keeps bank parallelism. ``closed`` row policy precharges a bank
-after a column command unless another queued request hits the same row (RDA/WRA). Time jumps
-from one event to the next (command, arrival, refresh due), never cycle by cycle. A step
-costs little per queued request: each caches its next command and the cycle its own bank
-allows it, re-planned only when a command changes that bank (or refreshes its rank), and the
-rank, bank-group and command-bus bounds come from one small table per step (``_bounds``).
+then the ACT of a request whose own PRE closed its bank, then the oldest request. ``fcfs``
+drops these preferences: commands issue oldest-first among the ready ones, which keeps bank
+parallelism. As in DRAMsim3's command queue, a request's PRE waits while queued requests
+still hit the bank's open row, until ``ROW_HIT_CAP`` column commands have gone to that row
+since its ACT (refresh precharges do not wait): an activated row is not closed before the
+request that opened it has read it, and row hits cannot starve a conflict. ``closed`` row
+policy precharges a bank after a column command unless another queued request hits the same
+row (RDA/WRA). Time jumps from one event to the next (command, arrival, refresh due), never
+cycle by cycle. A step costs little per queued request: each caches its next command and the
+cycle its own bank allows it, re-planned only when a command changes that bank (or refreshes
+its rank), and the rank, bank-group and command-bus bounds come from one small table per step
+(``_bounds``).
 
 What it ignores: power-down and self-refresh modes, refresh postponing, write queues and
 read/write draining modes (reads and writes share one queue in arrival order), the additive
@@ -63,8 +68,12 @@ COMMANDS = ("ACT", "PRE", "RD", "WR", "REF", "REFpb")
 """Command codes of the trace: row ``(cycle, command, rank, bank_group, bank, row)``."""
 NONE = -1
 INF = np.int64(1 << 62)
-Bank = IntEnum("Bank", "OPEN OPENED ACT PRE RD WR", start=0)
-"""Rows of the per-bank state array."""
+Bank = IntEnum("Bank", "OPEN OPENED ACT PRE RD WR HITS STREAK", start=0)
+"""Rows of the per-bank state array; HITS: queued requests that hit the open row, STREAK:
+column commands since the last ACT."""
+ROW_HIT_CAP = 4
+"""Column commands after an ACT beyond which a PRE may close a row that queued requests still
+hit (DRAMsim3's command queue uses 4), so that row hits cannot starve a conflict."""
 Rank = IntEnum("Rank", "ACT RD WR FAW_POS DUE PTR OPEN_SUM", start=0)
 """Rows of the per-rank state array."""
 Group = IntEnum("Group", "ACT RD WR", start=0)
@@ -119,6 +128,7 @@ def _activate(bs, rs, gs, faw, wb, b, row, t, p, cnt):
     gg = wb[Where.GROUP, b]
     bs[Bank.OPEN, b] = row
     bs[Bank.OPENED, b] = t
+    bs[Bank.STREAK, b] = 0
     bs[Bank.PRE, b] = max(bs[Bank.PRE, b], t + p[P.RAS])
     bs[Bank.ACT, b] = max(bs[Bank.ACT, b], t + p[P.RC])
     bs[Bank.RD, b] = max(bs[Bank.RD, b], t + p[P.RCD])
@@ -144,6 +154,7 @@ def _column(bs, rs, gs, gap, wb, b, write, t, c, p):
     gs[Group.RD, gg] = max(gs[Group.RD, gg], t + gap[(write * 2) * 3 + SAME_GROUP])
     gs[Group.WR, gg] = max(gs[Group.WR, gg], t + gap[(write * 2 + 1) * 3 + SAME_GROUP])
     bs[Bank.PRE, b] = max(bs[Bank.PRE, b], t + (p[P.WR_TO_PRE] if write else p[P.RTP]))
+    bs[Bank.STREAK, b] += 1
 
 
 @njit(cache=True, inline="always")
@@ -268,10 +279,15 @@ def _plan(queue, j, bs, row, write, width):
 @njit(cache=True, inline="always")
 def _replan(queue, n, bank, rank, bs, row, write, width):
     """Re-plan the entries at ``bank`` or of ``rank`` after a command changed their bank
-    state; the other entries' cached plans stay exact."""
+    state, and recount ``bank``'s queued row hits; the other entries' cached plans stay
+    exact (a refresh leaves the banks of ``rank`` closed: no hits)."""
+    hits = 0
     for j in range(n):
         if queue[Q.BANK, j] == bank or queue[Q.RANK, j] == rank:
             _plan(queue, j, bs, row, write, width)
+            if queue[Q.BANK, j] == bank and queue[Q.CMD, j] >= RD:
+                hits += 1
+    bs[Bank.HITS, bank] = hits
 
 
 @njit(cache=True, inline="always")
@@ -309,6 +325,8 @@ def serve_detailed(order, segments, arrival, bank, row, write, done, p, gap, wb,
                 queue[Q.GROUP, n] = wb[Where.GROUP, bank[i]] - c * width
                 queue[Q.SEQ, n] = nxt
                 _plan(queue, n, bs, row, write, width)
+                if queue[Q.CMD, n] >= RD:
+                    bs[Bank.HITS, bank[i]] += 1
                 n += 1
                 nxt += 1
             t_arrival = arrival[order[nxt]] if nxt < end and n < depth else INF
@@ -321,7 +339,7 @@ def serve_detailed(order, segments, arrival, bank, row, write, done, p, gap, wb,
             best_cmd = NONE
             best_j = NONE
             best_bank = NONE
-            best_prio = 3
+            best_prio = 4
             best_seq = INF
             t_due = INF
             refreshing = False
@@ -343,8 +361,16 @@ def serve_detailed(order, segments, arrival, bank, row, write, done, p, gap, wb,
                         refresh == ALL_BANK or wb[Where.INDEX, b] == rs[Rank.PTR, gr]):
                     continue   # its rank (bank) is being refreshed
                 key = queue[Q.KEY, j]
+                if (queue[Q.CMD, j] == PRE and bs[Bank.HITS, b] > 0
+                        and bs[Bank.STREAK, b] < ROW_HIT_CAP):
+                    continue   # its PRE would close a row that queued requests still hit
                 t = max(queue[Q.T, j], table[key])
-                prio = 2 if hit_first and key < RD * width else 1
+                prio = 1
+                if hit_first and key < RD * width:
+                    # row commands after column commands, first the ACT of a request whose
+                    # PRE closed its bank (not an older request's, to reopen the same row)
+                    prio = 2 if queue[Q.CMD, j] == ACT and queue[Q.FLAG, j] == NEEDED_PRE \
+                        else 3
                 seq = queue[Q.SEQ, j]
                 if t < best_t or (t == best_t and (prio < best_prio or (
                         prio == best_prio and seq < best_seq))):
@@ -417,8 +443,9 @@ class DetailedDram(DramModel):
         flat = np.arange(self.banks, dtype=np.int64)
         self.where = np.stack([flat // spec.banks_per_rank, flat // spec.banks_per_group,
                                flat % spec.banks_per_rank])
-        self.bank_state = np.full((6, self.banks), NEVER, dtype=np.int64)
+        self.bank_state = np.full((len(Bank), self.banks), NEVER, dtype=np.int64)
         self.bank_state[Bank.OPEN] = NONE
+        self.bank_state[[Bank.HITS, Bank.STREAK]] = 0
         self.rank_state = np.full((7, channels * ranks), NEVER, dtype=np.int64)
         self.rank_state[[Rank.FAW_POS, Rank.PTR, Rank.OPEN_SUM]] = 0
         self.rank_state[Rank.DUE] = refresh_phase(spec)
