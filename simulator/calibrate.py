@@ -26,19 +26,32 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.optimize import nnls
 
 from embsim.errors import InputError
 from embsim.registry import Registry
 from hwmodels.presets import resolve
 from simulator import microbench
 from simulator.backends import Backend
+from simulator.cost_fit import (
+    COSTS,
+    NO_STRUCTURES,
+    Structures,
+    best_tlb,
+    fit_cache_capacity,
+    fit_memory_bandwidth,
+    fit_processor,
+    relative_error,
+)
 from simulator.microbench import Sample
 
 GRID = {"tables": (1, 2, 4, 8), "batch_size": (32, 512, 4096), "pooling": (1, 16, 128),
         "dim": (32, 256)}
-COSTS = ("query_overhead", "call_overhead", "bag_overhead", "lookup_overhead",
-         "lookup_chain_latency")
+PRIVATE_GRID = {"tables": (1, 4), "batch_size": (32, 512, 4096), "pooling": (1, 16, 128),
+                "dim": (32, 256)}
+"""Runs over tables that fit a CPU core's private cache (L2), to tell its cost from the LLC's."""
+TLB_ENTRIES = tuple(int(n) for n in np.unique(np.round(2 ** np.arange(5, 14.1, 0.5) / 16) * 16))
+"""TLB sizes (4 KiB pages) the CPU fit chooses among: 32 to 16384 entries."""
+LINE_BYTES, PAGE_BYTES = 64, 4096
 CACHED, MEMORY, HOST = "cached", "memory", "host"
 
 
@@ -49,11 +62,12 @@ def entry(value: float | int | str | bool, source: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- running microbenchmarks
 
-def cache_grid(backend: Backend, footprint: int) -> list[Sample]:
+def cache_grid(backend: Backend, footprint: int, grid: dict[str, tuple[int, ...]] = GRID
+               ) -> list[Sample]:
     """Pooling over cache-resident tables, across tables x batch x pooling x dim."""
     return [microbench.gather(backend, footprint=footprint, tables=t, dim=d, batch_size=b,
                               pooling=p)
-            for t, b, p, d in itertools.product(*GRID.values())]
+            for t, b, p, d in itertools.product(*grid.values())]
 
 
 def memory_gathers(backend: Backend, footprint: int, where: str = "local") -> list[Sample]:
@@ -76,9 +90,12 @@ def footprint_sweep(backend: Backend, cache_bytes: int) -> list[Sample]:
 
 def run_cpu(backend: Backend, memory_footprint: int = 2**30) -> list[Sample]:
     """Every microbenchmark the CPU preset is fitted to."""
-    llc = max(backend.cache_bytes().values(), default=32 * 2**20)
+    caches = backend.cache_bytes()
+    llc = max(caches.values(), default=32 * 2**20)
     memory_footprint = max(memory_footprint, 4 * llc)
-    return [*cache_grid(backend, llc // 2), *memory_gathers(backend, memory_footprint),
+    private = (cache_grid(backend, caches["L2"] // 2, PRIVATE_GRID)
+               if {"L2", "L3"} <= caches.keys() else [])
+    return [*cache_grid(backend, llc // 2), *private, *memory_gathers(backend, memory_footprint),
             *footprint_sweep(backend, llc),
             microbench.sequential_read(backend, memory_footprint),
             microbench.cpu_dependent_latency(llc // 2),
@@ -112,82 +129,6 @@ def role(sample: Sample, cache_bytes: int) -> str:
     return CACHED if sample.params["footprint_bytes"] <= cache_bytes else MEMORY
 
 
-def _terms(sample: Sample) -> np.ndarray:
-    """Units a run costs: query, table calls, bags, lookups, longest-bag chains, bytes."""
-    p = sample.params
-    bags = p["tables"] * p["batch_size"]
-    return np.array([1, p["tables"], bags, bags * p["pooling"], p["tables"] * p["pooling"],
-                     p["bytes"]], dtype=float)
-
-
-def fit_processor_and_cache(samples: list[Sample]) -> dict[str, float]:
-    """Processor costs (seconds per unit) and the cache level's bytes/s, by NNLS on relative
-    error."""
-    terms = np.array([_terms(s) for s in samples])
-    seconds = np.array([s.seconds for s in samples])
-    scale = terms.max(axis=0)
-    solution, _ = nnls(terms / scale / seconds[:, None], np.ones(len(samples)))
-    *costs, per_byte = solution / scale
-    return dict(zip(COSTS, costs, strict=True)) | {
-        "bandwidth": 1.0 / per_byte if per_byte > 0 else 1e15}
-
-
-def _predicted(sample: Sample, cached: dict[str, float], with_bytes: bool = True) -> float:
-    """Seconds the fitted processor-and-cache model gives a run served from the cache (only
-    the processor's share when ``with_bytes`` is false)."""
-    per_byte = 1.0 / cached["bandwidth"] if with_bytes else 0.0
-    per_unit = np.array([*(cached[c] for c in COSTS), per_byte])
-    return float(_terms(sample) @ per_unit)
-
-
-def fit_memory_bandwidth(samples: list[Sample], cached: dict[str, float],
-                         cache_bytes: int, overlapped: bool) -> float:
-    """Bytes/s of the memory behind the cache, from runs over tables larger than the cache.
-
-    Behind a hardware cache (``overlapped``) misses stream while hits are read, so the time
-    left for the misses is what the processor's costs leave; behind a software cache it is
-    also less the time of reading every row from the cache.
-    """
-    if not samples:
-        raise InputError("no pooling runs over tables larger than the cache to fit memory "
-                         "bandwidth to", field="microbenchmarks")
-    missed, spent = [], []
-    for sample in samples:
-        miss_fraction = max(0.0, 1.0 - cache_bytes / sample.params["footprint_bytes"])
-        missed.append(sample.params["bytes"] * miss_fraction)
-        known = _predicted(sample, cached, with_bytes=not overlapped)
-        spent.append(max(sample.seconds - known, 1e-12))
-    return float(np.dot(missed, missed) / np.dot(missed, spent))
-
-
-def fit_cache_capacity(samples: list[Sample], cached: dict[str, float], memory_bw: float,
-                       reported: int) -> int:
-    """The cache capacity (bytes) that best explains pooling time against table footprint.
-
-    Uniform random rows over a footprint F hit an LRU cache of capacity C with probability
-    min(1, C/F); behind a hardware cache the run takes the processor's costs plus the longer
-    of reading every row from the cache and fetching the misses. C is searched among
-    1/64 .. 1x the reported size (a cache shared with other tenants gives less than it says).
-    """
-    def error(capacity: float) -> float:
-        total = 0.0
-        for s in samples:
-            nbytes = s.params["bytes"]
-            hit = min(1.0, capacity / s.params["footprint_bytes"])
-            model = _predicted(s, cached, with_bytes=False) + max(
-                nbytes / cached["bandwidth"], (1 - hit) * nbytes / memory_bw)
-            total += ((model - s.seconds) / s.seconds) ** 2
-        return total
-
-    candidates = reported / 2 ** np.linspace(6, 0, 49)
-    return int(min(candidates, key=error))
-
-
-def relative_fit_error(samples: list[Sample], cached: dict[str, float]) -> float:
-    """Mean absolute relative error of the processor-and-cache fit on its own samples."""
-    return float(np.mean([abs(_predicted(s, cached) - s.seconds) / s.seconds for s in samples]))
-
-
 def _gathers(samples: list[Sample], cache_bytes: int, wanted: str) -> list[Sample]:
     return [s for s in samples if s.name == "gather" and role(s, cache_bytes) == wanted]
 
@@ -208,8 +149,10 @@ def chain_was_warm(sample: Sample) -> bool:
 
 
 def _fit_source(what: str, samples: list[Sample], error: float) -> str:
+    footprints = sorted({s.params["footprint_bytes"] for s in samples})
     return (f"calibrated: {what}; NNLS over {len(samples)} embedding_bag runs on "
-            f"cache-resident tables (grid {GRID}), mean relative fit error {error:.1%}")
+            f"cache-resident tables ({footprints[0] >> 10} KiB to {footprints[-1] >> 10} KiB; "
+            f"grid {GRID}), mean relative fit error {error:.1%}")
 
 
 def _memory_source(what: str, samples: list[Sample]) -> str:
@@ -241,30 +184,67 @@ def _tier(capacity: dict, bandwidth: dict, latency: dict, granularity: dict,
             **extra}
 
 
-def _processor(samples: list[Sample], cache_bytes: int, level: str
-               ) -> tuple[dict[str, float], str]:
-    """The processor-and-cache fit over the cache-resident runs, and its source string."""
-    grid = _gathers(samples, cache_bytes, CACHED)
-    if not grid:
-        raise InputError(f"no pooling runs over tables that fit the {level} cache "
-                         f"({cache_bytes} B) to fit the processor to", field="microbenchmarks")
-    cached = fit_processor_and_cache(grid)
-    source = _fit_source(f"{level} bandwidth and processor costs", grid,
-                         relative_fit_error(grid, cached))
-    return cached, source
+def _processor(runs: list[Sample], level: str) -> tuple[dict[str, float], str]:
+    """The processor-and-cache fit over runs served from the cache level (no TLB or private
+    cache), and its source."""
+    if not runs:
+        raise InputError(f"no pooling runs over tables that fit the {level} cache to fit the "
+                         "processor to", field="microbenchmarks")
+    fit = fit_processor(runs)
+    return fit, _fit_source(f"{level} bandwidth and processor costs", runs,
+                            relative_error(runs, fit, NO_STRUCTURES))
+
+
+def _cpu_structures(samples: list[Sample], caches: dict[str, int], llc: int
+                    ) -> tuple[list[Sample], Structures, dict[str, float]]:
+    """Runs served from the LLC (grids and the small end of the footprint sweep), and the
+    private cache (L2, when there is a level below it) and TLB size that explain them."""
+    runs = _gathers(samples, llc, CACHED) + [
+        s for s in samples if s.name == "gather_sweep" and s.params["footprint_bytes"] <= llc // 2]
+    if not runs:
+        raise InputError("no pooling runs over tables that fit the LLC to fit the processor to",
+                         field="microbenchmarks")
+    private = caches["L2"] if {"L2", "L3"} <= caches.keys() else 0
+    structures, fit = best_tlb(runs, private, TLB_ENTRIES)
+    return runs, structures, fit
+
+
+def _cpu_compute(structures: Structures, fit: dict[str, float], fit_source: str,
+                 provenance: dict[str, Any], runs: list[Sample]) -> dict[str, Any]:
+    """The ``compute`` section of a CPU preset: costs, TLB and private cache."""
+    compute: dict[str, Any] = {"tier": "llc", **{k: entry(fit[k], fit_source) for k in COSTS}}
+    compute["tlb"] = {
+        "entries": entry(structures.tlb_entries, f"calibrated: the TLB size among "
+                         f"{TLB_ENTRIES[0]}..{TLB_ENTRIES[-1]} entries whose fit explains the "
+                         f"{len(runs)} cache-resident runs best"),
+        "page": entry(structures.page, "x86-64 base page (4 KiB): PyTorch's CPU allocator does "
+                      "not ask for huge pages"),
+        "miss_time": entry(fit["tlb_misses"], fit_source)}
+    if structures.private_bytes:
+        ways = provenance.get("l2_ways")
+        compute["private_cache"] = {
+            "size": entry(structures.private_bytes, "OS: /sys/devices/system/cpu/cpu0/cache, "
+                          "L2 (one core's)"),
+            "ways": entry(ways or 16, "OS: L2 ways_of_associativity" if ways
+                          else "assumed 16 (the OS does not say)"),
+            "line": entry(structures.line, "cache line size of x86-64 processors (64 B)"),
+            "line_time": entry(fit["private_lines"], fit_source)}
+    return compute
 
 
 def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]:
-    """CPU machine preset: last-level cache, DRAM, processor costs."""
+    """CPU machine preset: last-level cache, DRAM, processor costs, TLB and private cache."""
     caches = provenance["caches"]
     level = max(caches, default="L3")
     llc = caches.get(level, 32 * 2**20)
-    cached, fit_source = _processor(samples, llc, level)
+    runs, structures, cached = _cpu_structures(samples, caches, llc)
+    fit_source = _fit_source(f"{level} bandwidth and processor costs", runs,
+                             relative_error(runs, cached, structures))
     big = _gathers(samples, llc, MEMORY)
-    memory_bw = fit_memory_bandwidth(big, cached, llc, overlapped=True)
+    memory_bw = fit_memory_bandwidth(big, cached, llc, overlapped=True, structures=structures)
     sweep = [s for s in samples if s.name == "gather_sweep"]
     if sweep:
-        fitted = fit_cache_capacity(sweep, cached, memory_bw, llc)
+        fitted = fit_cache_capacity(sweep, cached, memory_bw, llc, structures)
         capacity = entry(fitted, f"calibrated: pooling over {len(sweep)} table footprints "
                          f"from {sweep[0].params['footprint_bytes'] >> 10} KiB to "
                          f"{sweep[-1].params['footprint_bytes'] >> 20} MiB; the OS reports "
@@ -294,7 +274,7 @@ def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]
                                f"{stream.params['bytes'] / 2**30:.2f} GiB (torch sum)"),
             "latency": entry(0.0, "the DRAM tier carries the memory latency")}},
         "tables": {"tier": "dram"},
-        "compute": {"tier": "llc", **{k: entry(cached[k], fit_source) for k in COSTS}},
+        "compute": _cpu_compute(structures, cached, fit_source, provenance, runs),
         "cache": {"tier": "llc", "size": capacity,
                   "ways": entry(ways or 16, f"OS: {level} ways_of_associativity" if ways
                                 else "assumed 16 (the OS does not say)"),
@@ -306,7 +286,7 @@ def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]
 def fit_cuda(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]:
     """GPU machine preset: L2, HBM, host memory over PCIe, processor costs."""
     l2 = provenance["caches"]["L2"]
-    cached, fit_source = _processor(samples, l2, "L2")
+    cached, fit_source = _processor(_gathers(samples, l2, CACHED), "L2")
     big, remote = _gathers(samples, l2, MEMORY), _gathers(samples, l2, HOST)
     stream = _one(samples, "sequential_read")
     host_chain = _one(samples, "dependent_load_latency", where="host")
@@ -378,12 +358,14 @@ def physical_memory_bytes() -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
-def llc_ways() -> int | None:
-    """Associativity of the largest data cache level, if the OS says."""
+def cache_ways() -> dict[str, int | None]:
+    """Associativity the OS reports: ``llc_ways`` (the largest data cache level) and
+    ``l2_ways`` (None where it does not say)."""
     from simulator.backends.torch_cpu import os_caches
 
     levels = os_caches()
-    return levels[max(levels)][1] if levels else None
+    return {"llc_ways": levels[max(levels)][1] if levels else None,
+            "l2_ways": levels["L2"][1] if "L2" in levels else None}
 
 
 Calibration = tuple[Callable[..., list[Sample]], Callable[[list[Sample], dict], dict]]
@@ -392,12 +374,34 @@ CALIBRATORS.register("torch-cpu")((run_cpu, fit_cpu))
 CALIBRATORS.register("torch-cuda")((run_cuda, fit_cuda))
 
 
-def calibrate(backend: Backend, **sizes: int) -> dict[str, Any]:
-    """Run the backend's microbenchmarks and fit its machine preset."""
+def pooled_rounds(rounds: list[list[Sample]]) -> list[Sample]:
+    """One sample per microbenchmark: the median seconds over rounds that ran the same ones
+    in the same order (a sequential read's bandwidth follows its median time)."""
+    def what(sample: Sample) -> tuple[str, dict[str, Any]]:
+        return sample.name, {k: v for k, v in sample.params.items() if k != "gbps"}
+
+    pooled = []
+    for same in zip(*rounds, strict=True):
+        first = same[0]
+        if any(what(s) != what(first) for s in same):
+            raise ValueError(f"rounds ran different microbenchmarks: {first.name} "
+                             f"{first.params} against another")
+        seconds = float(np.median([s.seconds for s in same]))
+        params = dict(first.params)
+        if "gbps" in params:
+            params["gbps"] = params["bytes"] / seconds / 1e9
+        pooled.append(Sample(first.name, seconds, params | {"rounds": len(same)}))
+    return pooled
+
+
+def calibrate(backend: Backend, rounds: int = 1, **sizes: int) -> dict[str, Any]:
+    """Run the backend's microbenchmarks (``rounds`` times, pooled by median) and fit its
+    machine preset."""
     run, fit = CALIBRATORS.get(backend.name, field="--backend")
     provenance = backend.provenance() | {"physical_memory_bytes": physical_memory_bytes(),
-                                         "llc_ways": llc_ways()}
-    return fit(run(backend, **sizes), provenance)
+                                         "rounds": rounds, **cache_ways()}
+    samples = [run(backend, **sizes) for _ in range(rounds)]
+    return fit(samples[0] if rounds == 1 else pooled_rounds(samples), provenance)
 
 
 def refit(preset: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,10 @@ from embsim.errors import InputError
 from simulator.experiment import parse_set
 
 BACKEND_CHOICE = click.Choice(["torch-cpu", "torch-cuda"])
+ROUNDS_OPTION = click.option(
+    "--rounds", type=click.IntRange(1), default=1, show_default=True,
+    help="Run everything this many times and pool the rounds (medians), for a machine whose "
+         "speed drifts.")
 SET_OPTION = click.option("--set", "sets", multiple=True, metavar="DOTTED.PATH=VALUE",
                           help="Override a config field (repeatable), as for 'embsim run'.")
 
@@ -26,15 +30,17 @@ SET_OPTION = click.option("--set", "sets", multiple=True, metavar="DOTTED.PATH=V
               help="Untimed calls on the first batch before timing.")
 @click.option("--flush/--no-flush", default=True, show_default=True,
               help="Flush the processor's caches before each timed pass.")
+@ROUNDS_OPTION
 @SET_OPTION
 def measure(experiment: Path, backend: str, out: Path, repeats: int, warmup: int, flush: bool,
-            sets: tuple[str, ...]) -> None:
+            rounds: int, sets: tuple[str, ...]) -> None:
     """Execute every point of EXPERIMENT for real and record its timings."""
     from simulator.backends import backend_by_name
     from simulator.measure import MeasureSettings, measure_experiment
 
     frame = measure_experiment(experiment, backend_by_name(backend), out, parse_set(sets),
-                               MeasureSettings(warmup=warmup, repeats=repeats, flush=flush))
+                               MeasureSettings(warmup=warmup, repeats=repeats, flush=flush,
+                                               rounds=rounds))
     columns = ["point", *[c for c in frame.columns if "." in c], "time_per_batch_us",
                "effective_bw_gbps", "lookups_per_s"]
     click.echo(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -47,7 +53,8 @@ def measure(experiment: Path, backend: str, out: Path, repeats: int, warmup: int
               help="Instead, refit a preset from the microbenchmarks it records.")
 @click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="Machine preset YAML to write.")
-def calibrate(backend: str | None, refit: Path | None, out: Path) -> None:
+@ROUNDS_OPTION
+def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int) -> None:
     """Run microbenchmarks on BACKEND and write a machine preset fitted to them."""
     from simulator import calibrate as calibration
     from simulator.machine_preset import (
@@ -64,7 +71,7 @@ def calibrate(backend: str | None, refit: Path | None, out: Path) -> None:
     else:
         from simulator.backends import backend_by_name
 
-        preset = calibration.calibrate(backend_by_name(backend))
+        preset = calibration.calibrate(backend_by_name(backend), rounds=rounds)
     machine_system(preset, str(out))          # a fit that went wrong is caught here
     save_machine_preset(preset, out)
     memory = strip_sources(preset["system"]["memory"])

@@ -115,6 +115,55 @@ class TablesConfig(Strict):
         return self
 
 
+def require_power_of_two(value: float, name: str) -> None:
+    """ValueError unless ``value`` is a whole power of two."""
+    if value != int(value) or int(value) & (int(value) - 1):
+        raise ValueError(f"'{name}' must be a power of two bytes, got {value:g}")
+
+
+class TlbConfig(Strict):
+    """The processor's translation lookaside buffer: ``entries`` pages of ``page`` bytes,
+    ``ways``-way set associative (default: fully associative), LRU. A lookup whose row's page
+    misses it adds ``miss_time`` (a page walk, as the processor overlaps it) to pooling."""
+
+    entries: PositiveInt
+    page: PositiveSize = 4096
+    ways: PositiveInt | None = None
+    miss_time: NonNegativeTime
+
+    @property
+    def associativity(self) -> int:
+        """``ways``, or 16 (at most ``entries``) when not given."""
+        return self.ways if self.ways is not None else min(16, self.entries)
+
+    @model_validator(mode="after")
+    def _whole_sets(self) -> TlbConfig:
+        if self.entries % self.associativity:
+            raise ValueError(f"'entries' ({self.entries}) must be a multiple of 'ways' "
+                             f"({self.associativity})")
+        require_power_of_two(self.page, "page")
+        return self
+
+
+class PrivateCacheConfig(Strict):
+    """The cores' private cache (a CPU's L2), in front of the compute tier: ``size`` bytes of
+    ``line``-byte lines, ``ways``-way, LRU. A row whose lines all hit it is read there, at
+    ``line_time`` per line, instead of from the compute tier."""
+
+    size: PositiveSize
+    ways: PositiveInt = 16
+    line: PositiveSize = 64
+    line_time: NonNegativeTime
+
+    @model_validator(mode="after")
+    def _whole_sets(self) -> PrivateCacheConfig:
+        require_power_of_two(self.line, "line")
+        if self.size % (self.line * self.ways):
+            raise ValueError(f"'size' ({self.size:g} B) must be a multiple of line x ways "
+                             f"({self.line:g} B x {self.ways})")
+        return self
+
+
 class ComputeConfig(Strict):
     """Where pooling runs: the memory tier its processor reads directly, and its fixed costs.
 
@@ -122,7 +171,9 @@ class ComputeConfig(Strict):
     (dispatch and synchronisation), per table (operator call or kernel launch), per bag and
     per lookup. ``lookup_chain_latency`` is paid per row along each table's longest bag: a
     bag's rows are walked one after another, so a table's pooling lasts at least that long.
-    All default to zero; ``embsim calibrate`` fits them from microbenchmarks.
+    All default to zero; ``embsim calibrate`` fits them from microbenchmarks. ``tlb`` and
+    ``private_cache`` (both optional) model a CPU's address translation and its private
+    cache level (``simulator.processor``).
     """
 
     tier: str
@@ -132,6 +183,8 @@ class ComputeConfig(Strict):
     bag_overhead: NonNegativeTime = 0.0
     lookup_overhead: NonNegativeTime = 0.0
     lookup_chain_latency: NonNegativeTime = 0.0
+    tlb: TlbConfig | None = None
+    private_cache: PrivateCacheConfig | None = None
 
 
 class CacheConfig(BaseModel):
@@ -241,7 +294,10 @@ class RunConfig(Strict):
     """How a point runs. ``mode: training`` adds, after each query's pooling, the update of
     every row it looked up: a read-modify-write of the row and its ``optimizer`` state
     (``sgd``: none; ``rowwise_adagrad``: one float per row; ``adagrad``: one float per
-    element), as FBGEMM's TBE training kernels do."""
+    element), as FBGEMM's TBE training kernels do. ``warm_caches`` looks every batch up once
+    through the caches (row cache, TLB, private cache) before the timed replay, untimed, so
+    they start as a measurement's later passes find them when it does not flush caches; the
+    caches' counters include that pass."""
 
     mode: Literal["inference", "training"] = "inference"
     optimizer: Literal["sgd", "rowwise_adagrad", "adagrad"] = "rowwise_adagrad"
@@ -249,6 +305,7 @@ class RunConfig(Strict):
     seed: int = 0
     fidelity: str = "fast"
     functional: bool = False
+    warm_caches: bool = False
 
 
 Values = Annotated[list[Any], Field(min_length=1)]

@@ -90,6 +90,7 @@ class Engine:
         self.rng = np.random.default_rng(run.seed)
         self.log = QueryLog()
         self._next_id = 0
+        self.warm_cache_lookups = 0         # the row cache's lookups in a warm-up pass
         training_cache = system.training and system.cache is not None
         self.dirty = np.zeros(system.cache.slots, dtype=bool) if training_cache else None
         self.slot_row = None
@@ -103,6 +104,19 @@ class Engine:
         self.output_sizes = out_bytes
         self.output_addresses = system.layout.output_base + np.concatenate(
             [[0], np.cumsum(out_bytes)[:-1]])
+
+    def warm(self, batches: Iterator[Batch]) -> None:
+        """Look every batch up through the caches (row cache, TLB, private cache), untimed,
+        so the timed replay finds them as a measurement's later passes do."""
+        system = self.system
+        for batch in batches:
+            q = make_query(-1, batch, 0.0, system, self.row_base)
+            _, hit, slot = self._look_up(q)
+            self.warm_cache_lookups += q.cache_lookups
+            if self.functional is not None:        # its copy of the cache fills too
+                self.functional.pooled(batch, q.global_rows, hit, slot)
+            if system.processor is not None:
+                system.processor.serve(q.tier, q.home_addresses, q.row_bytes)
 
     def run(self) -> QueryLog:
         arrivals = self.run_cfg.arrivals
@@ -139,8 +153,10 @@ class Engine:
                 return
             self.env.process(self._serve(query))
 
-    def _serve(self, q: Query):
-        system, env = self.system, self.env
+    def _look_up(self, q: Query) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The cache stage: which lookups are in the compute tier, hit the cache, and their
+        cache slots."""
+        system = self.system
         local = q.tier == system.compute_index
         hit = np.zeros(q.global_rows.size, dtype=bool)
         slot = np.full(q.global_rows.size, -1, dtype=np.int64)
@@ -151,6 +167,11 @@ class Engine:
                 q.cache_lookups = through.size
                 if self.dirty is not None:
                     self._evict_dirty(q, through, hit[through], slot[through])
+        return local, hit, slot
+
+    def _serve(self, q: Query):
+        system, env = self.system, self.env
+        local, hit, slot = self._look_up(q)
         q.hits = int(np.count_nonzero(local) + np.count_nonzero(hit))
         q.tier_lookups = np.bincount(q.tier, minlength=len(system.table_tiers))
         remote = ~local & ~hit
@@ -206,21 +227,28 @@ class Engine:
         addresses = [self.output_addresses]
         sizes = [self.output_sizes]
         writes = [np.ones(self.output_sizes.size, dtype=bool)]
+        overhead = self._processor_time(q)
+        read = np.ones(slot.size, dtype=bool)
+        if system.processor is not None:
+            cost = system.processor.serve(q.tier, q.home_addresses, q.row_bytes)
+            read = ~cost.near          # near rows are read from the private cache
+            overhead += cost.seconds
         slotted = slot >= 0
         if slotted.any():
             slot_addr = self._slot_addresses(slot[slotted])
             filled = ~hit[slotted]
-            addresses += [slot_addr, slot_addr[filled]]
-            sizes += [q.row_bytes[slotted], q.row_bytes[slotted][filled]]
-            writes += [np.zeros(slot_addr.size, dtype=bool),
+            read_slot = read[slotted]
+            addresses += [slot_addr[read_slot], slot_addr[filled]]
+            sizes += [q.row_bytes[slotted][read_slot], q.row_bytes[slotted][filled]]
+            writes += [np.zeros(int(read_slot.sum()), dtype=bool),
                        np.ones(int(filled.sum()), dtype=bool)]
-        if local.any():
-            addresses.append(q.home_addresses[local])
-            sizes.append(q.row_bytes[local])
-            writes.append(np.zeros(int(local.sum()), dtype=bool))
+        kept = local & read
+        if kept.any():
+            addresses.append(q.home_addresses[kept])
+            sizes.append(q.row_bytes[kept])
+            writes.append(np.zeros(int(kept.sum()), dtype=bool))
         done, moved = compute.access(env.now, np.concatenate(addresses), np.concatenate(sizes),
                                      np.concatenate(writes))
-        overhead = self._processor_time(q)
         yield env.timeout(done - env.now + overhead)
         q.pool_unloaded_s = compute.unloaded_time(moved) + overhead
 

@@ -170,8 +170,10 @@ def simulate_point(point: Point, source: str, per_query: bool = False,
                                          cache.slots if cache is not None else None,
                                          cache.preloaded() if cache is not None else None)
     engine = Engine(system, meta, batches(), run, functional, on_query_done)
+    if run.warm_caches:
+        engine.warm(batches())
     log = engine.run()
-    check_invariants(log, system, engine._next_id)
+    check_invariants(log, system, engine._next_id, engine.warm_cache_lookups)
     row: dict[str, Any] = {"config_hash": point.config_hash, "status": "ok", "error": None}
     row.update(summarise(log, system))
     row["functional_checked_bags"] = functional.checked_bags if functional else 0

@@ -5,9 +5,10 @@ simulator replays) runs through ``torch.nn.functional.embedding_bag`` on a backe
 seeded random values and live where the point's system puts them: in the processor's memory,
 or (``host_memory: true`` tier) in pinned host memory read over the link. Per point: warm-up
 calls on the first batch, then ``repeats`` passes over all batches in trace order, each pass
-starting with flushed caches (as a simulation starts with cold caches); each batch is timed
-alone, all tables' calls completed. The batch time of a point is the median over batches of
-the per-batch median over passes.
+starting with flushed caches (as a simulation starts with cold caches) unless ``--no-flush``;
+each batch is timed alone, all tables' calls completed. With ``--rounds N`` the whole
+experiment runs N times and each point pools the passes of every round. The batch time of a
+point is the median over batches of the per-batch median over passes.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class MeasureSettings:
     warmup: int = 3
     repeats: int = 5
     flush: bool = True
+    rounds: int = 1
+    """Times the whole experiment is run; each point's passes from every round are pooled, so
+    a machine whose speed drifts over tens of seconds is sampled at several times."""
 
 
 def place_tables(backend: Backend, meta: TraceMeta, where: str, seed: int,
@@ -83,36 +87,53 @@ def batch_bytes(meta: TraceMeta, batch: Batch) -> int:
     return int((np.diff(batch.table_bounds()) * meta.row_bytes).sum())
 
 
-def measure_point(backend: Backend, point: Point, source: str, settings: MeasureSettings,
-                  kept: dict[tuple, list[Any]]) -> dict[str, Any]:
-    """Time one point's batches on ``backend``; one results row."""
+@dataclass
+class PointTimes:
+    """What one point's batches ask for, and the seconds of every timed pass over them."""
+
+    where: str
+    lookups: np.ndarray             # per batch
+    nbytes: np.ndarray              # row bytes per batch
+    passes: list[np.ndarray]
+
+
+def time_point(backend: Backend, point: Point, source: str, settings: MeasureSettings,
+               kept: dict[tuple, list[Any]], times: PointTimes | None = None) -> PointTimes:
+    """Warm up, then time ``settings.repeats`` passes over one point's batches on
+    ``backend``, added to ``times`` (a previous round's) when given."""
     meta, make_batches = open_workload(point.config.workload, source)
     batches = list(make_batches())
     if not batches:
         raise InputError("the workload has no batches", source=source, field="workload")
-    where = table_location(point)
-    tables = place_tables(backend, meta, where, point.config.run.seed, kept)
+    if times is None:
+        times = PointTimes(table_location(point), np.array([b.num_lookups for b in batches]),
+                           np.array([batch_bytes(meta, b) for b in batches]), [])
+    tables = place_tables(backend, meta, times.where, point.config.run.seed, kept)
     mode = point.config.system.compute.pooling
     runs = [backend.pooled_batch(tables, batch, mode) for batch in batches]
     for _ in range(settings.warmup):
         backend.time_call(runs[0])
-    times = np.array([backend.time_pass(runs, settings.flush)
-                      for _ in range(settings.repeats)])
-    per_batch = np.median(times, axis=0)
+    times.passes += [backend.time_pass(runs, settings.flush) for _ in range(settings.repeats)]
+    return times
+
+
+def point_row(point: Point, settings: MeasureSettings, times: PointTimes) -> dict[str, Any]:
+    """One results row from every timed pass of a point (all rounds)."""
+    passes = np.array(times.passes)
+    per_batch = np.median(passes, axis=0)
     seconds = float(np.median(per_batch))
-    lookups = np.array([b.num_lookups for b in batches])
-    nbytes = np.array([batch_bytes(meta, b) for b in batches])
     return {
         "point": point.index, **point.overrides, "config_hash": point.config_hash,
         "workload_hash": workload_hash(point),
-        "batches": len(batches), "repeats": settings.repeats, "warmup": settings.warmup,
-        "flush": settings.flush, "table_location": where,
-        "lookups_per_batch": float(lookups.mean()), "bytes_per_batch": float(nbytes.mean()),
+        "batches": len(times.lookups), "repeats": settings.repeats, "rounds": settings.rounds,
+        "warmup": settings.warmup, "flush": settings.flush, "table_location": times.where,
+        "lookups_per_batch": float(times.lookups.mean()),
+        "bytes_per_batch": float(times.nbytes.mean()),
         "time_per_batch_us": seconds * 1e6,
-        "time_per_batch_min_us": float(times.min()) * 1e6,
-        "time_per_batch_max_us": float(times.max()) * 1e6,
-        "effective_bw_gbps": float(np.median(nbytes / per_batch)) / 1e9,
-        "lookups_per_s": float(np.median(lookups / per_batch)),
+        "time_per_batch_min_us": float(passes.min()) * 1e6,
+        "time_per_batch_max_us": float(passes.max()) * 1e6,
+        "effective_bw_gbps": float(np.median(times.nbytes / per_batch)) / 1e9,
+        "lookups_per_s": float(np.median(times.lookups / per_batch)),
     }
 
 
@@ -139,15 +160,19 @@ def measure_experiment(path: Path, backend: Backend, out: Path, sets: dict[str, 
 
     _, points = load_points(path, sets)
     provenance = backend.provenance() | {"experiment": str(path), "warmup": settings.warmup,
-                                         "repeats": settings.repeats, "flush": settings.flush}
-    rows: list[dict[str, Any]] = []
+                                         "repeats": settings.repeats, "flush": settings.flush,
+                                         "rounds": settings.rounds}
     kept: dict[tuple, list[Any]] = {}
+    times: dict[int, PointTimes] = {}
     show = None if progress else False      # tqdm: None = only on a terminal
-    for point in tqdm(points, unit="point", disable=show, leave=False,
-                      desc=f"measure {backend.name}"):
-        row = measure_point(backend, point, str(path), settings, kept)
-        rows.append(row | {k: provenance[k] for k in ("backend", "device", "date", "host",
-                                                       "torch")})
+    for round_ in range(settings.rounds):
+        for point in tqdm(points, unit="point", disable=show, leave=False,
+                          desc=f"measure {backend.name} (round {round_ + 1}/{settings.rounds})"):
+            times[point.index] = time_point(backend, point, str(path), settings, kept,
+                                            times.get(point.index))
+    rows = [point_row(point, settings, times[point.index])
+            | {k: provenance[k] for k in ("backend", "device", "date", "host", "torch")}
+            for point in points]
     frame = pd.DataFrame(rows)
     write_measurements(frame, provenance, out)
     return frame

@@ -11,8 +11,10 @@ from simulator.engine import QueryLog
 from simulator.system import System
 
 
-def check_invariants(log: QueryLog, system: System, queries_started: int) -> None:
-    """Raise ``InvariantError`` (a bug report) if the run broke one of its own invariants."""
+def check_invariants(log: QueryLog, system: System, queries_started: int,
+                     warm_lookups: int = 0) -> None:
+    """Raise ``InvariantError`` (a bug report) if the run broke one of its own invariants.
+    ``warm_lookups``: the row cache's lookups in a warm-up pass (``run.warm_caches``)."""
     ids = np.asarray(log.ids)
     if ids.size != queries_started or np.unique(ids).size != ids.size:
         raise InvariantError(f"{queries_started} queries started but {ids.size} completions "
@@ -27,7 +29,7 @@ def check_invariants(log: QueryLog, system: System, queries_started: int) -> Non
         raise InvariantError(f"query {log.ids[i]} took {latency[i]:.3e} s, less than the "
                              f"unloaded latency of its path {floor[i]:.3e} s")
     cache = system.cache
-    through = int(np.sum(log.cache_lookups))
+    through = int(np.sum(log.cache_lookups)) + warm_lookups
     if cache is not None and cache.hits + cache.misses != through:
         raise InvariantError(f"cache hits {cache.hits} + misses {cache.misses} != "
                              f"{through} lookups of the tiers it caches")
@@ -71,6 +73,8 @@ def summarise(log: QueryLog, system: System) -> dict[str, Any]:
     if cache is not None:
         row.update({f"cache_{key}": value for key, value in cache.counters().items()})
     row["cache_writebacks"] = int(np.sum(log.writebacks))
+    if system.processor is not None:
+        row.update(system.processor.counters())
     energy = 0.0
     for name, tier in system.tiers.items():
         row[f"bytes_{name}"] = tier.bytes_total

@@ -25,6 +25,7 @@ from hwmodels.specs import LinkSpec, MemorySpec
 from hwmodels.tier import DeviceTier
 from simulator.config import DIRECT, CacheConfig, ComputeConfig, Experiment, MemoryTierConfig
 from simulator.placement import RANKED, Placement, TierRoom, align, place
+from simulator.processor import Processor
 from traces.schema import TraceMeta
 
 STATE_BYTES = {"sgd": lambda dim: 0, "rowwise_adagrad": lambda dim: 4,
@@ -60,6 +61,7 @@ class System:
     training: bool = False
     cache_config: CacheConfig | None = None
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    processor: Processor | None = None      # the compute's TLB and private cache, if any
 
     @property
     def overlap_fetch(self) -> bool:
@@ -269,4 +271,12 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
     return System(tiers=tiers, links=links, table_tiers=table_tiers, tier_links=tier_links,
                   compute_tier=sys_cfg.compute.tier, compute=sys_cfg.compute, cache=cache,
                   cached=cached, placement=placement, layout=layout, training=training,
-                  cache_config=cache_cfg if cache else None, sources=sources)
+                  cache_config=cache_cfg if cache else None, sources=sources,
+                  processor=_processor(sys_cfg.compute, source))
+
+
+def _processor(compute: ComputeConfig, source: str) -> Processor | None:
+    """The compute's TLB and private cache, when it has either."""
+    if compute.tlb is None and compute.private_cache is None:
+        return None
+    return Processor(compute, source)

@@ -3,7 +3,8 @@
 For every point of the experiment that has a measurement (matched by ``workload_hash``: the
 workload, seeds, pooling and table placement, not the simulated hardware), simulate
 it (on a calibrated machine preset when one is given) with one query in flight, as the
-measurement ran its batches one at a time, and compare the simulated median query latency with
+measurement ran its batches one at a time, with its caches warmed first when the measurement
+did not flush them (``run.warm_caches``), and compare the simulated median query latency with
 the measured median batch time. Errors are (predicted - measured) / measured.
 """
 
@@ -49,11 +50,14 @@ def read_measurements(path: Path) -> pd.DataFrame:
     return frame
 
 
-def serial(point: Point) -> Point:
-    """The point with one query in flight, like a measurement timing one batch at a time."""
+def as_measured(point: Point, flushed: bool) -> Point:
+    """The point run as its measurement ran: one query in flight (batches timed one at a
+    time), and caches warmed by a pass over the batches unless each pass began by flushing
+    them."""
     config = point.config.model_copy(deep=True)
     config.run.arrivals.mode = "closed"
     config.run.arrivals.concurrency = 1
+    config.run.warm_caches = not flushed
     return Point(point.index, point.overrides, config, point.config_hash)
 
 
@@ -80,9 +84,11 @@ def validate(experiment: Path, measurements: Path, preset_path: Path | None,
             unmeasured.append(point.index)
             continue
         config = apply_machine(point.config, preset, str(preset_path)) if preset else point.config
-        simulated = run_point(serial(Point(point.index, point.overrides, config,
-                                           point.config_hash)), source).row
-        measured_us = float(by_hash.loc[key, "time_per_batch_us"])
+        row = by_hash.loc[key]
+        flushed = bool(row["flush"]) if "flush" in row.index else True
+        simulated = run_point(as_measured(Point(point.index, point.overrides, config,
+                                                point.config_hash), flushed), source).row
+        measured_us = float(row["time_per_batch_us"])
         predicted_us = float(simulated["latency_p50_us"])
         rows.append({"point": point.index, **point.overrides, "config_hash": point.config_hash,
                      "role": "validation", "measured_us": measured_us,

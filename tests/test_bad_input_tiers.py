@@ -29,6 +29,16 @@ CASES = {
                   ["run.optimizer", "'sgd', 'rowwise_adagrad' or 'adagrad'"]),
     "device fidelity": (experiment(run__fidelity="cycle"),
                         ["run.fidelity", "unknown memory fidelity 'cycle'"]),
+    "tlb ways": (experiment(system__compute__tlb={"entries": 100, "miss_time": "5 ns"}),
+                 ["system.compute.tlb", "'entries' (100) must be a multiple of 'ways' (16)"]),
+    "tlb page": (experiment(system__compute__tlb={"entries": 64, "page": "3 KiB",
+                                                  "miss_time": "5 ns"}),
+                 ["system.compute.tlb", "'page' must be a power of two bytes, got 3072"]),
+    "tlb miss time": (experiment(system__compute__tlb={"entries": 64}),
+                      ["system.compute.tlb.miss_time", "required"]),
+    "private cache size": (experiment(system__compute__private_cache={
+        "size": "1000 B", "ways": 16, "line_time": "1 ns"}),
+        ["system.compute.private_cache", "must be a multiple of line x ways (64 B x 16)"]),
 }
 
 

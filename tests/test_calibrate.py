@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from conftest import ROOT
 
-from simulator.calibrate import (
+from simulator.calibrate import GRID, PRIVATE_GRID, TLB_ENTRIES, chain_was_warm, refit
+from simulator.cost_fit import (
     COSTS,
-    GRID,
-    chain_was_warm,
+    NO_STRUCTURES,
+    TERMS,
+    Structures,
+    best_tlb,
+    expected_hits,
     fit_cache_capacity,
     fit_memory_bandwidth,
-    fit_processor_and_cache,
-    refit,
+    fit_processor,
+    terms,
 )
 from simulator.machine_preset import load_machine_preset, save_machine_preset
 from simulator.microbench import Sample
@@ -21,43 +27,94 @@ from simulator.microbench import Sample
 MEASURED = ROOT / "experiments" / "measurements"
 
 
-def synthetic(tables, batch, pooling, dim, footprint, costs, bandwidth):
+def run_of(tables, batch, pooling, dim, footprint, seconds=1.0, where="local"):
     lookups = tables * batch * pooling
-    nbytes = lookups * dim * 4
-    seconds = (costs[0] + tables * costs[1] + tables * batch * costs[2] + lookups * costs[3]
-               + tables * pooling * costs[4] + nbytes / bandwidth)
-    return Sample("gather", seconds, {"tables": tables, "batch_size": batch,
-                                      "pooling": pooling, "dim": dim, "bytes": nbytes,
-                                      "footprint_bytes": footprint, "where": "local"})
+    return Sample("gather", seconds, {
+        "tables": tables, "batch_size": batch, "pooling": pooling, "dim": dim,
+        "bytes": lookups * dim * 4, "footprint_bytes": footprint,
+        "rows": footprint // (tables * dim * 4), "where": where})
 
 
-def test_processor_and_cache_fit_recovers_known_parameters():
-    costs = (8e-6, 3e-6, 2e-9, 0.5e-9, 60e-9)
-    import itertools
-    samples = [synthetic(t, b, p, d, 2**20, costs, 200e9)
-               for t, b, p, d in itertools.product(*GRID.values())]
-    fitted = fit_processor_and_cache(samples)
-    for name, value in zip(("query_overhead", "call_overhead", "bag_overhead",
-                            "lookup_overhead", "lookup_chain_latency"), costs, strict=True):
+def timed(sample, per_unit, structures=NO_STRUCTURES):
+    """The sample with the seconds the engine's model gives it at ``per_unit`` costs."""
+    seconds = float(terms(sample, structures) @ per_unit)
+    return Sample(sample.name, seconds, sample.params)
+
+
+def test_expected_hits_closed_forms():
+    assert expected_hits(1000, 50, 10, 1, fits_all=True) == 1000
+    assert expected_hits(1000, 50, 10, 1, fits_all=False) == pytest.approx(200)
+    # a call that starts cold first misses on each distinct unit it touches
+    distinct = 50 * (1 - np.exp(-1000 / 50))
+    assert expected_hits(1000, 50, 100, 4, fits_all=False) == pytest.approx(1000 - distinct)
+    assert expected_hits(3, 1e6, 1e3, 2, fits_all=False) == pytest.approx(0, abs=1e-7)
+
+
+def test_terms_count_work_the_way_the_engine_does():
+    sample = run_of(2, 32, 8, 64, 2 * 1000 * 256)          # 2 tables of 1000 rows, 256 B
+    plain = dict(zip(TERMS, terms(sample), strict=True))
+    assert plain["lookup_overhead"] == 2 * 32 * 8 and plain["bag_overhead"] == 64
+    assert plain["lookup_chain_latency"] == 2 * 8
+    assert plain["compute_bytes"] == (2 * 32 * 8 + 2 * 32) * 256    # rows and outputs
+    assert plain["private_lines"] == plain["tlb_misses"] == 0
+    # everything fits a 1 MiB private cache and a 256-page TLB: all near, no misses
+    fits = dict(zip(TERMS, terms(sample, Structures(2**20, 256)), strict=True))
+    assert fits["private_lines"] == 2 * 32 * 8 * 4 and fits["tlb_misses"] == 0
+    assert fits["compute_bytes"] == 2 * 32 * 256
+
+
+def test_processor_fit_recovers_known_parameters():
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 60e-9, 1 / 200e9, 0.1e-9, 2e-9])
+    structures = Structures(private_bytes=2**20, tlb_entries=512)
+    samples = [timed(run_of(t, b, p, d, f), per_unit, structures)
+               for t, b, p, d in itertools.product(*GRID.values())
+               for f in (2**19, 2**24)]
+    fitted = fit_processor(samples, structures)
+    for name, value in zip(COSTS, per_unit, strict=False):
         assert fitted[name] == pytest.approx(value, rel=1e-6)
+    assert fitted["bandwidth"] == pytest.approx(200e9, rel=1e-6)
+    assert fitted["private_lines"] == pytest.approx(0.1e-9, rel=1e-6)
+    assert fitted["tlb_misses"] == pytest.approx(2e-9, rel=1e-6)
+    chosen, _ = best_tlb(samples, 2**20, (128, 512, 2048))
+    assert chosen.tlb_entries == 512
+
+
+def test_processor_fit_without_structures_leaves_their_costs_zero():
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 60e-9, 1 / 200e9, 0.0, 0.0])
+    samples = [timed(run_of(t, b, p, d, 2**24), per_unit)
+               for t, b, p, d in itertools.product(*GRID.values())]
+    fitted = fit_processor(samples)
+    assert fitted["private_lines"] == fitted["tlb_misses"] == 0
     assert fitted["bandwidth"] == pytest.approx(200e9, rel=1e-6)
 
 
 @pytest.mark.parametrize("overlapped", [True, False])
 def test_memory_bandwidth_fit(overlapped):
-    cached = {"query_overhead": 1e-6, "call_overhead": 0.0, "bag_overhead": 0.0,
-              "lookup_overhead": 0.0, "lookup_chain_latency": 0.0, "bandwidth": 1e12}
+    fit = dict.fromkeys(COSTS, 0.0) | {"query_overhead": 1e-6, "bandwidth": 1e12,
+                                       "private_lines": 0.0, "tlb_misses": 0.0}
     footprint, cache = 2**30, 2**24
     samples = []
     for dim in (32, 256):
-        nbytes = 4 * 1024 * 64 * dim * 4
-        missed = nbytes * (1 - cache / footprint)
-        cache_time = 0.0 if overlapped else nbytes / 1e12
-        seconds = 1e-6 + cache_time + missed / 50e9
-        samples.append(Sample("gather", seconds, {"tables": 4, "batch_size": 1024,
-                                                  "pooling": 64, "dim": dim, "bytes": nbytes,
-                                                  "footprint_bytes": footprint}))
-    assert fit_memory_bandwidth(samples, cached, cache, overlapped) == pytest.approx(50e9)
+        sample = run_of(4, 1024, 64, dim, footprint)
+        missed = sample.params["bytes"] * (1 - cache / footprint)
+        pool = 1e-6 + terms(sample)[5] / 1e12
+        seconds = missed / 50e9 if overlapped else pool + missed / 50e9
+        samples.append(Sample("gather", seconds, sample.params))
+    assert fit_memory_bandwidth(samples, fit, cache, overlapped) == pytest.approx(50e9)
+
+
+def test_cache_capacity_fit_finds_the_size_that_explains_the_sweep():
+    fit = dict.fromkeys(COSTS, 0.0) | {"bandwidth": 1e12, "private_lines": 0.0,
+                                       "tlb_misses": 0.0}
+    capacity, memory_bw = 2**24, 40e9
+    samples = []
+    for footprint in (2**k for k in range(19, 28)):
+        sample = run_of(4, 1024, 64, 64, footprint)
+        pool = terms(sample)[5] / 1e12
+        missed = sample.params["bytes"] * max(0.0, 1 - capacity / footprint)
+        samples.append(Sample("gather_sweep", max(pool, missed / memory_bw), sample.params))
+    found = fit_cache_capacity(samples, fit, memory_bw, 2**25)
+    assert found == pytest.approx(capacity, rel=0.05)
 
 
 @pytest.mark.parametrize("machine", ["h100", "h200", "cpu-amd-epyc"])
@@ -99,6 +156,7 @@ def test_cpu_calibration_end_to_end_at_small_sizes(tmp_path, monkeypatch):
     for key, values in {"tables": (1, 2), "batch_size": (8, 64), "pooling": (1, 8),
                         "dim": (16, 64)}.items():
         monkeypatch.setitem(GRID, key, values)
+        monkeypatch.setitem(PRIVATE_GRID, key, values)
     preset = calibrate(backend_by_name("torch-cpu"), memory_footprint=2**24)  # >= 4x LLC
     path = tmp_path / "cpu.yaml"
     save_machine_preset(preset, path)
@@ -111,21 +169,14 @@ def test_cpu_calibration_end_to_end_at_small_sizes(tmp_path, monkeypatch):
     assert "calibrated" in memory["dram"]["bandwidth"]["source"]
     assert {m["name"] for m in loaded["microbenchmarks"]} >= {
         "gather", "gather_sweep", "sequential_read", "dependent_load_latency"}
-
-
-def test_cache_capacity_fit_recovers_a_known_capacity():
-    cached = dict.fromkeys(COSTS, 0.0) | {"query_overhead": 1e-6, "bandwidth": 200e9}
-    memory_bw, capacity = 40e9, 12 * 2**20
-    samples = []
-    for footprint in [2**k for k in range(19, 28)]:
-        nbytes = 4 * 1024 * 64 * 256
-        hit = min(1.0, capacity / footprint)
-        seconds = 1e-6 + max(nbytes / 200e9, (1 - hit) * nbytes / memory_bw)
-        samples.append(Sample("gather_sweep", seconds, {
-            "tables": 4, "batch_size": 1024, "pooling": 64, "dim": 64, "bytes": nbytes,
-            "footprint_bytes": footprint}))
-    fitted = fit_cache_capacity(samples, cached, memory_bw, reported=32 * 2**20)
-    assert fitted == pytest.approx(capacity, rel=0.1)
+    compute = loaded["system"]["compute"]
+    assert compute["tlb"]["entries"]["value"] in TLB_ENTRIES
+    assert compute["tlb"]["miss_time"]["value"] >= 0
+    caches = loaded["provenance"]["caches"]
+    if {"L2", "L3"} <= caches.keys():
+        assert compute["private_cache"]["size"]["value"] == caches["L2"]
+        assert any(m["params"].get("footprint_bytes", 0) <= caches["L2"]
+                   for m in loaded["microbenchmarks"] if m["name"] == "gather")
 
 
 def test_latency_chains_count_only_when_warmed_over_their_cycle():
@@ -161,3 +212,20 @@ def test_calibrate_cli_refit_and_exclusive_options(tmp_path):
     assert "l2:" in proc.stdout and "hbm:" in proc.stdout
     proc = embsim("calibrate", "-o", str(tmp_path / "x.yaml"))
     assert proc.returncode == 2 and "exactly one of --backend or --refit" in proc.stderr
+
+
+def test_rounds_are_pooled_by_median_per_microbenchmark():
+    from simulator.calibrate import pooled_rounds
+
+    def rounds_of(*seconds):
+        return [[Sample("gather", t, {"dim": 32}),
+                 Sample("sequential_read", 2 * t, {"bytes": 10**9, "gbps": 0.5 / t})]
+                for t in seconds]
+    pooled = pooled_rounds(rounds_of(1.0, 3.0, 2.0))
+    assert [s.seconds for s in pooled] == [2.0, 4.0]
+    assert pooled[1].params["gbps"] == pytest.approx(0.25)
+    assert pooled[0].params == {"dim": 32, "rounds": 3}
+    mismatched = rounds_of(1.0, 2.0)
+    mismatched[1][0] = Sample("gather", 1.0, {"dim": 64})
+    with pytest.raises(ValueError, match="rounds ran different microbenchmarks"):
+        pooled_rounds(mismatched)

@@ -24,7 +24,7 @@ def test_measure_cpu_end_to_end_and_bookkeeping_matches_the_simulator(tmp_path):
     path = local_tables_experiment(tmp_path)
     out = tmp_path / "m.parquet"
     proc = embsim("measure", str(path), "--backend", "torch-cpu", "-o", str(out),
-                  "--repeats", "2", "--warmup", "1")
+                  "--repeats", "2", "--warmup", "1", "--rounds", "2", "--no-flush")
     assert proc.returncode == 0, proc.stderr
     measured = pd.read_parquet(out)
     for column in ["point", "workload.generator.pooling", "config_hash", "time_per_batch_us",
@@ -41,6 +41,8 @@ def test_measure_cpu_end_to_end_and_bookkeeping_matches_the_simulator(tmp_path):
     assert (measured["time_per_batch_us"] <= measured["time_per_batch_max_us"]).all()
     provenance = read_provenance(out)
     assert provenance["backend"] == "torch-cpu" and provenance["repeats"] == 2
+    assert provenance["rounds"] == 2 and not provenance["flush"]
+    assert (measured["rounds"] == 2).all() and not measured["flush"].any()
     _, points = load_points(path, {})
     for point, (_, row) in zip(points, measured.iterrows(), strict=True):
         assert row["config_hash"] == point.config_hash
@@ -62,3 +64,20 @@ def test_cuda_backend_without_a_gpu_is_a_clear_error(tmp_path):
     assert "torch.cuda.is_available() is False" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "m.parquet").exists()
+
+
+def test_passes_of_every_round_are_pooled(tmp_path):
+    from simulator.backends import backend_by_name
+    from simulator.measure import MeasureSettings, point_row, time_point
+
+    path = local_tables_experiment(tmp_path)
+    _, points = load_points(path, {})
+    settings = MeasureSettings(warmup=0, repeats=3, rounds=2)
+    backend, kept = backend_by_name("torch-cpu"), {}
+    times = time_point(backend, points[0], str(path), settings, kept)
+    times = time_point(backend, points[0], str(path), settings, kept, times)
+    assert len(times.passes) == 6 and all(p.shape == (3,) for p in times.passes)
+    row = point_row(points[0], settings, times)
+    passes = pd.DataFrame(times.passes)
+    assert row["time_per_batch_us"] == pytest.approx(passes.median().median() * 1e6)
+    assert row["time_per_batch_min_us"] == pytest.approx(passes.min().min() * 1e6)

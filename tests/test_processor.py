@@ -1,0 +1,127 @@
+"""The processor's TLB and private cache, and warm-started runs (``run.warm_caches``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import experiment
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.config import ComputeConfig
+from simulator.experiment import load_points, run_point
+from simulator.processor import TIER_SHIFT, Processor, row_lines
+
+
+def compute(**parts) -> ComputeConfig:
+    return ComputeConfig.model_validate({"tier": "hbm", **parts})
+
+
+def test_row_lines_lists_every_line_a_row_touches():
+    lines, count = row_lines(np.array([0, 100, 4096]), np.array([128, 64, 256]), 64)
+    assert count.tolist() == [2, 2, 4]
+    assert lines.tolist() == [0, 64, 64, 128, 4096, 4160, 4224, 4288]
+
+
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 700)), min_size=1,
+                max_size=30), st.sampled_from([32, 64, 128]))
+@settings(max_examples=60, deadline=None)
+def test_row_lines_cover_each_row_exactly(rows, line):
+    addresses = np.array([a for a, _ in rows])
+    sizes = np.array([s for _, s in rows])
+    lines, count = row_lines(addresses, sizes, line)
+    start = 0
+    for a, s, n in zip(addresses, sizes, count, strict=True):
+        mine = lines[start:start + n]
+        start += n
+        assert mine[0] <= a < mine[0] + line and mine[-1] <= a + s - 1 < mine[-1] + line
+        assert np.all(np.diff(mine) == line)
+
+
+def test_tlb_misses_follow_lru_over_pages():
+    # pages A B A C B, two entries (fully associative LRU): A, B, C and B miss
+    cpu = Processor(compute(tlb={"entries": 2, "ways": 2, "miss_time": "10 ns"}))
+    pages = np.array([0, 1, 0, 2, 1]) * 4096 + 8
+    cost = cpu.serve(np.zeros(5, dtype=np.int64), pages, np.full(5, 64))
+    assert cost.tlb_misses == 4
+    assert cost.seconds == pytest.approx(40e-9)
+    assert not cost.near.any()
+    assert cpu.counters() == {"tlb_misses": 4, "tlb_miss_rate": 0.8}
+
+
+def test_tiers_are_apart_in_the_processors_address_space():
+    cpu = Processor(compute(tlb={"entries": 2, "ways": 2, "miss_time": "1 ns"}))
+    cost = cpu.serve(np.array([0, 1]), np.array([0, 0]), np.full(2, 64))
+    assert cost.tlb_misses == 2                       # same address, two tiers: two pages
+    assert TIER_SHIFT >= 40
+
+
+def test_a_row_is_near_only_when_all_its_lines_hit_the_private_cache():
+    cpu = Processor(compute(private_cache={"size": "256 B", "ways": 4, "line": "64 B",
+                                           "line_time": "1 ns"}))
+    tiers = np.zeros(4, dtype=np.int64)
+    # row 0 (lines 0, 1); row 0 again (near, 2 lines); a row over lines 1, 2 (2 misses 1);
+    # a row over lines 0-3 that evicts nothing (4 lines fit): lines 0, 1, 2 hit, 3 misses
+    cost = cpu.serve(tiers, np.array([0, 0, 64, 0]), np.array([128, 128, 128, 256]))
+    assert cost.near.tolist() == [False, True, False, False]
+    assert cost.near_lines == 2
+    assert cost.seconds == pytest.approx(2e-9)
+    again = cpu.serve(tiers[:1], np.array([0]), np.array([256]))
+    assert again.near.tolist() == [True] and again.near_lines == 4
+
+
+def _point(write_experiment, data):
+    path = write_experiment(data)
+    _, points = load_points(path, {})
+    return points[0], str(path)
+
+
+def local_tables(**compute_parts):
+    """Tables in the compute tier (HBM), one query at a time, analytic timing."""
+    data = experiment(system__cache=None, system__tables={"tier": "hbm"},
+                      run__fidelity="analytic",
+                      run__arrivals={"mode": "closed", "concurrency": 1})
+    data["system"]["compute"].update(compute_parts)
+    data["workload"]["generator"].update(batches=4, alpha=1.3)
+    return data
+
+
+def test_near_rows_are_not_read_from_the_compute_tier(write_experiment):
+    plain = run_point(*_point(write_experiment, local_tables())).row
+    private = {"size": "64 KiB", "ways": 16, "line": "64 B", "line_time": "0 ns"}
+    near = run_point(*_point(write_experiment, local_tables(private_cache=private))).row
+    rows = near["private_cache_rows"]
+    assert 0 < rows < near["lookups"]
+    assert near["private_cache_hit_rate"] == pytest.approx(rows / near["lookups"])
+    # the HBM tier moves 32 B units; rows are 16 or 32 floats (64 B or 128 B), so the
+    # bytes saved lie between 64 and 128 per near row
+    saved = plain["bytes_read_hbm"] - near["bytes_read_hbm"]
+    assert 64 * rows <= saved <= 128 * rows
+    assert near["latency_p50_us"] < plain["latency_p50_us"]
+
+
+def test_tlb_misses_add_their_time_to_pooling(write_experiment):
+    tlb = {"entries": 16, "miss_time": "0 ns"}
+    free = run_point(*_point(write_experiment, local_tables(tlb=tlb))).row
+    tlb["miss_time"] = "20 ns"
+    slow = run_point(*_point(write_experiment, local_tables(tlb=tlb))).row
+    assert free["tlb_misses"] == slow["tlb_misses"] > 0
+    per_query = slow["tlb_misses"] / slow["queries"]
+    assert slow["latency_mean_us"] - free["latency_mean_us"] == pytest.approx(
+        per_query * 0.02, rel=1e-6)
+
+
+def test_warm_caches_start_the_timed_pass_with_the_rows_of_every_batch(write_experiment):
+    data = experiment(run__arrivals={"mode": "closed", "concurrency": 1}, run__functional=True)
+    data["system"]["cache"] = {"tier": "hbm", "load_factor": 1.0, "ways": "full",
+                               "hardware": True}
+    cold = run_point(*_point(write_experiment, data)).row
+    data["run"]["warm_caches"] = True
+    warm = run_point(*_point(write_experiment, data)).row   # functional check and invariants
+    lookups = warm["lookups"]
+    # every row fits: the warm-up pass misses each distinct row once, the timed pass hits all
+    assert warm["cache_hits"] + warm["cache_misses"] == 2 * lookups
+    assert warm["cache_misses"] == cold["cache_misses"]
+    assert warm["cache_hits"] == cold["cache_hits"] + lookups
+    assert warm["bytes_dram"] == 0 < cold["bytes_dram"]
+    assert warm["latency_p50_us"] < cold["latency_p50_us"]
