@@ -51,7 +51,6 @@ PRIVATE_GRID = {"tables": (1, 4), "batch_size": (32, 512, 4096), "pooling": (1, 
 """Runs over tables that fit a CPU core's private cache (L2), to tell its cost from the LLC's."""
 TLB_ENTRIES = tuple(int(n) for n in np.unique(np.round(2 ** np.arange(5, 14.1, 0.5) / 16) * 16))
 """TLB sizes (4 KiB pages) the CPU fit chooses among: 32 to 16384 entries."""
-LINE_BYTES, PAGE_BYTES = 64, 4096
 CACHED, MEMORY, HOST = "cached", "memory", "host"
 
 
