@@ -72,7 +72,7 @@ def cache_grid(backend: Backend, footprint: int, grid: dict[str, tuple[int, ...]
 def memory_gathers(backend: Backend, footprint: int, where: str = "local") -> list[Sample]:
     """Pooling over tables far larger than any cache (uniform rows: nearly all miss)."""
     return [microbench.gather(backend, footprint=footprint, tables=4, dim=dim,
-                              batch_size=1024, pooling=64, repeats=7, where=where)
+                              batch_size=1024, pooling=64, batches=4, passes=2, where=where)
             for dim in (32, 256)]
 
 
@@ -84,7 +84,8 @@ def footprint_sweep(backend: Backend, cache_bytes: int) -> list[Sample]:
     how much of it the workload really gets."""
     sizes = [cache_bytes >> k for k in range(6, 0, -1)] + [cache_bytes << k for k in range(3)]
     return [Sample("gather_sweep", s.seconds, s.params) for s in (
-        microbench.gather(backend, footprint=size, repeats=9, **SWEEP_SHAPE) for size in sizes)]
+        microbench.gather(backend, footprint=size, batches=3, passes=3, **SWEEP_SHAPE)
+        for size in sizes)]
 
 
 def run_cpu(backend: Backend, memory_footprint: int = 2**30) -> list[Sample]:

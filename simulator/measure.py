@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from embsim.atomic import write_atomic
 from embsim.errors import InputError
 from simulator.backends import Backend
+from simulator.backends.base import typical_seconds
 from simulator.experiment import Point, load_points, stable_hash
 from simulator.workload import open_workload
 from traces.batch import Batch
@@ -111,17 +112,14 @@ def time_point(backend: Backend, point: Point, source: str, settings: MeasureSet
     tables = place_tables(backend, meta, times.where, point.config.run.seed, kept)
     mode = point.config.system.compute.pooling
     runs = [backend.pooled_batch(tables, batch, mode) for batch in batches]
-    for _ in range(settings.warmup):
-        backend.time_call(runs[0])
-    times.passes += [backend.time_pass(runs, settings.flush) for _ in range(settings.repeats)]
+    times.passes += backend.timed_passes(runs, settings.repeats, settings.warmup, settings.flush)
     return times
 
 
 def point_row(point: Point, settings: MeasureSettings, times: PointTimes) -> dict[str, Any]:
     """One results row from every timed pass of a point (all rounds)."""
     passes = np.array(times.passes)
-    per_batch = np.median(passes, axis=0)
-    seconds = float(np.median(per_batch))
+    seconds, per_batch = typical_seconds(times.passes)
     return {
         "point": point.index, **point.overrides, "config_hash": point.config_hash,
         "workload_hash": workload_hash(point),

@@ -14,9 +14,12 @@ import numpy as np
 from numba import njit
 
 from simulator.backends import Backend
+from simulator.backends.base import typical_seconds
 from traces.batch import Batch
 
 ROW_ALIGN_BYTES = 64
+WARMUP = 3
+"""Untimed calls before a gather's timed passes (``embsim measure``'s default)."""
 
 
 @dataclass
@@ -50,28 +53,28 @@ def uniform_batch(rng: np.random.Generator, tables: int, rows: int, batch_size: 
 
 
 def gather(backend: Backend, *, footprint: int, tables: int, dim: int, batch_size: int,
-           pooling: int, where: str = "local", repeats: int = 15, flush: bool = False,
-           seed: int = 0) -> Sample:
+           pooling: int, where: str = "local", batches: int = 5, passes: int = 3,
+           flush: bool = False, seed: int = 0) -> Sample:
     """Time ``embedding_bag`` over ``tables`` float32 tables of ``footprint`` bytes in all.
 
-    Timed with the same code as ``embsim measure`` (``Backend.time_pass``): ``repeats`` fresh
-    batches of uniform random rows are prepared first, then run back to back after one
-    untimed call, so repeats do not find the previous call's rows in the caches; the median
-    is recorded.
+    Timed as ``embsim measure`` times an experiment's point (``Backend.timed_passes``):
+    ``batches`` batches of uniform random rows are prepared, the first is called
+    ``WARMUP`` times untimed, then ``passes`` passes run them back to back; the record is
+    the median over batches of each batch's median over passes.
     """
     rng = np.random.default_rng(seed)
     rows = max(pooling, footprint // (tables * dim * 4))
     weights = [backend.random_table(rows, dim, "float32", where, seed + t)
                for t in range(tables)]
-    batches = [uniform_batch(rng, tables, rows, batch_size, pooling) for _ in range(repeats + 1)]
-    runs = [backend.pooled_batch(weights, batch, "sum") for batch in batches]
-    backend.time_call(runs[0])
-    times = backend.time_pass(runs[1:], flush)
+    prepared = [uniform_batch(rng, tables, rows, batch_size, pooling) for _ in range(batches)]
+    runs = [backend.pooled_batch(weights, batch, "sum") for batch in prepared]
+    seconds, _ = typical_seconds(backend.timed_passes(runs, passes, WARMUP, flush))
     params = {"footprint_bytes": tables * rows * dim * 4, "tables": tables, "rows": rows,
               "dim": dim, "batch_size": batch_size, "pooling": pooling, "where": where,
-              "flush": flush, "bytes": batches[0].num_lookups * dim * 4,
-              "protocol": "fresh batches prepared, then timed back to back (time_pass)"}
-    return Sample("gather", float(np.median(times)), params)
+              "flush": flush, "bytes": prepared[0].num_lookups * dim * 4,
+              "protocol": f"{batches} batches, {WARMUP} warm-up calls, {passes} passes "
+                          "(timed_passes, as embsim measure)"}
+    return Sample("gather", seconds, params)
 
 
 def sequential_read(backend: Backend, nbytes: int, repeats: int = 10) -> Sample:

@@ -79,6 +79,15 @@ class Backend(ABC):
             self.flush_caches()
         return np.array([self.time_call(run) for run in runs])
 
+    def timed_passes(self, runs: list[Any], passes: int, warmup: int, flush: bool
+                     ) -> list[np.ndarray]:
+        """``passes`` timed passes over the prepared runs (``time_pass``), after ``warmup``
+        untimed calls of the first: the protocol of ``embsim measure`` and of the calibration
+        microbenchmarks alike."""
+        for _ in range(warmup):
+            self.time_call(runs[0])
+        return [self.time_pass(runs, flush) for _ in range(passes)]
+
     def pooled_batch(self, tables: list[Any], batch: Batch, mode: str) -> Any:
         """Prepared arguments and the function that pools one batch over every table."""
         functional = self.torch.nn.functional
@@ -109,6 +118,13 @@ class Backend(ABC):
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "caches": self.cache_bytes(),
         }
+
+
+def typical_seconds(passes: list[np.ndarray]) -> tuple[float, np.ndarray]:
+    """The seconds of a run set (the median over runs of each run's median over passes), and
+    each run's median."""
+    per_run = np.median(np.array(passes), axis=0)
+    return float(np.median(per_run)), per_run
 
 
 def backend_by_name(name: str) -> Backend:
