@@ -11,6 +11,10 @@ from embsim.errors import InputError
 from simulator.experiment import parse_set
 
 BACKEND_CHOICE = click.Choice(["torch-cpu", "torch-cuda"])
+KERNEL_OPTION = click.option(
+    "--kernel", type=click.Choice(["embedding_bag", "tbe"]), default="embedding_bag",
+    show_default=True, help="Pooling kernel: torch's embedding_bag per table, or FBGEMM's "
+                            "table-batched embedding (needs fbgemm-gpu-cpu or fbgemm-gpu).")
 ROUNDS_OPTION = click.option(
     "--rounds", type=click.IntRange(1), default=1, show_default=True,
     help="Run everything this many times and pool the rounds (medians), for a machine whose "
@@ -31,14 +35,16 @@ SET_OPTION = click.option("--set", "sets", multiple=True, metavar="DOTTED.PATH=V
 @click.option("--flush/--no-flush", default=True, show_default=True,
               help="Flush the processor's caches before each timed pass.")
 @ROUNDS_OPTION
+@KERNEL_OPTION
 @SET_OPTION
 def measure(experiment: Path, backend: str, out: Path, repeats: int, warmup: int, flush: bool,
-            rounds: int, sets: tuple[str, ...]) -> None:
+            rounds: int, kernel: str, sets: tuple[str, ...]) -> None:
     """Execute every point of EXPERIMENT for real and record its timings."""
     from simulator.backends import backend_by_name
     from simulator.measure import MeasureSettings, measure_experiment
 
-    frame = measure_experiment(experiment, backend_by_name(backend), out, parse_set(sets),
+    frame = measure_experiment(experiment, backend_by_name(backend, kernel), out,
+                               parse_set(sets),
                                MeasureSettings(warmup=warmup, repeats=repeats, flush=flush,
                                                rounds=rounds))
     columns = ["point", *[c for c in frame.columns if "." in c], "time_per_batch_us",
@@ -54,7 +60,9 @@ def measure(experiment: Path, backend: str, out: Path, repeats: int, warmup: int
 @click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="Machine preset YAML to write.")
 @ROUNDS_OPTION
-def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int) -> None:
+@KERNEL_OPTION
+def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
+              kernel: str) -> None:
     """Run microbenchmarks on BACKEND and write a machine preset fitted to them."""
     from simulator import calibrate as calibration
     from simulator.machine_preset import (
@@ -71,7 +79,7 @@ def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int) -
     else:
         from simulator.backends import backend_by_name
 
-        preset = calibration.calibrate(backend_by_name(backend), rounds=rounds)
+        preset = calibration.calibrate(backend_by_name(backend, kernel), rounds=rounds)
     machine_system(preset, str(out))          # a fit that went wrong is caught here
     save_machine_preset(preset, out)
     memory = strip_sources(preset["system"]["memory"])

@@ -111,7 +111,7 @@ def time_point(backend: Backend, point: Point, source: str, settings: MeasureSet
                            np.array([batch_bytes(meta, b) for b in batches]), [])
     tables = place_tables(backend, meta, times.where, point.config.run.seed, kept)
     mode = point.config.system.compute.pooling
-    runs = [backend.pooled_batch(tables, batch, mode) for batch in batches]
+    runs = [backend.pooled_batch(tables, batch, mode, times.where) for batch in batches]
     times.passes += backend.timed_passes(runs, settings.repeats, settings.warmup, settings.flush)
     return times
 
@@ -169,7 +169,7 @@ def measure_experiment(path: Path, backend: Backend, out: Path, sets: dict[str, 
             times[point.index] = time_point(backend, point, str(path), settings, kept,
                                             times.get(point.index))
     rows = [point_row(point, settings, times[point.index])
-            | {k: provenance[k] for k in ("backend", "device", "date", "host", "torch")}
+            | {k: provenance[k] for k in ("backend", "kernel", "device", "date", "host", "torch")}
             for point in points]
     frame = pd.DataFrame(rows)
     write_measurements(frame, provenance, out)

@@ -67,7 +67,7 @@ def gather(backend: Backend, *, footprint: int, tables: int, dim: int, batch_siz
     weights = [backend.random_table(rows, dim, "float32", where, seed + t)
                for t in range(tables)]
     prepared = [uniform_batch(rng, tables, rows, batch_size, pooling) for _ in range(batches)]
-    runs = [backend.pooled_batch(weights, batch, "sum") for batch in prepared]
+    runs = [backend.pooled_batch(weights, batch, "sum", where) for batch in prepared]
     seconds, _ = typical_seconds(backend.timed_passes(runs, passes, WARMUP, flush))
     params = {"footprint_bytes": tables * rows * dim * 4, "tables": tables, "rows": rows,
               "dim": dim, "batch_size": batch_size, "pooling": pooling, "where": where,

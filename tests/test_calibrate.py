@@ -117,7 +117,7 @@ def test_cache_capacity_fit_finds_the_size_that_explains_the_sweep():
     assert found == pytest.approx(capacity, rel=0.05)
 
 
-@pytest.mark.parametrize("machine", ["h100", "h200", "cpu-amd-epyc"])
+@pytest.mark.parametrize("machine", ["h100", "h200", "cpu-amd-epyc", "cpu-amd-epyc-tbe"])
 def test_committed_preset_round_trips_and_refits_identically(tmp_path, machine):
     path = MEASURED / f"{machine}-2026-11-26-preset.yaml"
     preset = load_machine_preset(path)

@@ -81,3 +81,62 @@ def test_passes_of_every_round_are_pooled(tmp_path):
     passes = pd.DataFrame(times.passes)
     assert row["time_per_batch_us"] == pytest.approx(passes.median().median() * 1e6)
     assert row["time_per_batch_min_us"] == pytest.approx(passes.min().min() * 1e6)
+
+
+def tbe_backend():
+    from embsim.errors import InputError
+    from simulator.backends import backend_by_name
+
+    try:
+        return backend_by_name("torch-cpu", "tbe")
+    except InputError as err:
+        pytest.skip(f"FBGEMM is not usable here: {err}")
+
+
+@pytest.mark.parametrize(("mode", "dtype"), [("sum", "float32"), ("mean", "float32"),
+                                             ("sum", "float16")])
+def test_tbe_kernel_pools_every_table_as_embedding_bag_does(mode, dtype):
+    import numpy as np
+    import torch
+
+    from simulator.backends import backend_by_name
+    from simulator.microbench import uniform_batch
+
+    tbe, plain = tbe_backend(), backend_by_name("torch-cpu")
+    tables = [plain.random_table(500, dim, dtype, "local", seed) for seed, dim in
+              ((1, 16), (2, 24), (3, 8))]
+    batch = uniform_batch(np.random.default_rng(0), 3, 500, 16, 5)
+    expected = torch.cat([t.float() for t in plain.pooled_batch(tables, batch, mode)()], 1)
+    got = tbe.pooled_batch(tables, batch, mode)()
+    assert got.shape == (16, 16 + 24 + 8)
+    assert torch.allclose(got.float(), expected, rtol=1e-2 if dtype == "float16" else 1e-5,
+                          atol=1e-2 if dtype == "float16" else 1e-5)
+
+
+def test_measure_with_the_tbe_kernel_end_to_end(tmp_path):
+    tbe_backend()
+    path = local_tables_experiment(tmp_path)
+    out = tmp_path / "tbe.parquet"
+    proc = embsim("measure", str(path), "--backend", "torch-cpu", "--kernel", "tbe", "-o",
+                  str(out), "--repeats", "2", "--warmup", "1")
+    assert proc.returncode == 0, proc.stderr
+    measured = pd.read_parquet(out)
+    assert (measured["kernel"] == "tbe").all() and (measured["time_per_batch_us"] > 0).all()
+    provenance = read_provenance(out)
+    assert provenance["kernel"] == "tbe" and provenance["fbgemm_gpu"]
+    _, points = load_points(path, {})
+    for point, (_, row) in zip(points, measured.iterrows(), strict=True):
+        simulated = run_point(point, str(path)).row
+        assert row["lookups_per_batch"] * row["batches"] == simulated["lookups"]
+
+
+def test_tbe_kernel_without_fbgemm_is_a_clear_error(monkeypatch):
+    import sys
+
+    from embsim.errors import InputError
+    from simulator.backends import backend_by_name
+
+    monkeypatch.setitem(sys.modules, "fbgemm_gpu", None)    # import fails as if absent
+    with pytest.raises(InputError, match="--kernel tbe needs FBGEMM.*fbgemm-gpu-cpu") as err:
+        backend_by_name("torch-cpu", "tbe")
+    assert err.value.field == "--kernel"

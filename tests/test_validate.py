@@ -59,7 +59,9 @@ def test_arithmetic_on_a_hand_made_measurements_file(tmp_path):
 # MAPE (%) of the committed validation runs (README); a rise above these is a regression.
 RECORDED = [("h100-2026-11-26", GPU_EXPERIMENT, 144, 26.9),
             ("h200-2026-11-26", GPU_EXPERIMENT, 144, 10.1),
-            ("cpu-amd-epyc-2026-11-26", ROOT / "experiments" / "validation_cpu.yaml", 108, 10.3)]
+            ("cpu-amd-epyc-2026-11-26", ROOT / "experiments" / "validation_cpu.yaml", 108, 10.3),
+            ("cpu-amd-epyc-tbe-2026-11-26", ROOT / "experiments" / "validation_cpu.yaml", 108,
+             10.1)]
 
 
 @pytest.mark.parametrize(("name", "experiment_path", "points", "mape"), RECORDED,

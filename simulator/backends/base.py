@@ -28,13 +28,27 @@ def import_torch() -> Any:
     return torch
 
 
+KERNELS = ("embedding_bag", "tbe")
+"""Pooling kernels a backend can time: ``torch.nn.functional.embedding_bag`` per table, or
+FBGEMM's table-batched embedding over all tables at once (``simulator.backends.tbe``)."""
+
+
 class Backend(ABC):
     """Runs pooled embedding lookups on one processor and times them."""
 
     name: ClassVar[str]
 
-    def __init__(self) -> None:
+    def __init__(self, kernel: str = "embedding_bag") -> None:
         self.torch = import_torch()
+        if kernel not in KERNELS:
+            raise InputError(f"unknown kernel {kernel!r}; expected one of: "
+                             f"{', '.join(KERNELS)}", field="--kernel")
+        self.kernel = kernel
+        self._tbe: Any = None
+        if kernel == "tbe":
+            from simulator.backends.tbe import fbgemm
+
+            fbgemm()                    # fails here, clearly, when FBGEMM is missing
 
     @abstractmethod
     def device_name(self) -> str:
@@ -88,8 +102,21 @@ class Backend(ABC):
             self.time_call(runs[0])
         return [self.time_pass(runs, flush) for _ in range(passes)]
 
-    def pooled_batch(self, tables: list[Any], batch: Batch, mode: str) -> Any:
+    def tbe_placement(self, where: str) -> tuple[str, str, Any]:
+        """FBGEMM's embedding location, compute device and torch device for tables ``where``
+        (``local`` or ``host``)."""
+        return "HOST", "CPU", self.torch.device("cpu")
+
+    def pooled_batch(self, tables: list[Any], batch: Batch, mode: str,
+                     where: str = "local") -> Any:
         """Prepared arguments and the function that pools one batch over every table."""
+        if self.kernel == "tbe":
+            from simulator.backends.tbe import TbeTables
+
+            if self._tbe is None or self._tbe.tables is not tables or self._tbe.mode != mode:
+                self._tbe = None                # free the previous copy first
+                self._tbe = TbeTables(tables, *self.tbe_placement(where), mode)
+            return self._tbe.run(batch, self.to_device)
         functional = self.torch.nn.functional
         B = batch.batch_size
         calls = []
@@ -106,11 +133,17 @@ class Backend(ABC):
 
     def provenance(self) -> dict[str, Any]:
         torch = self.torch
-        return {
+        extra: dict[str, Any] = {}
+        if self.kernel == "tbe":
+            from simulator.backends.tbe import fbgemm_version
+
+            extra["fbgemm_gpu"] = fbgemm_version()
+        return extra | {
             "backend": self.name,
             "device": self.device_name(),
             "torch": str(torch.__version__),
             "torch_threads": torch.get_num_threads(),
+            "kernel": self.kernel,
             "numpy": np.__version__,
             "python": platform.python_version(),
             "host": socket.gethostname(),
@@ -127,6 +160,7 @@ def typical_seconds(passes: list[np.ndarray]) -> tuple[float, np.ndarray]:
     return float(np.median(per_run)), per_run
 
 
-def backend_by_name(name: str) -> Backend:
-    """An instance of the backend registered as ``name`` (InputError if unknown/unusable)."""
-    return BACKENDS.get(name, field="--backend")()
+def backend_by_name(name: str, kernel: str = "embedding_bag") -> Backend:
+    """An instance of the backend registered as ``name`` timing ``kernel`` (InputError if
+    unknown or unusable)."""
+    return BACKENDS.get(name, field="--backend")(kernel)

@@ -61,8 +61,8 @@ class TorchCPU(Backend):
 
     name = "torch-cpu"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, kernel: str = "embedding_bag") -> None:
+        super().__init__(kernel)
         largest = max(os_cache_bytes().values(), default=64 * 2**20)
         self._flush_buffer = np.zeros(2 * largest // 8, dtype=np.int64)
 

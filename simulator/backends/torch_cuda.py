@@ -36,8 +36,8 @@ class TorchCUDA(Backend):
 
     name = "torch-cuda"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, kernel: str = "embedding_bag") -> None:
+        super().__init__(kernel)
         torch = self.torch
         if not torch.cuda.is_available():
             raise InputError("the torch-cuda backend needs an NVIDIA GPU and a CUDA build of "
@@ -90,6 +90,10 @@ class TorchCUDA(Backend):
     def to_device(self, array: np.ndarray) -> Any:
         host = np.ascontiguousarray(array, dtype=np.int64)
         return self.torch.from_numpy(host).to(self.device)
+
+    def tbe_placement(self, where: str) -> tuple[str, str, Any]:
+        """HBM for local tables; FBGEMM's UVM (managed memory read over PCIe) for host ones."""
+        return ("DEVICE" if where == "local" else "MANAGED"), "CUDA", self.device
 
     def synchronize(self) -> None:
         self.torch.cuda.synchronize(self.device)
