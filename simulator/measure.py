@@ -1,9 +1,11 @@
 """``embsim measure``: execute every point of an experiment for real and time it.
 
 Each point's workload (the same tables, dims, dtypes, pooling, batches and indices that the
-simulator replays) runs through ``torch.nn.functional.embedding_bag`` on a backend. Tables get
-seeded random values and live where the point's system puts them: in the processor's memory,
-or (``host_memory: true`` tier) in pinned host memory read over the link. Per point: warm-up
+simulator replays) runs on a backend through its kernel: ``torch.nn.functional.embedding_bag``
+per table, or FBGEMM's TBE over all tables (``--kernel tbe``). Tables get seeded random values
+and live where the point's system puts them: in the processor's memory, or (``host_memory:
+true`` tier) in host memory read over the link (pinned, or FBGEMM's UVM with TBE). Each round
+rebuilds a point's tables when the previous point used others. Per point: warm-up
 calls on the first batch, then ``repeats`` passes over all batches in trace order, each pass
 starting with flushed caches (as a simulation starts with cold caches) unless ``--no-flush``;
 each batch is timed alone, all tables' calls completed. With ``--rounds N`` the whole
