@@ -79,13 +79,26 @@ def memory_gathers(backend: Backend, footprint: int, where: str = "local") -> li
 SWEEP_SHAPE = {"tables": 4, "batch_size": 1024, "pooling": 64, "dim": 64}
 
 
-def footprint_sweep(backend: Backend, cache_bytes: int) -> list[Sample]:
+def footprint_sweep(backend: Backend, cache_bytes: int, where: str = "local") -> list[Sample]:
     """Pooling over tables from 1/64 to 4x the cache's reported size (powers of two), to find
-    how much of it the workload really gets."""
+    how much of it the workload really gets (for rows in ``where`` memory)."""
     sizes = [cache_bytes >> k for k in range(6, 0, -1)] + [cache_bytes << k for k in range(3)]
     return [Sample("gather_sweep", s.seconds, s.params) for s in (
-        microbench.gather(backend, footprint=size, batches=3, passes=3, **SWEEP_SHAPE)
+        microbench.gather(backend, footprint=size, batches=3, passes=3, where=where,
+                          **SWEEP_SHAPE)
         for size in sizes)]
+
+
+ZIPF_ALPHAS = (1.05, 1.1, 1.2)
+
+
+def skewed_gathers(backend: Backend, footprint: int, where: str) -> list[Sample]:
+    """Pooling over Zipf-skewed rows of tables far larger than the cache: how much the hot
+    rows gain from it (on a GPU, whether host rows read over the link are kept in L2)."""
+    return [Sample("gather_zipf", s.seconds, s.params) for s in (
+        microbench.gather(backend, footprint=footprint, batches=3, passes=3, where=where,
+                          alpha=alpha, **SWEEP_SHAPE)
+        for alpha in ZIPF_ALPHAS)]
 
 
 def run_cpu(backend: Backend, memory_footprint: int = 2**30) -> list[Sample]:
@@ -108,6 +121,9 @@ def run_cuda(backend: Backend, hbm_footprint: int = 4 * 2**30,
     l2 = backend.cache_bytes()["L2"]
     samples = [*cache_grid(backend, l2 // 2), *memory_gathers(backend, hbm_footprint),
                *memory_gathers(backend, host_footprint, where="host"),
+               *footprint_sweep(backend, l2), *footprint_sweep(backend, l2, where="host"),
+               *skewed_gathers(backend, hbm_footprint, "local"),
+               *skewed_gathers(backend, host_footprint, "host"),
                microbench.sequential_read(backend, hbm_footprint),
                microbench.host_to_device_copy(backend, 2**30),
                microbench.cpu_dependent_latency(host_footprint)]

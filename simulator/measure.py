@@ -164,9 +164,9 @@ def measure_experiment(path: Path, backend: Backend, out: Path, sets: dict[str, 
                                          "rounds": settings.rounds}
     kept: dict[tuple, list[Any]] = {}
     times: dict[int, PointTimes] = {}
-    show = None if progress else False      # tqdm: None = only on a terminal
+    hide = None if progress else True       # tqdm: None = show only on a terminal
     for round_ in range(settings.rounds):
-        for point in tqdm(points, unit="point", disable=show, leave=False,
+        for point in tqdm(points, unit="point", disable=hide, leave=False,
                           desc=f"measure {backend.name} (round {round_ + 1}/{settings.rounds})"):
             times[point.index] = time_point(backend, point, str(path), settings, kept,
                                             times.get(point.index))

@@ -16,6 +16,8 @@ from numba import njit
 from simulator.backends import Backend
 from simulator.backends.base import typical_seconds
 from traces.batch import Batch
+from traces.generators import synthesize
+from traces.schema import TableSpec
 
 ROW_ALIGN_BYTES = 64
 WARMUP = 3
@@ -52,26 +54,38 @@ def uniform_batch(rng: np.random.Generator, tables: int, rows: int, batch_size: 
     return Batch(0, indices, offsets, tables, batch_size)
 
 
+def zipf_batches(tables: int, rows: int, batch_size: int, pooling: int, batches: int,
+                 alpha: float, seed: int) -> list[Batch]:
+    """Batches whose bags draw distinct Zipf(``alpha``) rows, as the experiments' synthetic
+    generator draws them (same sampler, same random row permutation per table)."""
+    specs = [TableSpec(rows=rows, dim=1)] * tables
+    _, stream = synthesize(specs, pooling, batches=batches, batch_size=batch_size,
+                           alpha=alpha, seed=seed)
+    return list(stream)
+
+
 def gather(backend: Backend, *, footprint: int, tables: int, dim: int, batch_size: int,
            pooling: int, where: str = "local", batches: int = 5, passes: int = 3,
-           flush: bool = False, seed: int = 0) -> Sample:
+           flush: bool = False, alpha: float = 0.0, seed: int = 0) -> Sample:
     """Time ``embedding_bag`` over ``tables`` float32 tables of ``footprint`` bytes in all.
 
-    Timed as ``embsim measure`` times an experiment's point (``Backend.timed_passes``):
-    ``batches`` batches of uniform random rows are prepared, the first is called
-    ``WARMUP`` times untimed, then ``passes`` passes run them back to back; the record is
-    the median over batches of each batch's median over passes.
+    Rows are uniform random, or Zipf-skewed when ``alpha`` > 1. Timed as ``embsim measure``
+    times an experiment's point (``Backend.timed_passes``): ``batches`` batches are prepared,
+    the first is called ``WARMUP`` times untimed, then ``passes`` passes run them back to
+    back; the record is the median over batches of each batch's median over passes.
     """
     rng = np.random.default_rng(seed)
     rows = max(pooling, footprint // (tables * dim * 4))
     weights = [backend.random_table(rows, dim, "float32", where, seed + t)
                for t in range(tables)]
-    prepared = [uniform_batch(rng, tables, rows, batch_size, pooling) for _ in range(batches)]
+    prepared = (zipf_batches(tables, rows, batch_size, pooling, batches, alpha, seed)
+                if alpha > 1 else
+                [uniform_batch(rng, tables, rows, batch_size, pooling) for _ in range(batches)])
     runs = [backend.pooled_batch(weights, batch, "sum", where) for batch in prepared]
     seconds, _ = typical_seconds(backend.timed_passes(runs, passes, WARMUP, flush))
     params = {"footprint_bytes": tables * rows * dim * 4, "tables": tables, "rows": rows,
               "dim": dim, "batch_size": batch_size, "pooling": pooling, "where": where,
-              "flush": flush, "bytes": prepared[0].num_lookups * dim * 4,
+              "flush": flush, "alpha": alpha, "bytes": prepared[0].num_lookups * dim * 4,
               "protocol": f"{batches} batches, {WARMUP} warm-up calls, {passes} passes "
                           "(timed_passes, as embsim measure)"}
     return Sample("gather", seconds, params)

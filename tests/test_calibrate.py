@@ -229,3 +229,44 @@ def test_rounds_are_pooled_by_median_per_microbenchmark():
     mismatched[1][0] = Sample("gather", 1.0, {"dim": 64})
     with pytest.raises(ValueError, match="rounds ran different microbenchmarks"):
         pooled_rounds(mismatched)
+
+
+def test_zipf_gathers_draw_the_experiments_rows():
+    from simulator.microbench import uniform_batch, zipf_batches
+    from traces.generators import synthesize
+    from traces.schema import TableSpec
+
+    skewed = zipf_batches(tables=2, rows=50_000, batch_size=64, pooling=16, batches=2,
+                          alpha=1.2, seed=7)
+    _, stream = synthesize([TableSpec(rows=50_000, dim=64)] * 2, 16, batches=2,
+                           batch_size=64, alpha=1.2, seed=7)
+    for ours, generated in zip(skewed, stream, strict=True):
+        assert np.array_equal(ours.indices, generated.indices)
+        assert np.array_equal(ours.offsets, generated.offsets)
+    uniform = uniform_batch(np.random.default_rng(7), 2, 50_000, 64, 16)
+    assert np.unique(skewed[0].indices).size < 0.8 * np.unique(uniform.indices).size
+
+
+def test_skewed_gathers_and_host_sweep_run_and_are_recorded():
+    pytest.importorskip("torch")
+    from simulator.backends import backend_by_name
+    from simulator.calibrate import ZIPF_ALPHAS, footprint_sweep, skewed_gathers
+
+    backend = backend_by_name("torch-cpu")
+    skewed = skewed_gathers(backend, 2**22, "local")
+    assert [s.params["alpha"] for s in skewed] == list(ZIPF_ALPHAS)
+    assert {s.name for s in skewed} == {"gather_zipf"} and all(s.seconds > 0 for s in skewed)
+    sweep = footprint_sweep(backend, 2**20, where="host")
+    assert [s.params["footprint_bytes"] for s in sweep] == sorted(
+        s.params["footprint_bytes"] for s in sweep)
+    assert {s.params["where"] for s in sweep} == {"host"}
+
+
+@pytest.mark.parametrize("machine", ["h100", "h200"])
+def test_gpu_presets_record_host_sweep_and_skewed_runs(machine):
+    runs = load_machine_preset(MEASURED / f"{machine}-2026-11-26-preset.yaml")["microbenchmarks"]
+    host_sweep = [m for m in runs if m["name"] == "gather_sweep"
+                  and m["params"]["where"] == "host"]
+    skewed = [m for m in runs if m["name"] == "gather_zipf"]
+    assert len(host_sweep) == 9 and len(skewed) == 6
+    assert all(m["params"]["rounds"] == 3 for m in host_sweep + skewed)

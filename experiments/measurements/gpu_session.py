@@ -3,13 +3,16 @@
 Equivalent to ``embsim calibrate --backend torch-cuda`` and ``embsim measure ...
 --backend torch-cuda``, split so that every stage leaves its file in OUT even if a later one
 fails or the lease runs out: the preset first, then the HBM-resident points, then the
-host-resident ones, then ``measurements.parquet`` with both, numbered as in the experiment.
-Usage: python3 gpu_session.py OUT [STAGE ...], stages ``calibrate`` and ``measure``
-(default: both).
+host-resident ones, then ``measure.parquet`` (and ``measure-warm.parquet``) with both,
+numbered as in the experiment.
+Usage: python3 gpu_session.py OUT [STAGE ...], stages ``calibrate``, ``measure`` (caches
+flushed before each pass) and ``measure-warm`` (``--no-flush``); default: all three. Each
+stage runs ``ROUNDS`` times (environment, default 3), as ``--rounds``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -19,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from simulator.backends import backend_by_name
+from simulator.backends import Backend, backend_by_name
 from simulator.calibrate import calibrate
 from simulator.experiment import load_points
 from simulator.machine_preset import save_machine_preset
@@ -47,21 +50,31 @@ def stage(name: str, fn: Callable[[], object]) -> None:
 
 def main() -> None:
     out = Path(sys.argv[1])
-    stages = sys.argv[2:] or ["calibrate", "measure"]
+    stages = sys.argv[2:] or ["calibrate", "measure", "measure-warm"]
+    rounds = int(os.environ.get("ROUNDS", "3"))
     backend = backend_by_name("torch-cuda")
     print(backend.provenance(), flush=True)
     if "calibrate" in stages:
-        stage("calibrate", lambda: save_machine_preset(calibrate(backend), out / "preset.yaml"))
-    if "measure" not in stages:
-        return
+        stage("calibrate", lambda: save_machine_preset(calibrate(backend, rounds),
+                                                       out / "preset.yaml"))
     grid = yaml.safe_load(EXPERIMENT.read_text())["sweep"]["grid"]
+    for name, flush in (("measure", True), ("measure-warm", False)):
+        if name in stages:
+            measure(backend, grid, out / name, MeasureSettings(flush=flush, rounds=rounds))
+
+
+def measure(backend: Backend, grid: dict, prefix: Path, settings: MeasureSettings) -> None:
+    """Measure the experiment one table tier at a time, then merge the parts into
+    ``<prefix>.parquet``."""
+    parts = []
     for tier in grid["system.tables.tier"]:
         subset = {**grid, "system.tables.tier": [tier]}
-        stage(f"measure {tier}", lambda subset=subset, tier=tier: measure_experiment(
-            EXPERIMENT, backend, out / f"measure-{tier}.parquet", {"sweep.grid": subset},
-            MeasureSettings(), progress=False))
-    parts = [out / f"measure-{tier}.parquet" for tier in grid["system.tables.tier"]]
-    stage("merge", lambda: merge([p for p in parts if p.exists()], out / "measurements.parquet"))
+        part = prefix.with_name(f"{prefix.name}-{tier}.parquet")
+        stage(f"{prefix.name} {tier}", lambda subset=subset, part=part: measure_experiment(
+            EXPERIMENT, backend, part, {"sweep.grid": subset}, settings, progress=False))
+        parts.append(part)
+    target = prefix.with_suffix(".parquet")
+    stage(f"{prefix.name} merge", lambda: merge([p for p in parts if p.exists()], target))
 
 
 def merge(parts: list[Path], target: Path) -> None:
