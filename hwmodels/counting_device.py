@@ -4,6 +4,7 @@ read/write counts; each model supplies ``_serve`` (completion times, its own cou
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,13 @@ from hwmodels.device import Device
 class CountingDevice(Device):
     """A ``Device`` that counts reads and writes and remembers its last completion."""
 
-    def __init__(self) -> None:
+    def __init__(self, spec: Any, *, request_bytes: int, cycle_s: float, capacity: int,
+                 peak_bandwidth: float) -> None:
+        self.spec = spec
+        self.request_bytes = request_bytes
+        self.cycle_s = cycle_s
+        self.capacity = capacity
+        self.peak_bandwidth = peak_bandwidth
         self.reads = 0
         self.writes = 0
         self.last_completion_s = 0.0

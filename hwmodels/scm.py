@@ -227,14 +227,11 @@ class ScmDevice(CountingDevice):
     kind = "scm"
 
     def __init__(self, spec: ScmSpec):
-        super().__init__()
-        self.spec = spec
-        self.request_bytes = int(spec.line_bytes)
+        super().__init__(spec, request_bytes=int(spec.line_bytes), cycle_s=spec.tCK,
+                         capacity=int(spec.dimms * spec.dimm_capacity),
+                         peak_bandwidth=spec.dimms * spec.read_bandwidth)
         self.media_line = int(spec.media_line_bytes)
         self.interleave = int(spec.interleave)
-        self.cycle_s = spec.tCK
-        self.capacity = int(spec.dimms * spec.dimm_capacity)
-        self.peak_bandwidth = spec.dimms * spec.read_bandwidth
         self.read_service = spec.media_line_bytes / spec.read_bandwidth
         self.write_service = spec.media_line_bytes / spec.write_bandwidth
         self.read_free = np.zeros(spec.dimms)

@@ -286,12 +286,9 @@ class SsdDevice(CountingDevice):
     kind = "ssd"
 
     def __init__(self, spec: SsdSpec):
-        super().__init__()
-        self.spec = spec
-        self.request_bytes = int(spec.page_bytes)
-        self.cycle_s = TRACE_CYCLE_S
-        self.capacity = int(spec.capacity)
-        self.peak_bandwidth = spec.channels * spec.channel_bandwidth
+        super().__init__(spec, request_bytes=int(spec.page_bytes), cycle_s=TRACE_CYCLE_S,
+                         capacity=int(spec.capacity),
+                         peak_bandwidth=spec.channels * spec.channel_bandwidth)
 
     def stats(self, elapsed_s: float | None = None) -> dict[str, float]:
         """Counters since construction (``elapsed_s`` is unused: no idle power)."""
