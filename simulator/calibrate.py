@@ -83,10 +83,9 @@ def footprint_sweep(backend: Backend, cache_bytes: int, where: str = "local") ->
     """Pooling over tables from 1/64 to 4x the cache's reported size (powers of two), to find
     how much of it the workload really gets (for rows in ``where`` memory)."""
     sizes = [cache_bytes >> k for k in range(6, 0, -1)] + [cache_bytes << k for k in range(3)]
-    return [Sample("gather_sweep", s.seconds, s.params) for s in (
-        microbench.gather(backend, footprint=size, batches=3, passes=3, where=where,
-                          **SWEEP_SHAPE)
-        for size in sizes)]
+    return [microbench.gather(backend, footprint=size, batches=3, passes=3, where=where,
+                              name="gather_sweep", **SWEEP_SHAPE)
+            for size in sizes]
 
 
 ZIPF_ALPHAS = (1.05, 1.1, 1.2)
@@ -95,10 +94,9 @@ ZIPF_ALPHAS = (1.05, 1.1, 1.2)
 def skewed_gathers(backend: Backend, footprint: int, where: str) -> list[Sample]:
     """Pooling over Zipf-skewed rows of tables far larger than the cache: how much the hot
     rows gain from it (on a GPU, whether host rows read over the link are kept in L2)."""
-    return [Sample("gather_zipf", s.seconds, s.params) for s in (
-        microbench.gather(backend, footprint=footprint, batches=3, passes=3, where=where,
-                          alpha=alpha, **SWEEP_SHAPE)
-        for alpha in ZIPF_ALPHAS)]
+    return [microbench.gather(backend, footprint=footprint, batches=3, passes=3, where=where,
+                              alpha=alpha, name="gather_zipf", **SWEEP_SHAPE)
+            for alpha in ZIPF_ALPHAS]
 
 
 def run_cpu(backend: Backend, memory_footprint: int = 2**30) -> list[Sample]:

@@ -66,8 +66,10 @@ def zipf_batches(tables: int, rows: int, batch_size: int, pooling: int, batches:
 
 def gather(backend: Backend, *, footprint: int, tables: int, dim: int, batch_size: int,
            pooling: int, where: str = "local", batches: int = 5, passes: int = 3,
-           flush: bool = False, alpha: float = 0.0, seed: int = 0) -> Sample:
-    """Time ``embedding_bag`` over ``tables`` float32 tables of ``footprint`` bytes in all.
+           flush: bool = False, alpha: float = 0.0, seed: int = 0,
+           name: str = "gather") -> Sample:
+    """Time ``embedding_bag`` over ``tables`` float32 tables of ``footprint`` bytes in all
+    (recorded as ``name``, which says what the fit uses the run for).
 
     Rows are uniform random, or Zipf-skewed when ``alpha`` > 1. Timed as ``embsim measure``
     times an experiment's point (``Backend.timed_passes``): ``batches`` batches are prepared,
@@ -88,7 +90,7 @@ def gather(backend: Backend, *, footprint: int, tables: int, dim: int, batch_siz
               "flush": flush, "alpha": alpha, "bytes": prepared[0].num_lookups * dim * 4,
               "protocol": f"{batches} batches, {WARMUP} warm-up calls, {passes} passes "
                           "(timed_passes, as embsim measure)"}
-    return Sample("gather", seconds, params)
+    return Sample(name, seconds, params)
 
 
 def sequential_read(backend: Backend, nbytes: int, repeats: int = 10) -> Sample:
