@@ -58,29 +58,33 @@ def test_arithmetic_on_a_hand_made_measurements_file(tmp_path):
 
 # MAPE (%) of the committed validation runs (README); a rise above these is a regression.
 CPU_EXPERIMENT = ROOT / "experiments" / "validation_cpu.yaml"
-RECORDED = [("h100-2026-11-26", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.9),
-            ("h100-2026-11-26-warm", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.0),
-            ("h100-2026-11-26b", "h100-2026-11-26b", GPU_EXPERIMENT, 144, 9.1),
-            ("h100-2026-11-26b-warm", "h100-2026-11-26b", GPU_EXPERIMENT, 144, 16.1),
-            ("h100-2026-11-26b", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.6),
-            ("h200-2026-11-26", "h200-2026-11-26", GPU_EXPERIMENT, 144, 10.3),
-            ("h200-2026-11-26-warm", "h200-2026-11-26", GPU_EXPERIMENT, 144, 16.8),
-            ("cpu-amd-epyc-2026-11-26", "cpu-amd-epyc-2026-11-26", CPU_EXPERIMENT, 108, 10.3),
+RECORDED = [("h100-2026-11-26", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.9, 0.95),
+            ("h100-2026-11-26-warm", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.0, 0.95),
+            ("h100-2026-11-26b", "h100-2026-11-26b", GPU_EXPERIMENT, 144, 9.1, 0.95),
+            ("h100-2026-11-26b-warm", "h100-2026-11-26b", GPU_EXPERIMENT, 144, 16.1, 0.9),
+            ("h100-2026-11-26b", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.6, 0.95),
+            ("h200-2026-11-26", "h200-2026-11-26", GPU_EXPERIMENT, 144, 10.3, 0.95),
+            ("h200-2026-11-26-warm", "h200-2026-11-26", GPU_EXPERIMENT, 144, 16.8, 0.9),
+            ("cpu-amd-epyc-2026-11-26", "cpu-amd-epyc-2026-11-26", CPU_EXPERIMENT, 108, 10.3,
+             0.95),
             ("cpu-amd-epyc-tbe-2026-11-26", "cpu-amd-epyc-tbe-2026-11-26", CPU_EXPERIMENT,
-             108, 10.1)]
-"""(measurements, preset, experiment, points, the MAPE it gave when committed, rounded up).
-One pair crosses sessions: the first H100 session's preset predicts the second's points."""
+             108, 10.1, 0.95)]
+"""(measurements, preset, experiment, points, the MAPE it gave when committed rounded up, the
+least rank correlation). One pair crosses sessions: the first H100 session's preset predicts
+the second's points. The two unflushed GPU runs whose small calls ran slow (README) rank
+at 0.91-0.92."""
 
 
-@pytest.mark.parametrize(("name", "preset", "experiment_path", "points", "mape"), RECORDED,
-                         ids=[f"{r[0]}@{r[1]}" for r in RECORDED])
-def test_simulator_against_committed_measurements(name, preset, experiment_path, points, mape):
+@pytest.mark.parametrize(("name", "preset", "experiment_path", "points", "mape", "rank"),
+                         RECORDED, ids=[f"{r[0]}@{r[1]}" for r in RECORDED])
+def test_simulator_against_committed_measurements(name, preset, experiment_path, points, mape,
+                                                  rank):
     """Measured on real machines (experiments/measurements), checked here without them."""
     result = validate(experiment_path, MEASURED / f"{name}.parquet",
                       MEASURED / f"{preset}-preset.yaml", {})
     assert result.summary["points"] == points
     assert result.summary["mape"] <= mape
-    assert result.summary["rank_correlation"] >= 0.9
+    assert result.summary["rank_correlation"] >= rank
     assert "gather" in result.summary["calibrated_on"]
 
 
