@@ -12,18 +12,13 @@ from hwmodels.device import Device
 
 
 class CountingDevice(Device):
-    """A ``Device`` that counts reads and writes and remembers its last completion."""
+    """A ``Device`` that counts reads and writes."""
 
-    def __init__(self, spec: Any, *, request_bytes: int, cycle_s: float, capacity: int,
-                 peak_bandwidth: float) -> None:
-        self.spec = spec
-        self.request_bytes = request_bytes
-        self.cycle_s = cycle_s
-        self.capacity = capacity
-        self.peak_bandwidth = peak_bandwidth
+    def __init__(self, spec: Any, **attributes: Any) -> None:
+        """``attributes``: ``Device``'s (request_bytes, cycle_s, capacity, peak_bandwidth)."""
+        super().__init__(spec, **attributes)
         self.reads = 0
         self.writes = 0
-        self.last_completion_s = 0.0
 
     def service(self, arrival_s: np.ndarray, addresses: np.ndarray,
                 is_write: np.ndarray) -> np.ndarray:
@@ -36,7 +31,6 @@ class CountingDevice(Device):
         writes = int(np.count_nonzero(write))
         self.writes += writes
         self.reads += arrival.size - writes
-        self.last_completion_s = max(self.last_completion_s, float(done.max()))
         return done
 
     @abstractmethod

@@ -39,6 +39,14 @@ class Device(ABC):
     peak_bandwidth: float
     """Bytes per second the device's data buses carry at most."""
 
+    def __init__(self, spec: Any, *, request_bytes: int, cycle_s: float, capacity: int,
+                 peak_bandwidth: float) -> None:
+        self.spec = spec
+        self.request_bytes = request_bytes
+        self.cycle_s = cycle_s
+        self.capacity = capacity
+        self.peak_bandwidth = peak_bandwidth
+
     @abstractmethod
     def service(self, arrival_s: np.ndarray, addresses: np.ndarray,
                 is_write: np.ndarray) -> np.ndarray:

@@ -139,11 +139,8 @@ class DramModel(Device):
     fidelity = ""
 
     def __init__(self, spec: DramSpec):
-        self.spec = spec
-        self.request_bytes = spec.request_bytes
-        self.cycle_s = spec.tCK
-        self.capacity = spec.capacity
-        self.peak_bandwidth = spec.peak_bandwidth
+        super().__init__(spec, request_bytes=spec.request_bytes, cycle_s=spec.tCK,
+                         capacity=spec.capacity, peak_bandwidth=spec.peak_bandwidth)
         self.address_map = spec.address_map
         self.params = kernel_params(spec)
         self.energy_model = DramEnergy.from_spec(spec)
