@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwmodels.cache.hardware import HardwareCache
+from hwmodels.tier import touched_units
 from simulator.config import ComputeConfig
 
 TIER_SHIFT = 48
@@ -37,16 +38,6 @@ class ProcessorCost:
     seconds: float              # pooling time the TLB misses and near lines add
     tlb_misses: int = 0
     near_lines: int = 0
-
-
-def row_lines(addresses: np.ndarray, row_bytes: np.ndarray, line: int
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Byte address of every ``line``-byte line the rows cover, row after row, and how many
-    lines each row covers."""
-    first = addresses // line
-    count = (addresses + row_bytes - 1) // line - first + 1
-    starts = np.repeat(first - np.concatenate([[0], np.cumsum(count)[:-1]]), count)
-    return (starts + np.arange(int(count.sum()))) * line, count
 
 
 class Processor:
@@ -79,7 +70,7 @@ class Processor:
             seconds += misses * self.cfg.tlb.miss_time
         if self.private is not None and virtual.size:
             assert self.cfg.private_cache is not None
-            line_addresses, count = row_lines(virtual, row_bytes, self.private.line)
+            line_addresses, count = touched_units(virtual, row_bytes, self.private.line)
             hit = self.private.access(line_addresses)
             starts = np.concatenate([[0], np.cumsum(count)[:-1]])
             near = np.add.reduceat(hit.astype(np.int64), starts) == count

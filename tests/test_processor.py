@@ -8,17 +8,18 @@ from conftest import experiment
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hwmodels.tier import touched_units
 from simulator.config import ComputeConfig
 from simulator.experiment import load_points, run_point
-from simulator.processor import TIER_SHIFT, Processor, row_lines
+from simulator.processor import TIER_SHIFT, Processor
 
 
 def compute(**parts) -> ComputeConfig:
     return ComputeConfig.model_validate({"tier": "hbm", **parts})
 
 
-def test_row_lines_lists_every_line_a_row_touches():
-    lines, count = row_lines(np.array([0, 100, 4096]), np.array([128, 64, 256]), 64)
+def test_touched_units_lists_every_line_a_row_touches():
+    lines, count = touched_units(np.array([0, 100, 4096]), np.array([128, 64, 256]), 64)
     assert count.tolist() == [2, 2, 4]
     assert lines.tolist() == [0, 64, 64, 128, 4096, 4160, 4224, 4288]
 
@@ -26,10 +27,10 @@ def test_row_lines_lists_every_line_a_row_touches():
 @given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 700)), min_size=1,
                 max_size=30), st.sampled_from([32, 64, 128]))
 @settings(max_examples=60, deadline=None)
-def test_row_lines_cover_each_row_exactly(rows, line):
+def test_touched_units_cover_each_row_exactly(rows, line):
     addresses = np.array([a for a, _ in rows])
     sizes = np.array([s for _, s in rows])
-    lines, count = row_lines(addresses, sizes, line)
+    lines, count = touched_units(addresses, sizes, line)
     start = 0
     for a, s, n in zip(addresses, sizes, count, strict=True):
         mine = lines[start:start + n]
