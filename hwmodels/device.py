@@ -69,12 +69,13 @@ class Device(ABC):
         bound of every read's latency)."""
 
 
-DEVICE_MODULES = ("hwmodels.dram", "hwmodels.scm", "hwmodels.ssd")
-"""Modules that register device kinds (imported on first use)."""
+DEVICE_MODULES = {"dram": "hwmodels.dram", "scm": "hwmodels.scm", "ssd": "hwmodels.ssd"}
+"""The module of each device kind, which registers its model here and its spec in
+``hwmodels.specs.SPECS`` (imported on first use)."""
 
 
 def make_device(kind: str, spec: Any, fidelity: str, *, source: str | None = None) -> Device:
     """The model of a ``kind`` device at ``fidelity`` (an InputError lists what is known)."""
-    for module in DEVICE_MODULES:
+    for module in DEVICE_MODULES.values():
         importlib.import_module(module)
     return DEVICES.get(kind, source=source, field="kind")(spec, fidelity)

@@ -29,13 +29,12 @@ import yaml
 from pydantic import ValidationError
 
 from embsim.errors import InputError
+from hwmodels.device import DEVICE_MODULES
 from hwmodels.specs import SPECS, Spec
 
 PRESET_DIR = Path(__file__).parent / "presets"
 FILE_KEYS = {"name", "kind", "description", "params", "extends"}
 PARAM_KEYS = {"value", "source"}
-SPEC_MODULES = {"dram": "hwmodels.dram", "scm": "hwmodels.scm", "ssd": "hwmodels.ssd"}
-"""Modules that add a device kind's spec to ``SPECS`` when imported (loaded on first use)."""
 
 
 @dataclass(frozen=True)
@@ -171,8 +170,8 @@ def load_preset(name: str, kind: str, *, source: str | None = None,
 
 def spec_class(kind: str, *, source: str | None = None, field: str | None = None) -> type[Spec]:
     """The spec class of a device kind, importing the module that defines it on first use."""
-    if kind not in SPECS and kind in SPEC_MODULES:
-        importlib.import_module(SPEC_MODULES[kind])
+    if kind not in SPECS and kind in DEVICE_MODULES:
+        importlib.import_module(DEVICE_MODULES[kind])
     if kind not in SPECS:
         raise InputError(f"unknown kind {kind!r}; expected one of: {', '.join(sorted(SPECS))}",
                          source=source, field=field)

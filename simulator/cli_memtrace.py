@@ -36,12 +36,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from embsim.errors import InputError
 from hwmodels.cache.hierarchy import CacheHierarchy, hierarchy_from_config
-from hwmodels.device import Device, make_device
-from hwmodels.presets import SPEC_MODULES, kinds_of, preset_names, resolve
+from hwmodels.device import DEVICE_MODULES, Device, make_device
+from hwmodels.presets import kinds_of, preset_names, resolve
 from hwmodels.specs import Spec
 from traces.memtrace import MEMTRACE_FORMATS, MemRequests, read_memtrace, sniff_format
 
-DEVICE_KINDS = tuple(SPEC_MODULES)
+DEVICE_KINDS = tuple(DEVICE_MODULES)
 """Kinds that ``make_device`` models (a SYSTEM preset must be one of them)."""
 ROW_KEYS = ("row_hits", "row_misses", "row_conflicts", "activates", "precharges", "refreshes")
 HISTOGRAM_BINS = 1 << 20
