@@ -33,6 +33,7 @@ from hwmodels.dram.model import (
     DramModel,
     N,
     refresh_schedule,
+    refreshes_due,
     scheduled_refreshes,
 )
 from hwmodels.dram.spec import DramSpec
@@ -52,7 +53,7 @@ class AnalyticDram(DramModel):
         self.first_act = np.full(spec.bus_channels * spec.ranks, -1, dtype=np.int64)
         self.busy_until = np.zeros(spec.bus_channels)
         self.last_group = np.full(spec.bus_channels, NONE, dtype=np.int64)
-        self.first, self.period, self.busy = refresh_schedule(spec)
+        self.first, self.period, _ = refresh_schedule(spec)
         per_rank_rate = min(1 / spec.tRRD_S, 4 / spec.tFAW)
         self.act_interval = 1 / min(spec.ranks * per_rank_rate,
                                     spec.ranks * spec.banks_per_rank / spec.tRC)
@@ -65,13 +66,13 @@ class AnalyticDram(DramModel):
         first_of_bank[1:] = b[1:] != b[:-1]
         prev_row = np.where(first_of_bank, self.open_row[b], np.roll(r, 1))
         prev_t = np.where(first_of_bank, self.touched[b], np.roll(t, 1))
-        if self.spec.refresh != "none":
-            first = self.first[b]
-            due_now = np.where(t < first, 0, (t - first) // self.period + 1)
-            due_then = np.where(prev_t < first, 0, (prev_t - first) // self.period + 1)
-            prev_row = np.where(due_now > due_then, NONE, prev_row)
         if self.spec.row_policy == "closed":
             prev_row = np.full(b.size, NONE, dtype=np.int64)
+        elif self.spec.refresh != "none":   # a refresh since the bank's last access closed it
+            first = self.first[b]
+            refreshed = (refreshes_due(t, first, self.period)
+                         > refreshes_due(prev_t, first, self.period))
+            prev_row = np.where(refreshed, NONE, prev_row)
         sorted_outcome = np.where(prev_row == r, 0, np.where(prev_row == NONE, 1, 2))
         last = np.ones(b.size, dtype=bool)
         last[:-1] = b[1:] != b[:-1]
@@ -86,7 +87,6 @@ class AnalyticDram(DramModel):
         spec = self.spec
         outcome = self.outcomes(arrival, bank, row)
         rank = bank // spec.banks_per_rank
-        channel = rank // spec.ranks
         group = bank // spec.banks_per_group
         activated = outcome > 0
         earliest = np.full(self.first_act.size, np.iinfo(np.int64).max)
@@ -108,8 +108,7 @@ class AnalyticDram(DramModel):
                                                                        spec.tRP, 0)
         derate = 1 - spec.refresh_overhead
         done = np.zeros(arrival.size, dtype=np.int64)
-        order = np.argsort(channel, kind="stable")
-        bounds = np.searchsorted(channel[order], np.arange(spec.bus_channels + 1))
+        order, bounds = self.channel_segments(bank)
         for c in np.flatnonzero(np.diff(bounds)):
             idx = order[bounds[c]:bounds[c + 1]]
             groups = group[idx]

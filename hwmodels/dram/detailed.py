@@ -446,13 +446,13 @@ class DetailedDram(DramModel):
         self.bank_state = np.full((len(Bank), self.banks), NEVER, dtype=np.int64)
         self.bank_state[Bank.OPEN] = NONE
         self.bank_state[[Bank.HITS, Bank.STREAK]] = 0
-        self.rank_state = np.full((7, channels * ranks), NEVER, dtype=np.int64)
+        self.rank_state = np.full((len(Rank), channels * ranks), NEVER, dtype=np.int64)
         self.rank_state[[Rank.FAW_POS, Rank.PTR, Rank.OPEN_SUM]] = 0
         self.rank_state[Rank.DUE] = refresh_phase(spec)
-        self.group_state = np.full((3, channels * ranks * spec.bank_groups), NEVER,
+        self.group_state = np.full((len(Group), channels * ranks * spec.bank_groups), NEVER,
                                    dtype=np.int64)
         self.faw = np.full(channels * ranks * 4, NEVER, dtype=np.int64)
-        self.channel_state = np.full((3, channels), NEVER, dtype=np.int64)
+        self.channel_state = np.full((len(Chan), channels), NEVER, dtype=np.int64)
         self.channel_state[Chan.NOW] = 0
         self.trace = np.zeros((trace_commands, 6), dtype=np.int64)
         self.trace_n = np.zeros(1, dtype=np.int64)
@@ -461,9 +461,7 @@ class DetailedDram(DramModel):
 
     def _serve(self, arrival: np.ndarray, bank: np.ndarray, row: np.ndarray,
                is_write: np.ndarray) -> np.ndarray:
-        channel = bank // (self.spec.ranks * self.spec.banks_per_rank)
-        order = np.argsort(channel, kind="stable")
-        segments = np.searchsorted(channel[order], np.arange(self.spec.bus_channels + 1))
+        order, segments = self.channel_segments(bank)
         done = np.zeros(arrival.size, dtype=np.int64)
         serve_detailed(order, segments, arrival, bank, row, is_write, done, self.params,
                        self.gaps, self.where, self.bank_state, self.rank_state,

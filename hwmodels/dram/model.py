@@ -121,12 +121,18 @@ def refresh_schedule(spec: DramSpec) -> tuple[np.ndarray, int, int]:
     return np.repeat(first_rank, per_rank), spec.tREFI, spec.tRFC
 
 
+def refreshes_due(t: np.ndarray | int, first: np.ndarray, period: int) -> np.ndarray:
+    """How many refreshes of the ``refresh_schedule`` (``first``, ``period``) are due by cycle
+    ``t``."""
+    return np.where(t < first, 0, (t - first) // period + 1)
+
+
 def scheduled_refreshes(spec: DramSpec, first: np.ndarray, period: int,
                         end: int) -> tuple[int, int]:
     """(all-bank, per-bank) refreshes due by cycle ``end`` on the ``refresh_schedule``."""
     if spec.refresh == "none":
         return 0, 0
-    due = np.where(end < first, 0, (end - first) // period + 1)
+    due = refreshes_due(end, first, period)
     if spec.refresh == "per_bank":
         return 0, int(due.sum())
     return int(due[::spec.banks_per_rank].sum()), 0
@@ -150,6 +156,13 @@ class DramModel(Device):
         self.last_done = 0
 
     # --- requests ----------------------------------------------------------------------
+
+    def channel_segments(self, bank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Requests grouped by channel, arrival order kept within each: the permutation, and
+        where each channel's run of it starts and ends (``bus_channels + 1`` bounds)."""
+        channel = bank // (self.spec.ranks * self.spec.banks_per_rank)
+        order = np.argsort(channel, kind="stable")
+        return order, np.searchsorted(channel[order], np.arange(self.spec.bus_channels + 1))
 
     def service(self, arrival_s: np.ndarray, addresses: np.ndarray,
                 is_write: np.ndarray) -> np.ndarray:
