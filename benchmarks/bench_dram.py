@@ -33,9 +33,8 @@ def simpy_replay(spec: DramSpec, arrivals: np.ndarray, addresses: np.ndarray,
     """Completion cycles from a per-request SimPy process model: a request waits for its bank,
     precharges and activates when its row is not open, then waits for the data bus."""
     env = simpy.Environment()
-    decoded = spec.address_map.decode(addresses)
-    bank = ((decoded.channel * spec.ranks + decoded.rank) * spec.bank_groups
-            + decoded.bank_group) * spec.banks_per_group + decoded.bank
+    bank, row = spec.address_map.bank_and_row(np.ascontiguousarray(addresses, dtype=np.int64))
+    channel = bank // (spec.ranks * spec.banks_per_rank)
     banks = [simpy.Resource(env) for _ in range(spec.bus_channels * spec.ranks
                                                 * spec.banks_per_rank)]
     buses = [simpy.Resource(env) for _ in range(spec.bus_channels)]
@@ -47,10 +46,10 @@ def simpy_replay(spec: DramSpec, arrivals: np.ndarray, addresses: np.ndarray,
         b = bank[i]
         with banks[b].request() as hold:
             yield hold
-            if open_row[b] != decoded.row[i]:
+            if open_row[b] != row[i]:
                 yield env.timeout((spec.tRP if open_row[b] >= 0 else 0) + spec.tRCD)
-                open_row[b] = decoded.row[i]
-            with buses[decoded.channel[i]].request() as bus:
+                open_row[b] = row[i]
+            with buses[channel[i]].request() as bus:
                 yield bus
                 yield env.timeout(spec.burst_cycles)
         yield env.timeout(spec.CWL if writes[i] else spec.CL)
