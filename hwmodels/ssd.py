@@ -141,6 +141,17 @@ class SsdSpec(Spec):
         return self.page_bytes / self.channel_bandwidth
 
     @property
+    def media_time(self) -> float:
+        """Seconds a page read spends at the media: the die read, then the channel transfer."""
+        return self.die_read_time + self.transfer_time
+
+    @property
+    def min_read_latency(self) -> float:
+        """The fastest read: media time alone when the front end varies, else the constant
+        read latency."""
+        return self.media_time if self.read_latency_p99 is not None else self.read_latency
+
+    @property
     def has_write_path(self) -> bool:
         return self.write_latency is not None
 
@@ -148,7 +159,7 @@ class SsdSpec(Spec):
         """(mu, sigma) of the lognormal front-end time, or None when it is constant."""
         if self.read_latency_p99 is None:
             return None
-        media = self.die_read_time + self.transfer_time
+        media = self.media_time
         mean, p99 = self.read_latency - media, self.read_latency_p99 - media
         sigma = Z99 - math.sqrt(Z99**2 - 2 * math.log(p99 / mean))
         return math.log(mean) - sigma**2 / 2, sigma
@@ -180,8 +191,7 @@ class SsdSpec(Spec):
             "queue_bound_bandwidth": self.queue_depth * page / self.read_latency
             if self.read_latency else math.inf,
             "read_latency_mean_s": self.read_latency,
-            "read_latency_min_s": self.die_read_time + self.transfer_time
-            if self.read_latency_p99 is not None else self.read_latency,
+            "read_latency_min_s": self.min_read_latency,
             "page_read_energy_j": page * 8 * self.read_energy_per_bit,
             "page_write_energy_j": page * 8 * self.write_energy_per_bit,
         }
@@ -335,7 +345,7 @@ class QueuedSsd(SsdDevice):
         return out
 
     def unloaded_read_latency_s(self) -> float:
-        return self.spec.derived()["read_latency_min_s"]
+        return self.spec.min_read_latency
 
 
 @SSD_LEVELS.register("detailed")
