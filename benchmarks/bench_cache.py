@@ -29,10 +29,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hwmodels.cache import SoftwareCache  # noqa: E402
 from hwmodels.cache.hardware import HardwareCache  # noqa: E402
-from hwmodels.cache.hw_policies import HW_POLICIES  # noqa: E402
+from hwmodels.cache.policies import POLICIES  # noqa: E402
 from hwmodels.cache.row_cache import build_row_cache  # noqa: E402
+from hwmodels.cache.software import SoftwareCache  # noqa: E402
 
 LINE = 64
 TARGET = 10_000_000
@@ -97,7 +97,7 @@ def main() -> None:
     print(f"baseline (OrderedDict LRU, 32 KiB 8-way): {base_rate:,.0f} accesses/s")
 
     rates: dict[str, float] = {}
-    for policy in HW_POLICIES:
+    for policy in POLICIES:
         for geometry, (size, ways) in GEOMETRIES.items():
             for stream, addresses in streams.items():
                 def run(size=size, ways=ways, policy=policy, addresses=addresses):

@@ -24,7 +24,8 @@ import simpy
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hwmodels.dram import DramSpec, make_dram  # noqa: E402
+from hwmodels.device import make_device  # noqa: E402
+from hwmodels.dram import DramSpec  # noqa: E402
 from hwmodels.presets import resolve  # noqa: E402
 
 
@@ -90,9 +91,9 @@ def main() -> None:
 
     rates = {}
     for fidelity in ("detailed", "fast"):
-        make_dram(spec, fidelity).service_cycles(arrivals[:100], addresses[:100],
+        make_device("dram", spec, fidelity).service_cycles(arrivals[:100], addresses[:100],
                                                  writes[:100])          # compile
-        rates[fidelity] = rate(lambda f=fidelity: make_dram(spec, f).service_cycles(
+        rates[fidelity] = rate(lambda f=fidelity: make_device("dram", spec, f).service_cycles(
             arrivals, addresses, writes), args.requests)
     picks = np.concatenate([np.arange(args.slice // 2), half + np.arange(args.slice // 2)])
     sliced = (arrivals[:picks.size], addresses[picks], writes[picks])

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from per_lookup_model import PerLookupModel  # noqa: E402
 
 from hwmodels.presets import resolve  # noqa: E402
-from simulator.experiment import load_points, prepare, run_point  # noqa: E402
+from simulator.runs.experiment import load_points, prepare, run_point  # noqa: E402
 from traces.batch import Batch  # noqa: E402
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import simpy
 
 from hwmodels.cache.kernels import set_of
-from simulator.system import System
+from simulator.core.system import System
 from traces.batch import Batch
 from traces.schema import TraceMeta
 

@@ -11,8 +11,9 @@ Fidelity levels (DESIGN.md):
 - ``fast``: requests are spread over ``channels`` by address (``interleave``-byte units); each
   channel is a bus of ``bandwidth / channels`` with a busy-until time kept across calls.
   Ignores banks, row buffers, refresh, turnaround and command timing.
-- ``detailed``: not provided for this generic tier: device tiers (``hwmodels.tier``, kinds
-  ``dram``, ``scm``, ``ssd``) bring command-level timing.
+- ``detailed``: runs ``fast`` (the kind's fallback rule): a generic tier has no commands to
+  time; device tiers (``hwmodels.tier``, kinds ``dram``, ``scm``, ``ssd``) bring command-level
+  timing.
 
 Every access moves whole ``access_granularity`` units: ``bytes = requests x granularity``.
 """
@@ -25,10 +26,8 @@ from typing import ClassVar
 import numpy as np
 from numba import njit
 
-from embsim.registry import Registry
+from hwmodels.device import DeviceKind, register_kind
 from hwmodels.specs import MemorySpec
-
-MEMORY_TIMING: Registry[type[MemoryModel]] = Registry("memory fidelity")
 
 
 class Tier(ABC):
@@ -109,7 +108,6 @@ class MemoryModel(Tier):
         """Completion time of accesses moving ``moved`` bytes each (``total`` in all)."""
 
 
-@MEMORY_TIMING.register("analytic")
 class AnalyticMemory(MemoryModel):
     """Closed form: latency plus bytes over peak bandwidth; no queueing between calls."""
 
@@ -137,7 +135,6 @@ def bytes_per_channel(addresses: np.ndarray, moved: np.ndarray, interleave: int,
     return out
 
 
-@MEMORY_TIMING.register("fast")
 class ChannelMemory(MemoryModel):
     """Per-channel buses with busy-until state: bandwidth contention and channel imbalance."""
 
@@ -160,6 +157,7 @@ class ChannelMemory(MemoryModel):
         return float(done.max()) + self.spec.latency
 
 
-def memory_model(spec: MemorySpec, fidelity: str, *, source: str | None = None) -> MemoryModel:
-    """The timing model of ``spec`` at ``fidelity`` (an InputError lists the levels known)."""
-    return MEMORY_TIMING.get(fidelity, source=source, field="run.fidelity")(spec)
+MEMORY = register_kind(DeviceKind(
+    name="memory", spec=MemorySpec, levels={"analytic": AnalyticMemory, "fast": ChannelMemory},
+    fallback={"detailed": "fast"}, request_level=False,
+    summary="a generic tier: capacity, bandwidth, latency, channels and access granularity"))

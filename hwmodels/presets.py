@@ -13,13 +13,12 @@ A preset file looks like::
 Presets are keyed by (kind, name): the same name may exist once per kind. With ``extends`` a
 preset holds the base's params (and their sources) and then its own, which replace the base's.
 ``resolve`` merges a preset with user overrides and validates the result against the kind's
-spec (``SPECS[kind]``); overridden values record where they came from instead of the preset's
+spec (``spec_class(kind)``); overridden values record where they came from instead of the preset's
 source.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -29,8 +28,9 @@ import yaml
 from pydantic import ValidationError
 
 from embsim.errors import InputError
-from hwmodels.device import DEVICE_MODULES
-from hwmodels.specs import SPECS, Spec
+from embsim.validation import first_problem
+from hwmodels.device import DEVICE_KINDS
+from hwmodels.specs import PRESET_KINDS, Spec
 
 PRESET_DIR = Path(__file__).parent / "presets"
 FILE_KEYS = {"name", "kind", "description", "params", "extends"}
@@ -169,13 +169,14 @@ def load_preset(name: str, kind: str, *, source: str | None = None,
 
 
 def spec_class(kind: str, *, source: str | None = None, field: str | None = None) -> type[Spec]:
-    """The spec class of a device kind, importing the module that defines it on first use."""
-    if kind not in SPECS and kind in DEVICE_MODULES:
-        importlib.import_module(DEVICE_MODULES[kind])
-    if kind not in SPECS:
-        raise InputError(f"unknown kind {kind!r}; expected one of: {', '.join(sorted(SPECS))}",
+    """The spec class of a preset kind: a device kind's record, or another registered kind."""
+    if kind in PRESET_KINDS:
+        return PRESET_KINDS.get(kind)
+    if kind not in DEVICE_KINDS:
+        known = sorted([*DEVICE_KINDS.names(), *PRESET_KINDS.names()])
+        raise InputError(f"unknown kind {kind!r}; expected one of: {', '.join(known)}",
                          source=source, field=field)
-    return SPECS[kind]
+    return DEVICE_KINDS.get(kind).spec
 
 
 def resolve(kind: str, preset: str | None, overrides: dict[str, Any], *,
@@ -194,12 +195,9 @@ def resolve(kind: str, preset: str | None, overrides: dict[str, Any], *,
     try:
         spec = cls(**values)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
+        loc, message = first_problem(err, f"unknown {kind} parameter; expected one of: "
+                                          f"{', '.join(cls.model_fields)}")
         where = ".".join(p for p in (field, loc) if p) or None
-        message = (f"unknown {kind} parameter; expected one of: {', '.join(cls.model_fields)}"
-                   if first["type"] == "extra_forbidden"
-                   else f"{first['msg']} (got {first.get('input')!r})")
         raise InputError(message, source=source, field=where) from None
     except InputError as err:
         where = ".".join(p for p in (field, err.field) if p) or None

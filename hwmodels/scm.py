@@ -25,9 +25,10 @@ of the host lines it holds valid and a dirty flag.
 Fidelity levels:
 
 - ``fast``: the state model above, per request, in one compiled loop.
-- ``detailed``: equals ``fast``. ``fast`` already keeps every buffer's exact occupancy and
-  contents and every DIMM's pipes; below that sit the DDR-T request/grant protocol and the
-  memory controller's queues, whose timings Intel has not published.
+- ``detailed``: runs ``fast`` (the kind's fallback rule). ``fast`` already keeps every
+  buffer's exact occupancy and contents and every DIMM's pipes; below that sit the DDR-T
+  request/grant protocol and the memory controller's queues, whose timings Intel has not
+  published.
 - ``analytic``: no buffer. Within one call, requests to the same media line share one media
   access (distinct lines read, distinct lines written, and a media read for each written line
   that the call does not fill); each DIMM's read and write pipe then serves its requests one
@@ -40,20 +41,18 @@ Energy: media bytes read and written times their pJ/bit; no background power.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from numba import njit
 from pydantic import Field, ValidationInfo, field_validator
 
-from embsim.registry import Registry
 from embsim.units import Time
 from hwmodels.counting_device import CountingDevice
-from hwmodels.device import DEVICES, Device
+from hwmodels.device import DeviceKind, register_kind
 from hwmodels.fifo import fifo_starts
 from hwmodels.spec_checks import whole_bytes, whole_multiple
 from hwmodels.specs import (
-    SPECS,
     NonNegativeEnergy,
     NonNegativeTime,
     PositiveBandwidth,
@@ -125,7 +124,6 @@ class ScmSpec(Spec):
         }
 
 
-SPECS["scm"] = ScmSpec
 
 # Indices of the counters the kernels update.
 MEDIA_READS, MEDIA_WRITES, READ_MODIFY_WRITES, BUFFER_HITS = range(4)
@@ -218,13 +216,8 @@ def serve_buffered(arrival, addresses, is_write, out, tags, masks, dirty, stamps
     return clock
 
 
-SCM_LEVELS: Registry[type[ScmDevice]] = Registry("scm fidelity")
-
-
 class ScmDevice(CountingDevice):
     """Common state and counters of the SCM fidelity levels."""
-
-    kind = "scm"
 
     def __init__(self, spec: ScmSpec):
         super().__init__(spec, request_bytes=int(spec.line_bytes), cycle_s=spec.tCK,
@@ -256,7 +249,6 @@ class ScmDevice(CountingDevice):
         return self.spec.read_latency
 
 
-@SCM_LEVELS.register("fast")
 class BufferedScm(ScmDevice):
     """Per-DIMM line buffers with exact LRU contents, and per-DIMM read and write pipes."""
 
@@ -283,14 +275,6 @@ class BufferedScm(ScmDevice):
         return out
 
 
-@SCM_LEVELS.register("detailed")
-class DetailedScm(BufferedScm):
-    """Equals ``fast`` (see the module docstring for why)."""
-
-    fidelity = "detailed"
-
-
-@SCM_LEVELS.register("analytic")
 class AnalyticScm(ScmDevice):
     """Per-call media traffic in closed form, served by each DIMM's pipes in arrival order."""
 
@@ -339,9 +323,7 @@ class AnalyticScm(ScmDevice):
         done[chosen] = starts + latency_s
 
 
-def make_scm(spec: Any, fidelity: str) -> Device:
-    """The SCM model of ``spec`` at ``fidelity`` (an InputError lists the levels)."""
-    return SCM_LEVELS.get(fidelity, field="run.fidelity")(spec)
-
-
-DEVICES.register("scm")(make_scm)
+SCM = register_kind(DeviceKind(
+    name="scm", spec=ScmSpec, levels={"analytic": AnalyticScm, "fast": BufferedScm},
+    fallback={"detailed": "fast"},
+    summary="storage-class memory (Optane PMem-like): media lines, DIMM buffers and pipes"))

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from embsim.registry import Registry
 from embsim.units import Bandwidth, Energy, Size, Time
 
 PositiveSize = Annotated[Size, Field(gt=0)]
@@ -32,6 +33,12 @@ class MemorySpec(Spec):
     energy_per_bit: NonNegativeEnergy = 0.0
 
 
+PRESET_KINDS: Registry[type[Spec]] = Registry("preset kind")
+"""Spec classes of the preset kinds that are not memory devices (those are ``DeviceKind``
+records in ``hwmodels.device``), by the ``kind`` their preset files give."""
+
+
+@PRESET_KINDS.register("link")
 class LinkSpec(Spec):
     """A point-to-point link (PCIe, NVLink, CXL): per-direction bandwidth and latency."""
 
@@ -39,6 +46,3 @@ class LinkSpec(Spec):
     latency: NonNegativeTime
     max_payload: PositiveSize = 256.0
     energy_per_bit: NonNegativeEnergy = 0.0
-
-
-SPECS: dict[str, type[Spec]] = {"memory": MemorySpec, "link": LinkSpec}

@@ -26,8 +26,9 @@ Fidelity levels:
 - ``fast``: the path above per request: queue slots (a min-heap of completions), the
   controller's next start time, per-die and per-channel busy-until times, all kept across
   calls, in one compiled loop.
-- ``detailed``: equals ``fast``: the spec has no finer timing (NAND command sequences, plane
-  parallelism, garbage collection, read retries) for a lower level to obey.
+- ``detailed``: runs ``fast`` (the kind's fallback rule): the spec has no finer timing (NAND
+  command sequences, plane parallelism, garbage collection, read retries) for a lower level to
+  obey.
 - ``analytic``: one server in arrival order (``hwmodels.fifo``) whose service per read is the
   tightest of the four throughput bounds (``1 / read_iops``, ``page / channel bandwidth of all
   channels``, ``tR / dies``, ``mean latency / queue_depth``), each read completing the mean
@@ -48,13 +49,11 @@ import numpy as np
 from numba import njit
 from pydantic import Field, ValidationInfo, field_validator
 
-from embsim.registry import Registry
 from hwmodels.counting_device import CountingDevice
-from hwmodels.device import DEVICES, Device
+from hwmodels.device import DeviceKind, register_kind
 from hwmodels.fifo import fifo_starts
 from hwmodels.spec_checks import whole_bytes
 from hwmodels.specs import (
-    SPECS,
     NonNegativeEnergy,
     NonNegativeTime,
     PositiveBandwidth,
@@ -205,7 +204,6 @@ def _media_time(data: dict[str, Any]) -> float | None:
         return None
 
 
-SPECS["ssd"] = SsdSpec
 
 
 @njit(cache=True, inline="always")
@@ -287,13 +285,8 @@ def serve_pages(arrival, pages, is_write, frontend, out, heap, state, die_free, 
     state[WRITE_FREE] = write_free
 
 
-SSD_LEVELS: Registry[type[SsdDevice]] = Registry("ssd fidelity")
-
-
 class SsdDevice(CountingDevice):
     """Common attributes and counters of the SSD fidelity levels."""
-
-    kind = "ssd"
 
     def __init__(self, spec: SsdSpec):
         super().__init__(spec, request_bytes=int(spec.page_bytes), cycle_s=TRACE_CYCLE_S,
@@ -312,7 +305,6 @@ class SsdDevice(CountingDevice):
         }
 
 
-@SSD_LEVELS.register("fast")
 class QueuedSsd(SsdDevice):
     """Queue slots, IOPS gate, dies and channels with busy-until state across calls."""
 
@@ -348,14 +340,6 @@ class QueuedSsd(SsdDevice):
         return self.spec.min_read_latency
 
 
-@SSD_LEVELS.register("detailed")
-class DetailedSsd(QueuedSsd):
-    """Equals ``fast`` (see the module docstring for why)."""
-
-    fidelity = "detailed"
-
-
-@SSD_LEVELS.register("analytic")
 class AnalyticSsd(SsdDevice):
     """One server at the tightest throughput bound, mean latency after each start."""
 
@@ -379,9 +363,7 @@ class AnalyticSsd(SsdDevice):
         return self.spec.read_latency
 
 
-def make_ssd(spec: Any, fidelity: str) -> Device:
-    """The SSD model of ``spec`` at ``fidelity`` (an InputError lists the levels)."""
-    return SSD_LEVELS.get(fidelity, field="run.fidelity")(spec)
-
-
-DEVICES.register("ssd")(make_ssd)
+SSD = register_kind(DeviceKind(
+    name="ssd", spec=SsdSpec, levels={"analytic": AnalyticSsd, "fast": QueuedSsd},
+    fallback={"detailed": "fast"}, block_reads=True,
+    summary="NVMe SSD: 4 KiB pages through a queue, a controller, dies and channels"))

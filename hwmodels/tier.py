@@ -3,9 +3,9 @@
 ``DeviceTier`` gives a ``hwmodels.device.Device`` the tier interface the simulator uses
 (``MemoryModel.access``): each access of ``size`` bytes at a byte address becomes one request
 per ``request_bytes`` unit it touches (a row read becomes its bursts, its SCM lines or its SSD
-pages), all arriving when the stage starts; the stage ends when the last completes. An SSD is a
-block device read through software, so the pages one stage needs are read once each
-(``coalesce``); byte-addressable memories serve every row's requests.
+pages), all arriving when the stage starts; the stage ends when the last completes. A block
+device read through software (an SSD: its kind's ``block_reads``) reads the blocks one stage
+needs once each; byte-addressable memories serve every row's requests.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class DeviceTier(Tier):
     ``spec`` summarises the device (capacity, peak bandwidth, best-case read latency, request
     size, table alignment) for code that sizes and reports tiers."""
 
-    def __init__(self, device: Device):
+    def __init__(self, device: Device, block_reads: bool = False):
         summary = MemorySpec(capacity=device.capacity, bandwidth=device.peak_bandwidth,
                              latency=device.unloaded_read_latency_s(),
                              access_granularity=device.request_bytes,
@@ -50,7 +50,7 @@ class DeviceTier(Tier):
         super().__init__(summary)
         self.device = device
         self.fidelity = device.fidelity
-        self.coalesce = device.kind == "ssd"
+        self.block_reads = block_reads
 
     def access(self, now_s: float, addresses: np.ndarray, sizes: np.ndarray,
                write: np.ndarray | None = None) -> tuple[float, int]:
@@ -61,7 +61,7 @@ class DeviceTier(Tier):
         units, per_access = touched_units(addresses.astype(np.int64), sizes, self.granularity)
         is_write = np.repeat(flags, per_access)
         requested = int(sizes.sum())
-        if self.coalesce:
+        if self.block_reads:
             keyed = np.unique(units * 2 + is_write)
             units, is_write = keyed // 2, (keyed % 2).astype(bool)
             _, first = np.unique(addresses, return_index=True)

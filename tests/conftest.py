@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +62,21 @@ def embsim(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", "from simulator.cli import main; main()",
                            *args], capture_output=True, text=True, cwd=cwd or ROOT,
                           timeout=600)
+
+
+def embsim_here(*args: str) -> subprocess.CompletedProcess:
+    """Run the ``embsim`` command line in this process (faster than ``embsim``, for the many
+    bad-input cases): its exit status, stdout and stderr."""
+    from simulator.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ CASES = {
     "optimizer": (experiment(run__mode="training", run__optimizer="adam"),
                   ["run.optimizer", "'sgd', 'rowwise_adagrad' or 'adagrad'"]),
     "device fidelity": (experiment(run__fidelity="cycle"),
-                        ["run.fidelity", "unknown memory fidelity 'cycle'"]),
+                        ["run.fidelity", "'analytic', 'fast' or 'detailed' (got 'cycle')"]),
     "tlb ways": (experiment(system__compute__tlb={"entries": 100, "miss_time": "5 ns"}),
                  ["system.compute.tlb", "'entries' (100) must be a multiple of 'ways' (16)"]),
     "tlb page": (experiment(system__compute__tlb={"entries": 64, "page": "3 KiB",

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from embsim.errors import InputError
-from hwmodels.cache import SoftwareCache
 from hwmodels.cache.kernels import set_of
+from hwmodels.cache.software import SoftwareCache
 
 
 def reference_lru(keys, sets, ways):
@@ -109,7 +109,9 @@ def test_large_cache_hit_rate_is_one_minus_unique_over_total():
 
 
 def test_unknown_policy_and_empty_cache():
-    with pytest.raises(InputError, match="expected one of: lfu, lru"):
+    with pytest.raises(InputError, match="expected one of: fifo, lfu, lru"):
         SoftwareCache(8, 4, "mru", 10)
+    with pytest.raises(InputError, match="expected one of: fifo, lfu, lru"):
+        SoftwareCache(8, 4, "plru", 10)         # a hardware-only policy
     with pytest.raises(InputError, match="at least one row"):
         SoftwareCache(0, 4, "lru", 10)

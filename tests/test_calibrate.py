@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from simulator.calibrate import GRID, PRIVATE_GRID, TLB_ENTRIES, chain_was_warm, refit
-from simulator.cost_fit import (
+from simulator.grounding.calibrate import GRID, PRIVATE_GRID, TLB_ENTRIES, chain_was_warm, refit
+from simulator.grounding.cost_fit import (
     COSTS,
     NO_STRUCTURES,
     TERMS,
@@ -21,8 +21,8 @@ from simulator.cost_fit import (
     fit_processor,
     terms,
 )
-from simulator.machine_preset import load_machine_preset, save_machine_preset
-from simulator.microbench import Sample
+from simulator.grounding.machine_preset import load_machine_preset, save_machine_preset
+from simulator.grounding.microbench import Sample
 
 MEASURED = ROOT / "experiments" / "measurements"
 
@@ -149,8 +149,8 @@ def _values(node):
 
 def test_cpu_calibration_end_to_end_at_small_sizes(tmp_path, monkeypatch):
     pytest.importorskip("torch")
-    from simulator.backends import backend_by_name
-    from simulator.calibrate import calibrate
+    from simulator.grounding.backends import backend_by_name
+    from simulator.grounding.calibrate import calibrate
 
     # a small grid keeps the test quick; the fitting code is the same
     for key, values in {"tables": (1, 2), "batch_size": (8, 64), "pooling": (1, 8),
@@ -215,7 +215,7 @@ def test_calibrate_cli_refit_and_exclusive_options(tmp_path):
 
 
 def test_rounds_are_pooled_by_median_per_microbenchmark():
-    from simulator.calibrate import pooled_rounds
+    from simulator.grounding.calibrate import pooled_rounds
 
     def rounds_of(*seconds):
         return [[Sample("gather", t, {"dim": 32}),
@@ -232,7 +232,7 @@ def test_rounds_are_pooled_by_median_per_microbenchmark():
 
 
 def test_zipf_gathers_draw_the_experiments_rows():
-    from simulator.microbench import uniform_batch, zipf_batches
+    from simulator.grounding.microbench import uniform_batch, zipf_batches
     from traces.generators import synthesize
     from traces.schema import TableSpec
 
@@ -249,8 +249,8 @@ def test_zipf_gathers_draw_the_experiments_rows():
 
 def test_skewed_gathers_and_host_sweep_run_and_are_recorded():
     pytest.importorskip("torch")
-    from simulator.backends import backend_by_name
-    from simulator.calibrate import ZIPF_ALPHAS, footprint_sweep, skewed_gathers
+    from simulator.grounding.backends import backend_by_name
+    from simulator.grounding.calibrate import ZIPF_ALPHAS, footprint_sweep, skewed_gathers
 
     backend = backend_by_name("torch-cpu")
     skewed = skewed_gathers(backend, 2**22, "local")

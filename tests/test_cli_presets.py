@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hwmodels.presets import all_presets, load_preset
-from simulator.cli_presets import human
+from simulator.cli.presets import human
 from tests.conftest import embsim
 
 

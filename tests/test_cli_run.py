@@ -109,12 +109,22 @@ def test_unknown_preset_lists_choices(tmp_path):
 
 def test_unknown_policy_lists_choices(tmp_path):
     bad(tmp_path, experiment(system__cache__policy="mru"),
-        expect=["system.cache.policy", "expected one of: lfu, lru"])
+        expect=["system.cache.policy", "expected one of: fifo, lfu, lru"])
 
 
 def test_unknown_fidelity_lists_choices(tmp_path):
-    bad(tmp_path, experiment(run__fidelity="detailed"),
-        expect=["run.fidelity", "'detailed'", "analytic, fast"])
+    bad(tmp_path, experiment(run__fidelity="ultra"),
+        expect=["bad.yaml", "run.fidelity", "'ultra'", "'analytic', 'fast' or 'detailed'"])
+
+
+def test_detailed_on_a_generic_tier_runs_its_fallback_and_says_so(tmp_path):
+    path = write_yaml(tmp_path / "exp.yaml", experiment(run__fidelity="detailed"))
+    proc = embsim("run", str(path), "--out", str(tmp_path / "out"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    devices = yaml.safe_load((tmp_path / "out" / "config.resolved.yaml").read_text())["devices"]
+    assert devices["hbm"]["kind"] == "memory"
+    assert (devices["hbm"]["fidelity"], devices["hbm"]["fidelity_asked"]) == ("fast", "detailed")
+    assert devices["pcie"]["kind"] == "link"
 
 
 def test_unknown_tier_reference(tmp_path):
@@ -158,7 +168,7 @@ def test_row_outside_its_table(tmp_path):
 
 
 def test_bad_set_syntax(tmp_path):
-    bad(tmp_path, experiment(), "--set", "run.seed", expect=["--set", "dotted.path=value"])
+    bad(tmp_path, experiment(), "--set", "run.seed", expect=["--set", "expected KEY=VALUE"])
 
 
 def test_missing_experiment_file(tmp_path):

@@ -10,7 +10,7 @@ from conftest import embsim, experiment, write_yaml
 
 from embsim.errors import InputError
 from simulator.cli import main
-from simulator.compare import compare
+from simulator.runs.compare import compare
 
 SIZES = ["16 KiB", "64 KiB"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import embsim, experiment
 
-from simulator.experiment import load_points, prepare, run_point
+from simulator.runs.experiment import load_points, prepare, run_point
 
 
 def run(write_experiment, data):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from embsim.errors import InputError
 from hwmodels.device import make_device
-from hwmodels.dram import AnalyticDram, DetailedDram, FastDram, make_dram
+from hwmodels.dram import AnalyticDram, DetailedDram, FastDram
 from hwmodels.dram.energy import DramEnergy
 
 FIDELITIES = ("analytic", "fast", "detailed")
@@ -26,7 +26,7 @@ def at(spec, **where):
 def test_unloaded_latencies_equal_the_closed_form(standard, fidelity):
     spec = device_spec(standard, frontend_latency="40 ns")
     derived = spec.derived()
-    dram = make_dram(spec, fidelity)
+    dram = make_device("dram", spec, fidelity)
     addresses = [at(spec, row=3), at(spec, row=3, column=1), at(spec, row=4)]
     arrivals = (2000 + 5000 * np.arange(3)) * spec.tCK       # whole cycles, far apart
     done = dram.service(arrivals, np.array(addresses), np.zeros(3, dtype=bool))
@@ -129,12 +129,12 @@ def test_row_outcomes_of_a_fixed_sequence(fidelity):
     spec = device_spec("DDR4")
     rows = [0, 0, 1, 1, 0, 2]          # miss, hit, conflict, hit, conflict, conflict
     addresses = np.array([at(spec, row=r, column=k) for k, r in enumerate(rows)])
-    dram = make_dram(spec, fidelity)
+    dram = make_device("dram", spec, fidelity)
     dram.service_cycles(np.arange(6, dtype=np.int64) * 1000, addresses, np.zeros(6, bool))
     stats = dram.stats()
     assert (stats["row_misses"], stats["row_hits"], stats["row_conflicts"]) == (1, 2, 3)
     assert stats["activates"] == 4 and stats["precharges"] == 3
-    closed = make_dram(device_spec("DDR4", row_policy="closed"), fidelity)
+    closed = make_device("dram", device_spec("DDR4", row_policy="closed"), fidelity)
     closed.service_cycles(np.arange(6, dtype=np.int64) * 1000, addresses, np.zeros(6, bool))
     stats = closed.stats()
     assert (stats["row_misses"], stats["activates"], stats["precharges"]) == (6, 6, 6)
@@ -211,12 +211,12 @@ def test_later_calls_queue_behind_earlier_ones(fidelity):
     spec = device_spec("DDR4")
     n = 2000
     addresses = np.arange(n, dtype=np.int64) * 64
-    dram = make_dram(spec, fidelity)
+    dram = make_device("dram", spec, fidelity)
     first = dram.service_cycles(np.zeros(n, dtype=np.int64), addresses, np.zeros(n, bool))
     again = dram.service_cycles(np.zeros(n, dtype=np.int64), addresses + n * 64,
                                 np.zeros(n, bool))
     assert again.min() > first.max() - spec.CL - spec.tRCD
-    fresh = make_dram(spec, fidelity).service_cycles(np.zeros(n, dtype=np.int64),
+    fresh = make_device("dram", spec, fidelity).service_cycles(np.zeros(n, dtype=np.int64),
                                                      addresses + n * 64, np.zeros(n, bool))
     assert again.mean() > fresh.mean() + 0.5 * (first.max() - first.min())
 
@@ -261,8 +261,8 @@ def test_bad_requests_and_fidelity_are_input_errors():
         dram.service_cycles(np.array([50]), np.array([0]), np.zeros(1, bool))
     with pytest.raises(InputError, match="non-negative"):
         dram.service_cycles(np.array([200]), np.array([-64]), np.zeros(1, bool))
-    with pytest.raises(InputError, match="analytic, detailed, fast"):
-        make_dram(spec, "cycle")
+    with pytest.raises(InputError, match="analytic, fast, detailed"):
+        make_device("dram", spec, "cycle")
 
 
 @pytest.mark.parametrize("refresh", ["all_bank", "per_bank"])

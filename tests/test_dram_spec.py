@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from embsim.errors import InputError
+from hwmodels.device import device_kind
 from hwmodels.dram import DramSpec
 from hwmodels.dram.mapping import parse_mapping
-from hwmodels.presets import preset_names, resolve
-from hwmodels.specs import SPECS
+from hwmodels.presets import preset_names, resolve, spec_class
 
 
 def error_of(**changes) -> tuple[str, str]:
@@ -25,8 +25,11 @@ def error_of(**changes) -> tuple[str, str]:
     return ".".join(map(str, first["loc"])), first["msg"]
 
 
-def test_registered_for_presets():
-    assert SPECS["dram"] is DramSpec
+def test_one_record_declares_the_kind():
+    record = device_kind("dram")
+    assert record.spec is DramSpec and spec_class("dram") is DramSpec
+    assert {record.level(level) for level in ("analytic", "fast", "detailed")} == {
+        "analytic", "fast", "detailed"}
 
 
 def test_derived_figures_of_ddr4_3200():

@@ -10,8 +10,8 @@ from conftest import experiment, write_yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator.experiment import Point, load_points, run_point
-from simulator.workload import open_workload
+from simulator.core.workload import open_workload
+from simulator.runs.experiment import Point, load_points, run_point
 
 
 def run(path: Path, **sets) -> tuple[dict, Point]:
@@ -44,7 +44,7 @@ def test_bytes_moved_equal_misses_times_row_bytes(write_experiment):
     meta, batches = open_workload(point.config.workload, str(path))
     assert row["cache_hits"] + row["cache_misses"] == row["lookups"]
     # replay the cache alone to learn which lookups missed and their sizes
-    from hwmodels.cache import SoftwareCache
+    from hwmodels.cache.software import SoftwareCache
     cache = SoftwareCache(64 * 1024 // 128, 8, "lru", meta.total_rows)
     missed_bytes = 0
     for batch in batches():

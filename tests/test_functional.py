@@ -7,9 +7,10 @@ import pytest
 from conftest import experiment
 
 from embsim.errors import FunctionalMismatch
-from simulator.experiment import load_points, run_point
-from simulator.functional import FunctionalReference
-from simulator.workload import open_workload
+from simulator.core.functional import FunctionalReference
+from simulator.core.query import Query
+from simulator.core.workload import open_workload
+from simulator.runs.experiment import load_points, run_point
 
 pytest.importorskip("torch")
 
@@ -45,10 +46,35 @@ def test_wrong_slot_bookkeeping_fails_loudly(write_experiment):
     batch = next(batches())
     rows = batch.global_rows(meta.row_base)
     reference = FunctionalReference(meta, seed=0, pooling="sum", cache_slots=rows.size)
-    slot = np.arange(rows.size)
-    hit = np.zeros(rows.size, dtype=bool)
-    reference.check(batch, rows, hit, slot)          # correct: every lookup fills its own slot
-    hit[:] = True
-    slot = np.roll(slot, 1)                          # claims hits in slots of other rows
+    q = looked_up(batch, rows, hit=np.zeros(rows.size, dtype=bool), slot=np.arange(rows.size))
+    reference.check(q)                               # correct: every lookup fills its own slot
+    q = looked_up(batch, rows, hit=np.ones(rows.size, dtype=bool),
+                  slot=np.roll(np.arange(rows.size), 1))   # claims hits in other rows' slots
     with pytest.raises(FunctionalMismatch, match="differs from torch embedding_bag"):
-        reference.check(batch, rows, hit, slot)
+        reference.check(q)
+
+
+def test_partial_sums_of_several_units_combine_to_the_bag(write_experiment):
+    """Any split of a bag's lookups between units (partial sums added at the host, the mean
+    taken after) pools to what torch's embedding_bag gives."""
+    path = write_experiment(experiment())
+    _, points = load_points(path, {})
+    meta, batches = open_workload(points[0].config.workload, str(path))
+    batch = next(batches())
+    rows = batch.global_rows(meta.row_base)
+    for pooling in ("sum", "mean"):
+        reference = FunctionalReference(meta, seed=0, pooling=pooling, cache_slots=None)
+        split = np.random.default_rng(1).integers(0, 3, rows.size)
+        reference.check(looked_up(batch, rows, unit=split))
+
+
+def looked_up(batch, rows, hit=None, slot=None, unit=None) -> Query:
+    """A query over ``batch`` with the cache's and the assignment's findings given."""
+    n = rows.size
+    q = Query(id=0, batch=batch, arrival_s=0.0, global_rows=rows, row_bytes=np.zeros(n),
+              state_bytes=np.zeros(n), tier=np.zeros(n, dtype=np.int64),
+              home_addresses=np.zeros(n, dtype=np.int64))
+    q.hit = np.zeros(n, dtype=bool) if hit is None else hit
+    q.slot = np.full(n, -1, dtype=np.int64) if slot is None else slot
+    q.unit = np.zeros(n, dtype=np.int64) if unit is None else unit
+    return q

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from embsim.errors import InputError
 from hwmodels.cache.hardware import HardwareCache, Requests
-from hwmodels.cache.hw_policies import HW_POLICIES
+from hwmodels.cache.policies import POLICIES as REGISTERED
 
 LINE = 64
 POLICIES = ["lru", "fifo", "lfu", "random", "plru", "srrip", "brrip"]
@@ -173,4 +173,4 @@ def test_bad_geometry_and_policy_name_the_field(args, field, message):
 
 
 def test_every_registered_policy_is_tested():
-    assert sorted(HW_POLICIES) == sorted(POLICIES)
+    assert sorted(REGISTERED) == sorted(POLICIES)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from conftest import embsim, experiment, write_yaml
 
-from simulator.experiment import load_points, run_point
-from simulator.measure import read_provenance
+from simulator.grounding.measure import read_provenance
+from simulator.runs.experiment import load_points, run_point
 
 pytest.importorskip("torch")
 
@@ -67,8 +67,8 @@ def test_cuda_backend_without_a_gpu_is_a_clear_error(tmp_path):
 
 
 def test_passes_of_every_round_are_pooled(tmp_path):
-    from simulator.backends import backend_by_name
-    from simulator.measure import MeasureSettings, point_row, time_point
+    from simulator.grounding.backends import backend_by_name
+    from simulator.grounding.measure import MeasureSettings, point_row, time_point
 
     path = local_tables_experiment(tmp_path)
     _, points = load_points(path, {})
@@ -85,7 +85,7 @@ def test_passes_of_every_round_are_pooled(tmp_path):
 
 def tbe_backend():
     from embsim.errors import InputError
-    from simulator.backends import backend_by_name
+    from simulator.grounding.backends import backend_by_name
 
     try:
         return backend_by_name("torch-cpu", "tbe")
@@ -99,8 +99,8 @@ def test_tbe_kernel_pools_every_table_as_embedding_bag_does(mode, dtype):
     import numpy as np
     import torch
 
-    from simulator.backends import backend_by_name
-    from simulator.microbench import uniform_batch
+    from simulator.grounding.backends import backend_by_name
+    from simulator.grounding.microbench import uniform_batch
 
     tbe, plain = tbe_backend(), backend_by_name("torch-cpu")
     tables = [plain.random_table(500, dim, dtype, "local", seed) for seed, dim in
@@ -134,7 +134,7 @@ def test_tbe_kernel_without_fbgemm_is_a_clear_error(monkeypatch):
     import sys
 
     from embsim.errors import InputError
-    from simulator.backends import backend_by_name
+    from simulator.grounding.backends import backend_by_name
 
     monkeypatch.setitem(sys.modules, "fbgemm_gpu", None)    # import fails as if absent
     with pytest.raises(InputError, match="--kernel tbe needs FBGEMM.*fbgemm-gpu-cpu") as err:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from embsim.errors import InputError
-from hwmodels.memory import AnalyticMemory, ChannelMemory, bytes_per_channel, memory_model
+from hwmodels.device import device_kind
+from hwmodels.memory import AnalyticMemory, ChannelMemory, bytes_per_channel
 from hwmodels.specs import MemorySpec
 
 SPEC = MemorySpec(capacity="1 GiB", bandwidth="100 GB/s", latency="100 ns",
@@ -67,6 +68,10 @@ def test_fast_never_beats_unloaded_time():
         assert done >= mem.unloaded_time(moved) - 1e-15
 
 
-def test_unknown_fidelity_lists_levels():
-    with pytest.raises(InputError, match="expected one of: analytic, fast"):
-        memory_model(SPEC, "detailed")
+def test_detailed_falls_back_to_fast_and_unknown_levels_are_listed():
+    kind = device_kind("memory")
+    assert kind.level("detailed") == "fast"
+    assert isinstance(kind.model(SPEC, "detailed"), ChannelMemory)
+    assert isinstance(kind.model(SPEC, "analytic"), AnalyticMemory)
+    with pytest.raises(InputError, match="expected one of: analytic, fast, detailed"):
+        kind.model(SPEC, "cycle")

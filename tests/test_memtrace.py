@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import yaml
 
+from embsim.assignments import parse_assignments
 from embsim.errors import InputError
 from hwmodels.presets import load_preset
-from simulator.cli_memtrace import CycleHistogram, load_device_system, parse_sets
+from simulator.core.replay import CycleHistogram, load_device_system
 from tests.conftest import embsim
 from traces.memtrace import read_memtrace, sniff_format
 
@@ -135,11 +136,23 @@ def test_cycle_histogram_percentiles_are_nearest_rank():
 
 
 def test_sets_keep_yaml_types_and_need_an_equals_sign():
-    assert parse_sets(["ranks=2", "mapping=rochrababgco", "xor_bank_hash=false",
-                       "tCK=0.7 ns"]) == {"ranks": 2, "mapping": "rochrababgco",
-                                          "xor_bank_hash": False, "tCK": "0.7 ns"}
-    with pytest.raises(InputError, match="--set: expected key=value, got 'ranks'"):
-        parse_sets(["ranks"])
+    assert parse_assignments(["ranks=2", "mapping=rochrababgco", "xor_bank_hash=false",
+                              "tCK=0.7 ns"]) == {"ranks": 2, "mapping": "rochrababgco",
+                                                 "xor_bank_hash": False, "tCK": "0.7 ns"}
+    with pytest.raises(InputError, match="--set: expected KEY=VALUE, got 'ranks'"):
+        parse_assignments(["ranks"])
+
+
+@pytest.mark.parametrize(("pairs", "message"), [
+    (["cache.size=["], "--set: cache.size: value '\\[' is not a YAML value"),
+    (["x=!!python/object:os.system ls"], "--set: x: value .* is not a YAML value"),
+    (["ways=4", "ways=8"], "--set: ways is set twice, to 4 and 8"),
+    (["=3"], "--set: expected KEY=VALUE"),
+])
+def test_bad_sets_name_the_key(pairs, message):
+    with pytest.raises(InputError, match=message):
+        parse_assignments(pairs)
+    assert parse_assignments(["ways=4", "ways=4"]) == {"ways": 4}
 
 
 def test_device_system_from_preset_file_and_full_params(tmp_path):
@@ -174,7 +187,7 @@ def test_bad_system_or_set_names_the_field(system, sets, message):
 def test_bad_device_files(tmp_path):
     path = tmp_path / "dev.yaml"
     path.write_text(yaml.safe_dump({"kind": "dram", "preset": "ddr4-3200", "cache": 1}))
-    with pytest.raises(InputError, match="dev.yaml: cache: Extra inputs"):
+    with pytest.raises(InputError, match="dev.yaml: cache: unknown key"):
         load_device_system(str(path), {})
     path.write_text(yaml.safe_dump({"kind": "memory", "preset": "hbm3-h100"}))
     with pytest.raises(InputError, match="kind: unknown device kind 'memory'"):
@@ -248,4 +261,4 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
     result = embsim("memtrace", "ddr4-3200", str(path), "--set", "ranks=2", "--set", "foo=1")
     assert result.returncode == 2 and "foo" in result.stderr
     result = embsim("memtrace", "ddr4-3200", str(path), "--fidelity", "exact")
-    assert result.returncode == 2 and "analytic, detailed, fast" in result.stderr
+    assert result.returncode == 2 and "analytic, fast, detailed" in result.stderr

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from embsim.errors import InputError
-from simulator.placement import TierRoom, place
+from simulator.core.placement import TierRoom, place
 
 
 def rooms(*budgets: int, alignment: int = 64) -> list[TierRoom]:

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwmodels.tier import touched_units
-from simulator.config import ComputeConfig
-from simulator.experiment import load_points, run_point
-from simulator.processor import TIER_SHIFT, Processor
+from simulator.core.config import ComputeConfig
+from simulator.core.processor import TIER_SHIFT, Processor
+from simulator.runs.experiment import load_points, run_point
 
 
 def compute(**parts) -> ComputeConfig:

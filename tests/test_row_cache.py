@@ -6,7 +6,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from embsim.errors import InputError
-from hwmodels.cache import SoftwareCache
 from hwmodels.cache.row_cache import (
     ROW_CACHES,
     BatchUniques,
@@ -14,6 +13,7 @@ from hwmodels.cache.row_cache import (
     parse_options,
     per_key,
 )
+from hwmodels.cache.software import SoftwareCache
 
 
 def test_every_kind_is_registered():

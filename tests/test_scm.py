@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from embsim.errors import InputError
 from hwmodels.device import make_device
 from hwmodels.presets import resolve
-from hwmodels.scm import ScmSpec, make_scm
+from hwmodels.scm import ScmSpec
 
 LEVELS = ["analytic", "fast", "detailed"]
 NS = 1e-9
@@ -50,7 +50,7 @@ def test_unloaded_read_and_write_take_the_spec_latencies(level):
 
 @pytest.mark.parametrize("level", LEVELS)
 def test_burst_to_one_dimm_is_served_one_media_line_at_a_time(level):
-    device = make_scm(spec(), level)
+    device = make_device("scm", spec(), level)
     n = 40
     done = serve(device, 0.0, [dimm0_line(k) for k in range(n)], False)
     expected = np.arange(n) * READ_SERVICE + READ_LATENCY
@@ -60,7 +60,7 @@ def test_burst_to_one_dimm_is_served_one_media_line_at_a_time(level):
 
 @pytest.mark.parametrize("level", LEVELS)
 def test_long_stream_reaches_per_dimm_bandwidth_times_dimms(level):
-    device = make_scm(spec(), level)
+    device = make_device("scm", spec(), level)
     units_per_dimm, dimms = 8, 2
     size = units_per_dimm * dimms * 4096
     done = serve(device, 0.0, np.arange(0, size, 64), False)
@@ -79,7 +79,7 @@ def test_long_stream_reaches_per_dimm_bandwidth_times_dimms(level):
 
 @pytest.mark.parametrize("level", ["fast", "detailed"])
 def test_partial_line_merges_then_needs_a_read_modify_write(level):
-    device = make_scm(spec(), level)
+    device = make_device("scm", spec(), level)
     done = serve(device, 0.0, [0, 64], True)  # two 64 B writes, one 256 B line
     np.testing.assert_allclose(done, WRITE_LATENCY)
     # Three full lines fill the 4-line buffer; nothing leaves it yet.
@@ -98,7 +98,7 @@ def test_partial_line_merges_then_needs_a_read_modify_write(level):
 
 @pytest.mark.parametrize("level", ["fast", "detailed"])
 def test_fully_written_line_leaves_without_a_media_read(level):
-    device = make_scm(spec(), level)
+    device = make_device("scm", spec(), level)
     lines = [dimm0_line(k) + c for k in range(5) for c in range(0, 256, 64)]
     done = serve(device, 0.0, lines, True)
     # The 17th write evicts line 0: its media write starts at once (no read first).
@@ -109,7 +109,7 @@ def test_fully_written_line_leaves_without_a_media_read(level):
 
 
 def test_sustained_writes_get_the_media_write_bandwidth():
-    device = make_scm(spec(), "fast")
+    device = make_device("scm", spec(), "fast")
     n_lines = 40
     lines = [dimm0_line(k) + c for k in range(n_lines) for c in range(0, 256, 64)]
     done = serve(device, 0.0, lines, True)
@@ -123,7 +123,7 @@ def test_sustained_writes_get_the_media_write_bandwidth():
 
 @pytest.mark.parametrize("level", ["fast", "detailed"])
 def test_read_of_a_buffered_written_line_hits_and_of_an_unwritten_part_fetches(level):
-    device = make_scm(spec(), level)
+    device = make_device("scm", spec(), level)
     serve(device, 0.0, [0], True)
     assert serve(device, 0.0, [0], False)[0] == pytest.approx(READ_LATENCY)
     assert device.stats()["media_bytes_read"] == 0
@@ -133,7 +133,7 @@ def test_read_of_a_buffered_written_line_hits_and_of_an_unwritten_part_fetches(l
 
 
 def test_analytic_coalesces_requests_to_one_line_within_a_call():
-    device = make_scm(spec(), "analytic")
+    device = make_device("scm", spec(), "analytic")
     serve(device, 0.0, [0, 64, 128, 192, dimm0_line(1)], True)
     stats = device.stats()
     assert stats["media_bytes_written"] == 2 * 256
@@ -144,7 +144,7 @@ def test_analytic_coalesces_requests_to_one_line_within_a_call():
 
 @pytest.mark.parametrize("level", LEVELS)
 def test_a_second_call_queues_behind_the_first(level):
-    device = make_scm(spec(), level)
+    device = make_device("scm", spec(), level)
     serve(device, 0.0, [dimm0_line(k) for k in range(4)], False)
     done = serve(device, 0.0, [dimm0_line(10)], False)
     assert done[0] == pytest.approx(4 * READ_SERVICE + READ_LATENCY)
@@ -164,7 +164,7 @@ def test_stats_are_consistent_and_runs_deterministic(level):
     arrival, addresses, writes = random_trace(7)
     runs = []
     for _ in range(2):
-        device = make_scm(spec(), level)
+        device = make_device("scm", spec(), level)
         runs.append(device.service(arrival, addresses, writes))
     np.testing.assert_array_equal(runs[0], runs[1])
     stats = device.stats()
@@ -186,7 +186,7 @@ def test_stats_are_consistent_and_runs_deterministic(level):
 @given(st.lists(st.tuples(st.integers(0, 255), st.booleans()), min_size=1, max_size=200))
 def test_fast_media_traffic_matches_a_plain_lru_buffer(requests):
     """Media lines written/read equal a straightforward dict-based LRU replay of one DIMM."""
-    device = make_scm(spec(dimms=1), "fast")
+    device = make_device("scm", spec(dimms=1), "fast")
     addresses = [line_chunk * 64 for line_chunk, _ in requests]
     serve(device, 0.0, addresses, [w for _, w in requests])
     buffer: dict[int, tuple[int, bool]] = {}  # line -> (mask, dirty), oldest first
@@ -218,8 +218,8 @@ def test_fast_media_traffic_matches_a_plain_lru_buffer(requests):
 
 
 def test_unknown_fidelity_lists_the_levels():
-    with pytest.raises(InputError, match="analytic, detailed, fast"):
-        make_scm(spec(), "exact")
+    with pytest.raises(InputError, match="analytic, fast, detailed"):
+        make_device("scm", spec(), "exact")
 
 
 @pytest.mark.parametrize(("change", "field"), [
@@ -245,6 +245,6 @@ def test_presets_validate_with_their_published_figures():
     assert derived["peak_read_bandwidth"] == pytest.approx(39.4e9, rel=1e-3)
     assert derived["peak_write_bandwidth"] == pytest.approx(13.9e9, rel=1e-3)
     assert derived["capacity"] == 6 * 256e9
-    assert make_scm(pmem100, "fast").unloaded_read_latency_s() == pytest.approx(305e-9)
+    assert make_device("scm", pmem100, "fast").unloaded_read_latency_s() == pytest.approx(305e-9)
     pmem200, _ = resolve("scm", "optane-pmem-200", {})
     assert pmem200.dimms == 8 and pmem200.write_buffer == 16 * 1024

@@ -10,10 +10,10 @@ import pytest
 from conftest import experiment, write_yaml
 from test_sweep_resume import UNGENERATABLE
 
-from simulator.executors import Outcome, Task, execute
-from simulator.executors.local import WorkerPool
-from simulator.experiment import load_points
-from simulator.runner import RunOptions, run_experiment
+from simulator.runs.executors import Outcome, Task, execute
+from simulator.runs.executors.local import WorkerPool
+from simulator.runs.experiment import load_points
+from simulator.runs.runner import RunOptions, run_experiment
 
 WALL_CLOCK = ["wall_s"]
 

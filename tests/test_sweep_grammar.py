@@ -6,8 +6,8 @@ import pytest
 from conftest import experiment
 
 from embsim.errors import InputError
-from simulator.experiment import load_points
-from simulator.sweep import derive_seed
+from simulator.runs.experiment import load_points
+from simulator.runs.sweep import derive_seed
 
 
 def points_of(write_experiment, sweep, **overrides):

@@ -16,9 +16,9 @@ from conftest import ROOT, embsim, experiment, write_yaml
 
 from embsim.errors import InputError
 from simulator.cli import main
-from simulator.progress import SweepProgress
-from simulator.runner import RunOptions, run_experiment
-from simulator.shards import ShardStore
+from simulator.runs.progress import SweepProgress
+from simulator.runs.runner import RunOptions, run_experiment
+from simulator.runs.shards import ShardStore
 
 SERIAL = RunOptions(workers=1, progress=False)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import experiment
 
-from hwmodels.cache import SoftwareCache
-from simulator.experiment import load_points, prepare, run_point
+from hwmodels.cache.software import SoftwareCache
+from simulator.runs.experiment import load_points, prepare, run_point
 
 TWO_TIERS = {"tier": ["hbm", "dram"], "placement": "hot_rows", "budget": {"hbm": "96 KiB"},
              "link": "pcie"}

@@ -10,9 +10,9 @@ import pytest
 from conftest import ROOT, embsim, experiment, write_yaml
 from scipy.stats import spearmanr
 
-from simulator.experiment import load_points, run_point
-from simulator.measure import workload_hash
-from simulator.validate import as_measured, validate
+from simulator.grounding.measure import workload_hash
+from simulator.grounding.validate import as_measured, validate
+from simulator.runs.experiment import load_points, run_point
 
 MEASURED = ROOT / "experiments" / "measurements"
 GPU_EXPERIMENT = ROOT / "experiments" / "validation_gpu.yaml"

@@ -22,17 +22,17 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from simulator.backends import Backend, backend_by_name
-from simulator.calibrate import calibrate
-from simulator.experiment import load_points
-from simulator.machine_preset import save_machine_preset
-from simulator.measure import (
+from simulator.grounding.backends import Backend, backend_by_name
+from simulator.grounding.calibrate import calibrate
+from simulator.grounding.machine_preset import save_machine_preset
+from simulator.grounding.measure import (
     MeasureSettings,
     measure_experiment,
     read_provenance,
     workload_hash,
     write_measurements,
 )
+from simulator.runs.experiment import load_points
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "validation_gpu.yaml"
 

@@ -1,15 +1,6 @@
-"""Caches in front of memory tiers: replacement policies and compiled lookup kernels.
+"""Caches: row caches in front of memory tiers (``row_cache`` and its kinds), hardware caches
+and hierarchies, replacement policies (``policies``) and their compiled kernels.
 
-Every module of this package is imported here, so a new policy file registers itself.
+Row cache kinds register themselves in ``row_cache.ROW_CACHES``; its first lookup imports every
+module of this package, so a new kind is one new module.
 """
-
-import importlib
-import pkgutil
-
-from hwmodels.cache.policy import POLICIES, CachePolicy
-from hwmodels.cache.software import SoftwareCache
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
-
-__all__ = ["POLICIES", "CachePolicy", "SoftwareCache"]

@@ -21,7 +21,7 @@ import numpy as np
 
 from embsim.errors import InputError
 from hwmodels.cache import hw_kernels as hk
-from hwmodels.cache.hw_policies import HW_POLICIES, HardwarePolicy
+from hwmodels.cache.policies import POLICIES, ReplacementPolicy
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class HardwareCache:
                 f"a cache size that is not a multiple of line x ways: {self.size} B is not a "
                 f"multiple of {self.line} B x {self.ways} ways", source=source,
                 field=where("size"))
-        self.policy: type[HardwarePolicy] = HW_POLICIES.get(policy, source=source,
+        self.policy: type[ReplacementPolicy] = POLICIES.get(policy, source=source,
                                                              field=where("policy"))
         self.policy.check_ways(self.ways, source=source, field=where("ways"))
         self.num_sets = self.size // (self.line * self.ways)

@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embsim.errors import InputError
+from embsim.validation import first_problem
 from hwmodels.cache import hw_kernels as hk
 from hwmodels.cache.hardware import CacheState, HardwareCache, Requests, as_requests
 from hwmodels.specs import PositiveSize
@@ -142,10 +143,7 @@ def hierarchy_from_config(data: Any, *, source: str | None = None, field: str | 
     try:
         config = HierarchyConfig.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(part) for part in first["loc"])
-        detail = "unknown key" if first["type"] == "extra_forbidden" else \
-            f"{first['msg']} (got {first.get('input')!r})"
+        loc, detail = first_problem(err)
         raise InputError(detail, source=source, field=where(loc)) from None
     levels = [
         HardwareCache(level.size, level.ways, level.line, level.policy,

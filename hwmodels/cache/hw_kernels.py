@@ -37,8 +37,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hwmodels.cache.hw_policies import PLRU, RANDOM, RRIP, SCORE
 from hwmodels.cache.kernels import fill_score, hit_score
+from hwmodels.cache.policies import PLRU, RANDOM, RRIP, SCORE
 
 EMPTY = -1
 READ, WRITE, WRITEBACK, FETCH, INSERT = 0, 1, 2, 3, 4

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hwmodels.cache.policy import STAMP_MASK
+from hwmodels.cache.policies import STAMP_MASK
 
 EMPTY = -1
 

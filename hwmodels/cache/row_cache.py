@@ -30,7 +30,8 @@ from numba import njit
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from embsim.errors import InputError
-from embsim.registry import Registry
+from embsim.registry import Registry, submodules
+from embsim.validation import first_problem
 
 UNCACHED = -1  # slot of a key served from the backing tier without being cached
 
@@ -88,7 +89,8 @@ class RowCache(ABC):
         return self.hits / total if total else 0.0
 
 
-ROW_CACHES: Registry[type[RowCache]] = Registry("row cache kind")
+ROW_CACHES: Registry[type[RowCache]] = Registry("row cache kind",
+                                                 load=submodules("hwmodels.cache"))
 
 
 def parse_options(kind: str, extras: dict[str, Any], *, source: str | None = None
@@ -98,14 +100,11 @@ def parse_options(kind: str, extras: dict[str, Any], *, source: str | None = Non
     try:
         return cls.options_model.model_validate(extras)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = str(first["loc"][0]) if first["loc"] else "kind"
-        if first["type"] == "extra_forbidden":
-            known = ", ".join(cls.options_model.model_fields) or "none"
-            message = f"unknown key for cache kind {kind!r} (its options: {known})"
-        else:
-            message = f"{first['msg']} (cache kind {kind!r}; given {first.get('input')!r})"
-        raise InputError(message, source=source, field=f"system.cache.{where}") from None
+        known = ", ".join(cls.options_model.model_fields) or "none"
+        where, message = first_problem(
+            exc, f"unknown key for cache kind {kind!r} (its options: {known})")
+        raise InputError(message, source=source,
+                         field=f"system.cache.{where or 'kind'}") from None
 
 
 def build_row_cache(kind: str, extras: dict[str, Any], *, slots: int, table_rows: np.ndarray,

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from embsim.errors import InputError
 from hwmodels.cache import kernels
-from hwmodels.cache.policy import POLICIES
+from hwmodels.cache.policies import score_policy
 from hwmodels.cache.row_cache import ROW_CACHES, CacheOptions, RowCache
 
 
@@ -25,10 +25,8 @@ class SoftwareCache:
         if slots <= 0:
             raise InputError(f"cache must hold at least one row, got {slots} slots",
                              field="system.cache")
-        self.policy = POLICIES.get(policy, field="system.cache.policy")
-        p = self.policy
-        self.rule = np.array([p.fill_base, p.hit_keep, p.hit_add, int(p.hit_restamp)],
-                             dtype=np.int64)
+        self.policy = score_policy(policy, field="system.cache.policy")
+        self.rule = np.array(self.policy.score_rule, dtype=np.int64)
         self.fully_associative = ways is None or ways >= slots
         self.ways = slots if self.fully_associative else int(ways)
         self.num_sets = 1 if self.fully_associative else -(-slots // self.ways)

@@ -141,7 +141,6 @@ def scheduled_refreshes(spec: DramSpec, first: np.ndarray, period: int,
 class DramModel(Device):
     """A DRAM device at one fidelity level: decoding, conversion, counters and stats."""
 
-    kind = "dram"
     fidelity = ""
 
     def __init__(self, spec: DramSpec):
@@ -169,6 +168,12 @@ class DramModel(Device):
         cycles = np.ceil(np.asarray(arrival_s, dtype=np.float64) / self.cycle_s - 1e-9)
         done = self.service_cycles(cycles.astype(np.int64), addresses, is_write)
         return done * self.cycle_s + self.spec.frontend_latency
+
+    def service_in_cycles(self, arrival_cycles: np.ndarray, addresses: np.ndarray,
+                          is_write: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whole controller cycles: completion (int64) and latency of each request."""
+        done = self.service_cycles(arrival_cycles, addresses, is_write)
+        return done, np.asarray(done - arrival_cycles, dtype=np.float64)
 
     def service_cycles(self, arrival_cycles: np.ndarray, addresses: np.ndarray,
                        is_write: np.ndarray) -> np.ndarray:

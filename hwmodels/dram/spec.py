@@ -24,7 +24,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from embsim.units import Time
 from hwmodels.dram.mapping import AddressMap, parse_mapping
 from hwmodels.dram.standards import EXTRA_TIMINGS, RELATIONS, STANDARDS, Standard
-from hwmodels.specs import SPECS, NonNegativeEnergy, NonNegativeTime, Spec
+from hwmodels.specs import NonNegativeEnergy, NonNegativeTime, Spec
 
 Count = Annotated[int, Field(gt=0)]
 Cycles = Annotated[int, Field(gt=0)]
@@ -289,6 +289,3 @@ class DramSpec(Spec):
             "read_latency_conflict_s": latency["conflict"],
             "refresh_overhead": self.refresh_overhead,
         }
-
-
-SPECS["dram"] = DramSpec

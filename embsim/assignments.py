@@ -1,0 +1,37 @@
+"""``KEY=VALUE`` pairs from the command line (``--set``): one parser for every command.
+
+Values are read as YAML scalars or flow collections (``4``, ``true``, ``64 MiB``,
+``[lru, lfu]``), with YAML's safe loader: no tags that build Python objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from embsim.errors import InputError
+from embsim.validation import shown
+
+
+def parse_assignments(pairs: tuple[str, ...] | list[str], option: str = "--set") -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> ``{"a.b": 1, "c": "x"}``. A pair without ``=`` or key, a value
+    that is not valid YAML, and a key given twice with different values are ``InputError``s
+    naming the option and the key."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"expected KEY=VALUE, got {shown(pair)}", field=option)
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or type(err).__name__
+            raise InputError(f"{key}: value {shown(text)} is not a YAML value ({problem})",
+                             field=option) from None
+        if key in out and out[key] != value:
+            raise InputError(f"{key} is set twice, to {shown(out[key])} and {shown(value)}",
+                             field=option)
+        out[key] = value
+    return out

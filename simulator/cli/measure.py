@@ -1,0 +1,133 @@
+"""``embsim measure``, ``embsim calibrate`` and ``embsim validate``: ground the numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from embsim.assignments import parse_assignments
+from embsim.errors import InputError
+
+BACKEND_CHOICE = click.Choice(["torch-cpu", "torch-cuda"])
+KERNEL_OPTION = click.option(
+    "--kernel", type=click.Choice(["embedding_bag", "tbe"]), default="embedding_bag",
+    show_default=True, help="Pooling kernel: torch's embedding_bag per table, or FBGEMM's "
+                            "table-batched embedding (needs fbgemm-gpu-cpu or fbgemm-gpu).")
+ROUNDS_OPTION = click.option(
+    "--rounds", type=click.IntRange(1), default=1, show_default=True,
+    help="Run everything this many times and pool the rounds (medians), for a machine whose "
+         "speed drifts.")
+SET_OPTION = click.option("--set", "sets", multiple=True, metavar="DOTTED.PATH=VALUE",
+                          help="Override a config field (repeatable), as for 'embsim run'.")
+
+
+@click.command()
+@click.argument("experiment", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--backend", type=BACKEND_CHOICE, required=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Parquet file of measurements.")
+@click.option("--repeats", type=click.IntRange(1), default=5, show_default=True,
+              help="Timed passes over each point's batches.")
+@click.option("--warmup", type=click.IntRange(0), default=3, show_default=True,
+              help="Untimed calls on the first batch before timing.")
+@click.option("--flush/--no-flush", default=True, show_default=True,
+              help="Flush the processor's caches before each timed pass.")
+@ROUNDS_OPTION
+@KERNEL_OPTION
+@SET_OPTION
+def measure(experiment: Path, backend: str, out: Path, repeats: int, warmup: int, flush: bool,
+            rounds: int, kernel: str, sets: tuple[str, ...]) -> None:
+    """Execute every point of EXPERIMENT for real and record its timings."""
+    from simulator.grounding.backends import backend_by_name
+    from simulator.grounding.measure import MeasureSettings, measure_experiment
+
+    frame = measure_experiment(experiment, backend_by_name(backend, kernel), out,
+                               parse_assignments(sets),
+                               MeasureSettings(warmup=warmup, repeats=repeats, flush=flush,
+                                               rounds=rounds))
+    columns = ["point", *[c for c in frame.columns if "." in c], "time_per_batch_us",
+               "effective_bw_gbps", "lookups_per_s"]
+    click.echo(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    click.echo(f"wrote {out} ({len(frame)} points, {frame['device'].iloc[0]})")
+
+
+@click.command()
+@click.option("--backend", type=BACKEND_CHOICE, help="Run the microbenchmarks on this backend.")
+@click.option("--refit", type=click.Path(path_type=Path, dir_okay=False),
+              help="Instead, refit a preset from the microbenchmarks it records.")
+@click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Machine preset YAML to write.")
+@ROUNDS_OPTION
+@KERNEL_OPTION
+def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
+              kernel: str) -> None:
+    """Run microbenchmarks on BACKEND and write a machine preset fitted to them."""
+    from simulator.grounding import calibrate as calibration
+    from simulator.grounding.machine_preset import (
+        load_machine_preset,
+        machine_system,
+        save_machine_preset,
+        strip_sources,
+    )
+
+    if (backend is None) == (refit is None):
+        raise InputError("give exactly one of --backend or --refit", field="--backend")
+    if refit is not None:
+        preset = calibration.refit(load_machine_preset(refit))
+    else:
+        from simulator.grounding.backends import backend_by_name
+
+        preset = calibration.calibrate(backend_by_name(backend, kernel), rounds=rounds)
+    machine_system(preset, str(out))          # a fit that went wrong is caught here
+    save_machine_preset(preset, out)
+    memory = strip_sources(preset["system"]["memory"])
+    for name, tier in memory.items():
+        click.echo(f"{name}: {tier['bandwidth'] / 1e9:.1f} GB/s, "
+                   f"{tier['latency'] * 1e9:.0f} ns, {tier['capacity'] / 2**20:.0f} MiB")
+    compute = strip_sources(preset["system"]["compute"])
+    click.echo("processor: " + ", ".join(
+        f"{key} {compute[key] * 1e9:.3g} ns" for key in calibration.COSTS))
+    click.echo(f"wrote {out}")
+
+
+@click.command()
+@click.argument("experiment", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--measurements", type=click.Path(path_type=Path, dir_okay=False),
+              required=True, help="Parquet written by 'embsim measure'.")
+@click.option("--preset", type=click.Path(path_type=Path, dir_okay=False),
+              help="Machine preset written by 'embsim calibrate'.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Parquet of the comparison (default: beside the measurements).")
+@click.option("--plot", type=click.Path(path_type=Path, dir_okay=False),
+              help="PNG of predicted against measured.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@SET_OPTION
+def validate(experiment: Path, measurements: Path, preset: Path | None, out: Path | None,
+             plot: Path | None, as_json: bool, sets: tuple[str, ...]) -> None:
+    """Simulate EXPERIMENT's measured points and compare with the measurements."""
+    from simulator.grounding.validate import plot_validation
+    from simulator.grounding.validate import validate as run_validation
+    from simulator.runs.results import write_parquet
+
+    result = run_validation(experiment, measurements, preset, parse_assignments(sets))
+    out = out or measurements.with_name(f"{measurements.stem}.validation.parquet")
+    write_parquet(result.frame, out)
+    if plot:
+        plot_validation(result, plot)
+    summary = result.summary | {"comparison": str(out), "plot": str(plot) if plot else None}
+    if as_json:
+        rows = result.frame.to_dict(orient="records")
+        click.echo(json.dumps(summary | {"rows": rows}, default=str))
+        return
+    shown = result.frame.assign(error_pct=result.frame["error"] * 100)
+    columns = ["point", *[c for c in shown.columns if "." in c], "measured_us", "predicted_us",
+               "error_pct"]
+    click.echo(shown[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    click.echo(f"MAPE {summary['mape']:.1f}%  max error {summary['max_error']:.1f}%  "
+               f"rank correlation {summary['rank_correlation']:.3f}  points {summary['points']}")
+    click.echo(f"calibrated on: {summary['calibration_runs']} microbenchmark runs "
+               f"({', '.join(summary['calibrated_on']) or 'no preset'}); validated on: all "
+               f"{summary['points']} measured points")
+    click.echo(f"wrote {out}" + (f" and {plot}" if plot else ""))

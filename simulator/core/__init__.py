@@ -1,0 +1,1 @@
+"""The simulation core: config, system assembly, compute units, stages, engine, metrics."""

@@ -1,0 +1,429 @@
+"""The experiment format: YAML validated by pydantic models (unknown keys are errors).
+
+An experiment has four sections: ``system`` (memory tiers, links, where tables live, an optional
+cache, the host processor and any other compute units), ``workload`` (a trace file or a
+generator), ``run`` (arrivals, seed, fidelity, functional check) and an optional ``sweep``.
+Human units ("2 GiB", "14 ns") are accepted wherever a size, time or bandwidth goes.
+``parse_experiment`` turns any validation problem into an ``InputError`` naming the file, the
+dotted field, what was given and what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from embsim.errors import InputError
+from embsim.validation import first_problem
+from hwmodels.device import FIDELITIES
+from hwmodels.specs import NonNegativeEnergy, NonNegativeTime, PositiveBandwidth, PositiveSize
+
+Positive = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+def require_one(first: Any, second: Any, message: str) -> None:
+    """Raise (as a validation error) unless exactly one of two optional fields is given."""
+    if (first is None) == (second is None):
+        raise ValueError(message)
+
+
+class Strict(BaseModel):
+    """Base of every config section: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DeviceConfig(Strict):
+    """A device: a preset name and/or any of its parameters (which override the preset's)."""
+
+    preset: str | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"preset", "link", "host_memory", "kind", "params"},
+                               exclude_none=True)
+
+
+DIRECT = "direct"
+"""The link name of a tier the processor reads on its own memory bus (no link stage)."""
+
+
+class MemoryTierConfig(DeviceConfig):
+    """A memory tier: a device model (``kind`` dram, scm or ssd: a kind of
+    ``hwmodels.device.DEVICE_KINDS``, from a preset of that kind, with ``params`` overriding
+    any of the device's parameters) or a generic bandwidth/latency tier (``kind: memory``; see
+    ``hwmodels.specs.MemorySpec`` for its fields). ``kind`` defaults to the preset's kind, else
+    ``memory``.
+
+    ``link`` names the link the compute reaches this tier over (the default of
+    ``system.tables.link`` for the tables that live here); ``direct`` means the processor reads
+    the tier on its own memory bus. ``host_memory: true`` marks the host's main memory:
+    reference backends that measure on an accelerator place tables that live in this tier in
+    pinned host memory.
+    """
+
+    kind: str | None = None
+    params: dict[str, Any] = {}
+    link: str | None = None
+    host_memory: bool = False
+    capacity: PositiveSize | None = None
+    bandwidth: PositiveBandwidth | None = None
+    latency: NonNegativeTime | None = None
+    access_granularity: PositiveSize | None = None
+    channels: PositiveInt | None = None
+    interleave: PositiveSize | None = None
+    energy_per_bit: NonNegativeEnergy | None = None
+
+
+class LinkConfig(DeviceConfig):
+    """A link (see ``hwmodels.specs.LinkSpec`` for the fields)."""
+
+    bandwidth: PositiveBandwidth | None = None
+    latency: NonNegativeTime | None = None
+    max_payload: PositiveSize | None = None
+    energy_per_bit: NonNegativeEnergy | None = None
+
+
+class TablesConfig(Strict):
+    """Where the embedding tables live: one ``tier``, or rows spread over several ``tiers``
+    (fastest first) by a ``placement`` policy (see ``simulator.core.placement``). ``budget``
+    caps the bytes of a tier the tables may use (default: its capacity, less a cache kept
+    there).
+    ``profile_batches`` is how many leading batches of the trace ``hot_rows`` profiles (default:
+    all). ``link`` overrides the tiers' own links for the compute's reads of the tables.
+    """
+
+    tier: str | list[str]
+    placement: str = "whole_tables"
+    budget: dict[str, PositiveSize] = {}
+    profile_batches: PositiveInt | None = None
+    link: str | None = None
+
+    @property
+    def tiers(self) -> list[str]:
+        """The tiers the tables may use, fastest first."""
+        return [self.tier] if isinstance(self.tier, str) else list(self.tier)
+
+    @property
+    def home(self) -> str:
+        """The first tier the tables use (where one-tier tables live)."""
+        return self.tiers[0]
+
+    @model_validator(mode="after")
+    def _some_tier(self) -> TablesConfig:
+        if not self.tiers or len(set(self.tiers)) != len(self.tiers):
+            raise ValueError("'tier' must name one tier or a list of distinct tiers")
+        return self
+
+
+def require_power_of_two(value: float, name: str) -> None:
+    """ValueError unless ``value`` is a whole power of two."""
+    if value != int(value) or int(value) & (int(value) - 1):
+        raise ValueError(f"'{name}' must be a power of two bytes, got {value:g}")
+
+
+class TlbConfig(Strict):
+    """The processor's translation lookaside buffer: ``entries`` pages of ``page`` bytes,
+    ``ways``-way set associative (default: fully associative), LRU. A lookup whose row's page
+    misses it adds ``miss_time`` (a page walk, as the processor overlaps it) to pooling."""
+
+    entries: PositiveInt
+    page: PositiveSize = 4096
+    ways: PositiveInt | None = None
+    miss_time: NonNegativeTime
+
+    @property
+    def associativity(self) -> int:
+        """``ways``, or 16 (at most ``entries``) when not given."""
+        return self.ways if self.ways is not None else min(16, self.entries)
+
+    @model_validator(mode="after")
+    def _whole_sets(self) -> TlbConfig:
+        if self.entries % self.associativity:
+            raise ValueError(f"'entries' ({self.entries}) must be a multiple of 'ways' "
+                             f"({self.associativity})")
+        require_power_of_two(self.page, "page")
+        return self
+
+
+class PrivateCacheConfig(Strict):
+    """The cores' private cache (a CPU's L2), in front of the compute tier: ``size`` bytes of
+    ``line``-byte lines, ``ways``-way, LRU. A row whose lines all hit it is read there, at
+    ``line_time`` per line, instead of from the compute tier."""
+
+    size: PositiveSize
+    ways: PositiveInt = 16
+    line: PositiveSize = 64
+    line_time: NonNegativeTime
+
+    @model_validator(mode="after")
+    def _whole_sets(self) -> PrivateCacheConfig:
+        require_power_of_two(self.line, "line")
+        if self.size % (self.line * self.ways):
+            raise ValueError(f"'size' ({self.size:g} B) must be a multiple of line x ways "
+                             f"({self.line:g} B x {self.ways})")
+        return self
+
+
+class ComputeConfig(Strict):
+    """The host processor (compute unit ``compute``): the memory tier it reads directly, and
+    its fixed costs. It pools every lookup no other unit takes and combines the partial sums
+    other units send it.
+
+    The overheads are processor time added to each query's pooling stage: per query
+    (dispatch and synchronisation), per table (operator call or kernel launch), per bag and
+    per lookup. ``lookup_chain_latency`` is paid per row along each table's longest bag: a
+    bag's rows are walked one after another, so a table's pooling lasts at least that long.
+    All default to zero; ``embsim calibrate`` fits them from microbenchmarks. ``tlb`` and
+    ``private_cache`` (both optional) model a CPU's address translation and its private
+    cache level (``simulator.core.processor``). ``partial_overhead`` is its time to add one
+    partial vector that another compute unit sent into the bag's output.
+    """
+
+    tier: str
+    pooling: Literal["sum", "mean"] = "sum"
+    query_overhead: NonNegativeTime = 0.0
+    call_overhead: NonNegativeTime = 0.0
+    bag_overhead: NonNegativeTime = 0.0
+    lookup_overhead: NonNegativeTime = 0.0
+    lookup_chain_latency: NonNegativeTime = 0.0
+    partial_overhead: NonNegativeTime = 0.0
+    tlb: TlbConfig | None = None
+    private_cache: PrivateCacheConfig | None = None
+
+
+class CacheConfig(BaseModel):
+    """A cache of rows kept in ``tier`` (the compute tier), in front of the tables' tiers.
+
+    ``kind`` picks the cache (``hwmodels.cache.ROW_CACHES``: ``software``, the generic
+    set-associative or fully associative row cache with ``ways`` and ``policy``;
+    ``fbgemm_uvm``, ``colossal``, ``hugectr`` and ``pinned``: the caches of those systems).
+    Every other key is an option of that kind, checked against it. Give the size either in
+    bytes (``size``; a slot holds the widest row) or as a fraction of all rows
+    (``load_factor``). ``caches`` lists the tiers whose rows it holds (default: every tier but
+    the compute tier); rows elsewhere bypass it. ``hardware: true`` models a processor cache:
+    misses are fetched while hits are read, instead of all misses being fetched before pooling
+    starts.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    tier: str
+    kind: str = "software"
+    caches: list[str] | None = None
+    hardware: bool = False
+    size: PositiveSize | None = None
+    load_factor: Annotated[float, Field(gt=0, le=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_size(self) -> CacheConfig:
+        require_one(self.size, self.load_factor, "give exactly one of 'size' or 'load_factor'")
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """The keys that belong to the cache's kind; one set to null is left out (so a sweep
+        case can switch kinds and unset the options of the previous one)."""
+        return {k: v for k, v in (self.model_extra or {}).items() if v is not None}
+
+
+class UnitConfig(BaseModel):
+    """A compute unit besides the host processor: ``kind`` picks it
+    (``simulator.core.units.UNITS``); every other key is an option of that kind, checked
+    against it (``tier``: the memory tier it sits at, for units placed in memory)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str
+
+    def options(self) -> dict[str, Any]:
+        """The keys that belong to the unit's kind (null ones left out, as for caches)."""
+        return {k: v for k, v in (self.model_extra or {}).items() if v is not None}
+
+
+class SystemConfig(Strict):
+    """The hardware: memory tiers, links, where tables live, an optional row cache, the host
+    processor (``compute``) and other compute units (``units``, by name). ``assignment``
+    names the policy that gives each lookup to the unit that pools it
+    (``simulator.core.units.assignment``)."""
+
+    memory: Annotated[dict[str, MemoryTierConfig], Field(min_length=1)]
+    links: dict[str, LinkConfig] = {}
+    tables: TablesConfig
+    compute: ComputeConfig
+    cache: CacheConfig | None = None
+    units: dict[str, UnitConfig] = {}
+    assignment: str = "nearest"
+
+
+class TableConfig(Strict):
+    rows: PositiveInt
+    dim: PositiveInt
+    dtype: Literal["float32", "float16", "bfloat16", "int8", "float64"] = "float32"
+    pooling: Positive | None = None
+
+
+class GeneratorConfig(Strict):
+    """Synthetic lookups with FBGEMM ``generate_requests`` semantics (see traces.generators)."""
+
+    model: str | None = None
+    tables: list[TableConfig] | None = None
+    num_tables: PositiveInt | None = None
+    rows: PositiveInt | None = None
+    dim: PositiveInt | None = None
+    pooling: Positive | None = None
+    batches: PositiveInt = 10
+    batch_size: PositiveInt = 64
+    alpha: Annotated[float, Field(ge=0)] = 1.05
+    reuse: Fraction = 0.0
+    pooling_dist: Literal["fixed", "normal", "lognormal"] = "fixed"
+    pooling_sigma: Annotated[float, Field(ge=0)] = 0.0
+    zipf_oversample: PositiveInt = 3
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _model_or_tables(self) -> GeneratorConfig:
+        require_one(self.model, self.tables,
+                    "give exactly one of 'model' (rm1, rm2, rm3) or 'tables'")
+        if self.tables is not None and any(
+            t.pooling is None for t in self.tables) and self.pooling is None:
+            raise ValueError("give 'pooling', or 'pooling' for every table")
+        return self
+
+
+class WorkloadConfig(Strict):
+    trace: Path | None = None
+    generator: GeneratorConfig | None = None
+    max_batches: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WorkloadConfig:
+        require_one(self.trace, self.generator,
+                    "give exactly one of 'trace' (a Parquet file) or 'generator'")
+        return self
+
+
+class ArrivalConfig(Strict):
+    """Closed loop keeps ``concurrency`` queries in flight; open loop is Poisson at ``qps``."""
+
+    mode: Literal["closed", "open"] = "closed"
+    concurrency: PositiveInt = 1
+    qps: Positive | None = None
+
+    @model_validator(mode="after")
+    def _rate_for_open(self) -> ArrivalConfig:
+        if self.mode == "open" and self.qps is None:
+            raise ValueError("open-loop arrivals need 'qps'")
+        return self
+
+
+class RunConfig(Strict):
+    """How a point runs. ``mode: training`` adds, after each query's pooling, the update of
+    every row it looked up: a read-modify-write of the row and its ``optimizer`` state
+    (``sgd``: none; ``rowwise_adagrad``: one float per row; ``adagrad``: one float per
+    element), as FBGEMM's TBE training kernels do. ``warm_caches`` looks every batch up once
+    through the caches (row cache, TLB, private cache) before the timed replay, untimed, so
+    they start as a measurement's later passes find them when it does not flush caches; the
+    caches' counters include that pass."""
+
+    mode: Literal["inference", "training"] = "inference"
+    optimizer: Literal["sgd", "rowwise_adagrad", "adagrad"] = "rowwise_adagrad"
+    arrivals: ArrivalConfig = ArrivalConfig()
+    seed: int = 0
+    fidelity: Literal[FIDELITIES] = "fast"  # type: ignore[valid-type]
+    functional: bool = False
+    warm_caches: bool = False
+
+
+Values = Annotated[list[Any], Field(min_length=1)]
+Condition = Annotated[dict[str, Any], Field(min_length=1)]
+
+
+class RepeatConfig(Strict):
+    """Run every point ``count`` times; repeat r > 0 derives new values for the ``seeds``."""
+
+    count: PositiveInt
+    seeds: Annotated[list[str], Field(min_length=1)] = ["run.seed", "workload.generator.seed"]
+
+
+class SweepConfig(Strict):
+    """Which points an experiment runs (see ``simulator.runs.sweep`` for the semantics).
+
+    ``grid``: dotted paths to lists, their cartesian product. ``zip``: one or several groups of
+    equally long lists advanced together. ``cases``: named override sets. ``repeats``: a count
+    (or ``{count, seeds}``). ``include``/``exclude``: conditions (path -> value or list of
+    values) that keep or drop points.
+    """
+
+    grid: dict[str, Values] = {}
+    zip: dict[str, Values] | list[dict[str, Values]] = {}
+    cases: dict[str, dict[str, Any]] = {}
+    repeats: PositiveInt | RepeatConfig = 1
+    include: list[Condition] = []
+    exclude: list[Condition] = []
+
+
+class PlotConfig(Strict):
+    """A figure ``embsim run`` draws from the results: each metric against ``x``, one line per
+    ``by`` value, over the points whose columns match ``where`` (path -> value)."""
+
+    file: Annotated[str, Field(pattern=r"^[\w.-]+\.(png|pdf|svg)$")]
+    x: str
+    by: str | None = None
+    metrics: Annotated[list[str], Field(min_length=1)] = ["cache_hit_rate", "latency_p99_us"]
+    where: dict[str, Any] = {}
+
+
+class Experiment(Strict):
+    name: str = "experiment"
+    description: str = ""
+    system: SystemConfig
+    workload: WorkloadConfig
+    run: RunConfig = RunConfig()
+    sweep: SweepConfig | None = None
+    plots: list[PlotConfig] = []
+
+
+def parse_experiment(data: Any, source: str) -> Experiment:
+    """Validate a loaded mapping as an ``Experiment``; problems become ``InputError``."""
+    if not isinstance(data, dict):
+        raise InputError("expected a mapping with 'system', 'workload' and 'run'", source=source)
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]["loc"]
+        device_tier = len(first) == 4 and first[:2] == ("system", "memory")
+        field, message = first_problem(err, "unknown key (a device tier's own parameters go "
+                                            "under 'params')" if device_tier else "unknown key")
+        raise InputError(message, source=source, field=field) from None
+
+
+def read_yaml(path: Path) -> Any:
+    """Load a YAML file; a missing or malformed file is an ``InputError``."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError("file not found", source=str(path)) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "YAML"
+        raise InputError(f"not valid YAML ({getattr(err, 'problem', err)})", source=str(path),
+                         field=where) from None
+
+
+def set_dotted(data: dict[str, Any], path: str, value: Any, *, source: str) -> None:
+    """Set ``a.b.c = value`` inside nested mappings, creating levels as needed."""
+    keys = path.split(".")
+    node = data
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise InputError(f"cannot set inside a {type(child).__name__}", source=source,
+                             field=".".join(keys[: depth + 1]))
+        node = child
+    node[keys[-1]] = value

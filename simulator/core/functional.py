@@ -1,0 +1,168 @@
+"""Functional reference: carry real values through the simulated data path, check with torch.
+
+With ``run.functional: true`` the run materialises every table with seeded values, keeps a copy
+of each cached row in its cache slot, reads each lookup's row from where the simulated path says
+it is (the slot on a hit, the table on a miss, which also fills the slot), has every compute
+unit sum the rows of its share into one partial vector per bag, adds the partials into the bags'
+outputs as the host does (dividing by the bag's length for mean pooling) and compares them with
+``torch.nn.functional.embedding_bag``. A mismatch raises ``FunctionalMismatch``: it means the
+simulator's data path (cache slot bookkeeping, the split of lookups between units) is wrong.
+Values are float32 whatever the tables' storage dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from embsim.errors import FunctionalMismatch, InputError
+from embsim.units import format_size
+from simulator.core.query import Query
+from traces.schema import TraceMeta
+
+MAX_TABLE_BYTES = 2 * 2**30
+
+
+@njit(cache=True)
+def _read_through_cache(values, store, store_row, global_rows, hit, slot, saved_at, saved_prev,
+                        saved_row, saved_value, out):
+    """Row values as the cached data path delivers them, lookup by lookup, in order.
+
+    A miss fills its slot; slot -1 reads the table without caching. A hit reads its slot; if a
+    fill of this same batch has since replaced the row there, the hit reads the row as that
+    slot held it earlier in the batch (caches that look a whole batch up before filling it, as
+    HugeCTR's HPS does, serve the batch from those values); a hit on a slot that never held its
+    row delivers NaN, which fails the comparison.
+    """
+    saved = 0
+    for i in range(global_rows.size):
+        row, s = global_rows[i], slot[i]
+        if s < 0:
+            out[i] = values[row]
+        elif not hit[i]:
+            saved_row[saved] = store_row[s]              # what the slot held until now
+            saved_value[saved] = store[s]
+            saved_prev[saved] = saved_at[s] - 1
+            saved += 1
+            saved_at[s] = saved
+            store[s] = values[row]
+            store_row[s] = row
+            out[i] = store[s]
+        elif store_row[s] == row:
+            out[i] = store[s]
+        else:
+            out[i] = np.nan
+            k = saved_at[s] - 1
+            while k >= 0:
+                if saved_row[k] == row:
+                    out[i] = saved_value[k]
+                    break
+                k = saved_prev[k]
+    for i in range(global_rows.size):
+        if slot[i] >= 0:
+            saved_at[slot[i]] = 0
+
+
+@njit(cache=True)
+def _pool_bags(rows, offsets, unit, units, mean, out):
+    """Each unit's partial sum of each bag's rows (``unit``: who pools each lookup), added into
+    the bag's output; then the mean, if asked. Empty bags pool to zero, as in torch."""
+    partial = np.zeros((units, rows.shape[1]), dtype=rows.dtype)
+    for bag in range(offsets.size - 1):
+        start, stop = offsets[bag], offsets[bag + 1]
+        partial[:] = 0
+        for i in range(start, stop):
+            partial[unit[i]] += rows[i]
+        for u in range(units):
+            out[bag] += partial[u]
+        if mean and stop > start:
+            out[bag] /= stop - start
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise InputError("run.functional: true needs PyTorch: pip install 'embsim[torch]'",
+                         field="run.functional") from None
+    return torch
+
+
+class FunctionalReference:
+    """Seeded table values, cache slot contents and the comparison with torch."""
+
+    def __init__(self, meta: TraceMeta, seed: int, pooling: str, cache_slots: int | None,
+                 preloaded: tuple[np.ndarray, np.ndarray] | None = None):
+        """``preloaded``: (slots, global rows) a cache holds before the run."""
+        self.torch = _torch()
+        needed = meta.total_rows * max(t.dim for t in meta.tables) * 4
+        if needed > MAX_TABLE_BYTES:
+            raise InputError(
+                f"functional check would materialise {format_size(needed)} of tables (limit "
+                f"{format_size(MAX_TABLE_BYTES)}); use smaller tables", field="run.functional")
+        self.meta = meta
+        self.mean = pooling == "mean"
+        self.max_dim = max(t.dim for t in meta.tables)
+        rng = np.random.default_rng(seed)
+        self.values = np.zeros((meta.total_rows, self.max_dim), dtype=np.float32)
+        base = meta.row_base
+        for t, table in enumerate(meta.tables):
+            self.values[base[t]:base[t + 1], :table.dim] = rng.standard_normal(
+                (table.rows, table.dim), dtype=np.float32)
+        self.store = (np.zeros((cache_slots, self.max_dim), dtype=np.float32)
+                      if cache_slots else None)
+        self.store_row = np.full(cache_slots or 0, -1, dtype=np.int64)
+        self.saved_at = np.zeros(cache_slots or 0, dtype=np.int64)
+        if self.store is not None and preloaded is not None:
+            slots, rows = preloaded
+            self.store[slots] = self.values[rows]
+            self.store_row[slots] = rows
+        self.checked_bags = 0
+
+    def delivered(self, q: Query) -> np.ndarray:
+        """Each lookup's row values as the data path delivered them (through the cache)."""
+        if self.store is None:
+            return self.values[q.global_rows]
+        rows = np.empty((q.global_rows.size, self.max_dim), dtype=np.float32)
+        filled = int(np.count_nonzero(~q.hit & (q.slot >= 0)))
+        _read_through_cache(self.values, self.store, self.store_row, q.global_rows, q.hit,
+                            q.slot, self.saved_at, np.empty(filled, dtype=np.int64),
+                            np.empty(filled, dtype=np.int64),
+                            np.empty((filled, self.max_dim), dtype=np.float32), rows)
+        return rows
+
+    def pooled(self, q: Query) -> np.ndarray:
+        """Pooled bags (T*B, max_dim): each unit's partial sums of the rows it was given,
+        combined."""
+        rows = self.delivered(q)
+        unit = np.ascontiguousarray(q.unit, dtype=np.int64)
+        units = int(unit.max()) + 1 if unit.size else 1
+        out = np.zeros((q.batch.offsets.size - 1, self.max_dim), dtype=np.float32)
+        _pool_bags(rows, q.batch.offsets, unit, units, self.mean, out)
+        return out
+
+    def warm(self, q: Query) -> None:
+        """Follow a warm-up pass's cache fills in the copy of the cache."""
+        self.delivered(q)
+
+    def check(self, q: Query) -> None:
+        """Compare the data path's pooled bags with torch's ``embedding_bag``, table by table."""
+        torch = self.torch
+        batch = q.batch
+        pooled = self.pooled(q)
+        B = batch.batch_size
+        base = self.meta.row_base
+        for t, table in enumerate(self.meta.tables):
+            lo, hi = batch.offsets[t * B], batch.offsets[(t + 1) * B]
+            weight = torch.from_numpy(self.values[base[t]:base[t + 1], :table.dim])
+            expected = torch.nn.functional.embedding_bag(
+                torch.from_numpy(batch.indices[lo:hi]), weight,
+                torch.from_numpy(batch.offsets[t * B:(t + 1) * B] - lo),
+                mode="mean" if self.mean else "sum").numpy()
+            got = pooled[t * B:(t + 1) * B, :table.dim]
+            if not np.allclose(got, expected, rtol=1e-4, atol=1e-4):
+                bag = int(np.argmax(np.abs(got - expected).max(axis=1)))
+                raise FunctionalMismatch(
+                    f"batch {batch.index}, table {t}, bag {bag}: simulated pooling "
+                    f"{got[bag][:4]}... differs from torch embedding_bag {expected[bag][:4]}...")
+        self.checked_bags += batch.offsets.size - 1

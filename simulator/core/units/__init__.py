@@ -1,0 +1,118 @@
+"""Compute units: the places where pooling happens, registered by kind.
+
+Every system has the host processor (``system.compute``, unit ``compute``, kind ``host``,
+``units.host``): it pools every lookup no other unit takes, writes every bag's output and
+combines the partial sums the others send. ``system.units`` adds more, each a kind registered
+in ``UNITS`` by its own module of this package (every module here is imported on first use, so
+a new kind is one module): a unit placed at a memory tier pools the lookups whose rows live
+there, reading them through its own path to that memory, and sends one partial vector per bag
+it touched to the host over a link.
+
+A kind is a ``PlacedUnit`` subclass with an ``options_model`` (a pydantic model of its keys
+in ``system.units.<name>``, unknown keys rejected) and a ``build`` class method that turns one
+config entry into its units (a kind may build several: one per rank, say). A unit's ``serve``
+is its SimPy process body for one query's share of lookups and returns its unloaded time;
+``remote`` names the rows it must receive before pooling (``simulator.core.stages.fetch``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from embsim.errors import InputError
+from embsim.registry import Registry, submodules
+from embsim.validation import first_problem
+
+if TYPE_CHECKING:
+    from hwmodels.link import Link
+    from hwmodels.memory import Tier
+    from simulator.core.fabric import Fabric, Process
+    from simulator.core.query import Query
+
+HOST = "compute"
+"""The host processor's unit name (its results columns end in ``_compute``)."""
+
+class UnitOptions(BaseModel):
+    """Base of every unit kind's options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class UnitSite:
+    """What a unit kind may use when it builds its units: the system's tiers and links, the
+    tables' tiers (in order) and the host's link to each, and the row sizes per table."""
+
+    tiers: dict[str, Tier]
+    links: dict[str, Link]
+    table_tiers: list[str]
+    host_links: list[str | None]
+    row_bytes: np.ndarray
+    batch_size: int
+    source: str
+
+
+class ComputeUnit(ABC):
+    """A place where pooling happens: one unit of one kind."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, name: str, index: int, tier_index: int | None):
+        self.name = name
+        self.index = index
+        self.tier_index = tier_index
+        """The table tier it sits at (None: it reaches rows through the host's paths)."""
+        self.pooled_lookups = 0
+        self.partials = 0
+
+    def claims(self, q: Query, lookups: np.ndarray) -> np.ndarray:
+        """Which of ``lookups`` (indices of rows in this unit's tier) this unit pools; a kind
+        with several units per tier splits them here."""
+        return np.ones(lookups.size, dtype=bool)
+
+    def remote(self, q: Query) -> np.ndarray | None:
+        """Per lookup, whether it must be moved to this unit before it pools (None: none)."""
+        return None
+
+    @abstractmethod
+    def serve(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
+        """Pool ``share`` of ``q`` (SimPy process body); returns the unloaded time."""
+
+    def warm(self, q: Query, share: np.ndarray | slice) -> None:  # noqa: B027 (optional)
+        """Pass ``share`` through the unit's own caches, taking no time (a warm-up pass)."""
+
+    def counters(self) -> dict[str, float]:
+        """Results columns of this unit, named ``<counter>_<unit name>`` by the caller."""
+        return {"pooled_lookups": self.pooled_lookups, "partials": self.partials}
+
+
+class PlacedUnit(ComputeUnit):
+    """A unit of ``system.units``: built from its config entry, it sits at a memory tier."""
+
+    options_model: ClassVar[type[UnitOptions]] = UnitOptions
+
+    @classmethod
+    @abstractmethod
+    def build(cls, name: str, options: Any, first_index: int,
+              site: UnitSite) -> list[PlacedUnit]:
+        """The units one config entry ``name`` describes, indexed from ``first_index``."""
+
+
+UNITS: Registry[type[PlacedUnit]] = Registry("compute unit kind", load=submodules(__name__))
+
+
+def unit_options(kind: str, options: dict[str, Any], *, source: str | None,
+                 field: str) -> tuple[type[PlacedUnit], UnitOptions]:
+    """The unit kind called ``kind`` and its validated ``options``."""
+    cls = UNITS.get(kind, source=source, field=f"{field}.kind")
+    try:
+        return cls, cls.options_model.model_validate(options)
+    except ValidationError as err:
+        where, message = first_problem(err)
+        raise InputError(message, source=source,
+                         field=f"{field}.{where}" if where else field) from None

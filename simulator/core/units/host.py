@@ -1,0 +1,155 @@
+"""Unit kind ``host``: the processor that runs the embedding operator (a GPU's SMs, a CPU's
+cores), configured by ``system.compute``.
+
+It reads directly the tier it sits at (``compute.tier``: HBM, or the CPU's LLC-backed DRAM),
+where it keeps the row cache's slots and writes the pooled outputs; rows elsewhere are moved to
+it over their tier's link first (``stages.fetch``). A software row cache fetches every miss
+before pooling starts (as FBGEMM's UVM cache prefetches); behind a hardware cache
+(``system.cache.hardware``) fetching and pooling overlap and the unit waits for both.
+
+Pooling reads the bags' rows in the host's tier (cache slots, rows kept there), writes the
+cache fills and every bag's output, then adds the processor's fixed costs
+(``compute.query_overhead`` per query, ``call_overhead`` per table, ``bag_overhead`` per bag,
+``lookup_overhead`` per lookup it pools, ``lookup_chain_latency`` per row of each table's
+longest bag) and its TLB and private cache's (``simulator.core.processor``). Rows the cache
+serves without keeping (slot -1: FBGEMM's conflict misses, a pinned cache's misses) are pooled
+as fetched. The host runs the operator over every table and bag, whichever units pooled their
+rows, so the per-query, per-table and per-bag costs are paid in full; the others scale with
+its share.
+
+What it ignores: contention between concurrent queries for the processor's own cycles (each
+query's pooling time is its own; its memory traffic does contend).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simulator.core.config import ComputeConfig
+from simulator.core.fabric import Fabric, Process
+from simulator.core.placement import align_each
+from simulator.core.processor import Processor
+from simulator.core.query import Query
+from simulator.core.units import HOST, ComputeUnit, UnitSite
+
+if TYPE_CHECKING:
+    from simulator.core.system import Layout
+
+
+class HostUnit(ComputeUnit):
+    """The host processor: fetches, pools, writes outputs and combines partial sums."""
+
+    kind = "host"
+
+    def __init__(self, cfg: ComputeConfig, site: UnitSite, layout: Layout, overlap_fetch: bool,
+                 source: str | None = None):
+        names = site.table_tiers
+        super().__init__(HOST, 0, names.index(cfg.tier) if cfg.tier in names else None)
+        self.cfg = cfg
+        self.tier = site.tiers[cfg.tier]
+        self.layout = layout
+        self.overlap_fetch = overlap_fetch
+        self.processor = (Processor(cfg, source) if cfg.tlb is not None
+                          or cfg.private_cache is not None else None)
+        self.output_sizes = align_each(np.repeat(layout.row_bytes, site.batch_size),
+                                       self.tier.granularity)
+        self.output_addresses = layout.output_base + np.concatenate(
+            [[0], np.cumsum(self.output_sizes)[:-1]])
+
+    def remote(self, q: Query) -> np.ndarray:
+        return (q.unit == self.index) & ~q.local & ~q.hit
+
+    def serve(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
+        env = fabric.env
+        fetches = q.fetches.get(self.index, [])
+        if fetches and not self.overlap_fetch:
+            yield env.all_of(fetches)
+        pooled = yield from self._pool(q, share, fabric)
+        if fetches:
+            yield env.all_of(fetches)
+        fetched = q.fetch_unloaded_s.get(self.index, 0.0)
+        return max(fetched, pooled) if self.overlap_fetch else fetched + pooled
+
+    def _pool(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
+        """Read the share's rows in the host's tier, write fills and outputs, add the
+        processor's costs; returns the unloaded time."""
+        env = fabric.env
+        slot, hit, local = q.slot[share], q.hit[share], q.local[share]
+        row_bytes, home = q.row_bytes[share], q.home_addresses[share]
+        addresses = [self.output_addresses]
+        sizes = [self.output_sizes]
+        writes = [np.ones(self.output_sizes.size, dtype=bool)]
+        overhead = self.fixed_costs(q, share)
+        read = np.ones(slot.size, dtype=bool)
+        if self.processor is not None:
+            cost = self.processor.serve(q.tier[share], home, row_bytes)
+            read = ~cost.near          # near rows are read from the private cache
+            overhead += cost.seconds
+        slotted = slot >= 0
+        if slotted.any():
+            slot_addr = self.slot_addresses(slot[slotted])
+            filled = ~hit[slotted]
+            read_slot = read[slotted]
+            addresses += [slot_addr[read_slot], slot_addr[filled]]
+            sizes += [row_bytes[slotted][read_slot], row_bytes[slotted][filled]]
+            writes += [np.zeros(int(read_slot.sum()), dtype=bool),
+                       np.ones(int(filled.sum()), dtype=bool)]
+        kept = local & read
+        if kept.any():
+            addresses.append(home[kept])
+            sizes.append(row_bytes[kept])
+            writes.append(np.zeros(int(kept.sum()), dtype=bool))
+        done, moved = self.tier.access(env.now, np.concatenate(addresses),
+                                       np.concatenate(sizes), np.concatenate(writes))
+        self.pooled_lookups += slot.size
+        yield env.timeout(done - env.now + overhead)
+        return self.tier.unloaded_time(moved) + overhead
+
+    def combine(self, q: Query, fabric: Fabric) -> Process:
+        """Receive the partial vectors other units sent and add each into its bag's output:
+        the partials land in the host's tier and are read back, the outputs they touch are
+        read and written, and each costs ``partial_overhead``. Returns the unloaded time."""
+        env = fabric.env
+        bags = np.concatenate(q.partial_bags)
+        sizes = self.output_sizes[bags]
+        landing = self.layout.partial_base + np.arange(bags.size) * int(self.output_sizes.max())
+        outputs = self.output_addresses[bags]
+        addresses = np.concatenate([landing, landing, outputs, outputs])
+        every = np.concatenate([sizes, sizes, sizes, sizes])
+        writes = np.repeat(np.array([True, False, False, True]), bags.size)
+        done, moved = self.tier.access(env.now, addresses, every, writes)
+        overhead = bags.size * self.cfg.partial_overhead
+        yield env.timeout(done - env.now + overhead)
+        return self.tier.unloaded_time(moved) + overhead
+
+    def warm(self, q: Query, share: np.ndarray | slice) -> None:
+        if self.processor is not None:
+            self.processor.serve(q.tier[share], q.home_addresses[share], q.row_bytes[share])
+
+    def slot_addresses(self, slots: np.ndarray) -> np.ndarray:
+        """Byte addresses of cache slots in the host's tier."""
+        return self.layout.slot_base + slots * self.layout.slot_bytes
+
+    def fixed_costs(self, q: Query, share: np.ndarray | slice) -> float:
+        """The processor's costs of one query: per query, table and bag in full (it runs the
+        operator over all of them), per lookup and along each table's longest bag for the
+        lookups it pools itself."""
+        costs = self.cfg
+        batch = q.batch
+        if isinstance(share, slice):
+            lookups = batch.num_lookups
+            longest_bags = int(batch.lengths().max(axis=1).sum()) if lookups else 0
+        else:
+            lookups = share.size
+            per_bag = np.bincount(q.bags()[share], minlength=batch.offsets.size - 1)
+            longest_bags = (int(per_bag.reshape(batch.num_tables, -1).max(axis=1).sum())
+                            if lookups else 0)
+        return (costs.query_overhead + batch.num_tables * costs.call_overhead
+                + batch.num_tables * batch.batch_size * costs.bag_overhead
+                + lookups * costs.lookup_overhead
+                + longest_bags * costs.lookup_chain_latency)
+
+    def counters(self) -> dict[str, float]:
+        return {"pooled_lookups": self.pooled_lookups}

@@ -1,0 +1,1 @@
+"""Grounding the numbers: reference backends, measure, calibrate and validate."""

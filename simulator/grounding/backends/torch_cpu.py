@@ -1,0 +1,90 @@
+"""PyTorch on this machine's CPU: tables in host memory, caches read from the OS."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulator.grounding.backends.base import BACKENDS, Backend
+
+CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (the platform string where that is absent)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _parse_cache_size(text: str) -> int:
+    text = text.strip().upper()
+    scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1:], 1)
+    return int(text.rstrip("KMG")) * scale
+
+
+def os_caches() -> dict[str, tuple[int, int | None]]:
+    """Data/unified cache levels (``L1``, ``L2``, ``L3``) as the OS reports them: size in
+    bytes and associativity (None where the OS does not say)."""
+    levels: dict[str, tuple[int, int | None]] = {}
+    for index in sorted(CACHE_DIR.glob("index*")):
+        try:
+            if (index / "type").read_text().strip() == "Instruction":
+                continue
+            level = f"L{(index / 'level').read_text().strip()}"
+            size = _parse_cache_size((index / "size").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            ways: int | None = int((index / "ways_of_associativity").read_text())
+        except (OSError, ValueError):
+            ways = None
+        levels[level] = (size, ways)
+    return levels
+
+
+def os_cache_bytes() -> dict[str, int]:
+    """Size of each data/unified cache level, from the OS."""
+    return {level: size for level, (size, _) in os_caches().items()}
+
+
+@BACKENDS.register("torch-cpu")
+class TorchCPU(Backend):
+    """``torch.nn.functional.embedding_bag`` on the CPU, timed with the host clock."""
+
+    name = "torch-cpu"
+
+    def __init__(self, kernel: str = "embedding_bag") -> None:
+        super().__init__(kernel)
+        largest = max(os_cache_bytes().values(), default=64 * 2**20)
+        self._flush_buffer = np.zeros(2 * largest // 8, dtype=np.int64)
+
+    def device_name(self) -> str:
+        return cpu_model_name()
+
+    def cache_bytes(self) -> dict[str, int]:
+        return os_cache_bytes()
+
+    def place(self, values: np.ndarray, where: str) -> Any:
+        return self.torch.from_numpy(values)
+
+    def random_table(self, rows: int, dim: int, dtype: str, where: str, seed: int) -> Any:
+        torch = self.torch
+        generator = torch.Generator().manual_seed(seed)
+        return torch.rand((rows, dim), generator=generator, dtype=getattr(torch, dtype))
+
+    def to_device(self, array: np.ndarray) -> Any:
+        return self.torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))
+
+    def synchronize(self) -> None:
+        """CPU work is synchronous."""
+
+    def flush_caches(self) -> None:
+        self._flush_buffer += 1

@@ -1,0 +1,436 @@
+"""``embsim calibrate``: fit a machine preset to microbenchmarks run on a backend.
+
+The preset describes the machine in embsim's terms, every value with the microbenchmark (or
+OS/device property) that set it:
+
+- a cache level that pooling reads (``llc`` on a CPU, ``l2`` on a GPU), sized from the OS or
+  the device properties, modelled as an LRU row cache in front of main memory;
+- main memory (``dram`` on a CPU; ``hbm``, plus ``host`` memory over ``pcie``, on a GPU);
+- the processor's fixed costs (``compute.*_overhead`` and ``lookup_chain_latency``).
+
+Fits: pooling over cache-resident tables (varied tables, batch, pooling and dim) gives, by
+non-negative least squares on relative error, the processor costs and the cache level's
+bandwidth. Pooling over tables far larger than the cache then gives main memory's random-row
+bandwidth (what is left after the cached part, over the bytes that miss), and pooling over
+pinned host memory the link's. Dependent-load chains give the latencies. No experiment point
+is used, so everything an experiment measures can validate the preset.
+
+Running and fitting are separate: the preset records every microbenchmark run, and
+``refit`` rebuilds a preset from those records with the current fitting code.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from embsim.errors import InputError
+from embsim.registry import Registry
+from hwmodels.presets import resolve
+from simulator.grounding import microbench
+from simulator.grounding.backends import Backend
+from simulator.grounding.cost_fit import (
+    COSTS,
+    NO_STRUCTURES,
+    Structures,
+    best_tlb,
+    fit_cache_capacity,
+    fit_memory_bandwidth,
+    fit_processor,
+    relative_error,
+)
+from simulator.grounding.microbench import Sample
+
+GRID = {"tables": (1, 2, 4, 8), "batch_size": (32, 512, 4096), "pooling": (1, 16, 128),
+        "dim": (32, 256)}
+PRIVATE_GRID = {"tables": (1, 4), "batch_size": (32, 512, 4096), "pooling": (1, 16, 128),
+                "dim": (32, 256)}
+"""Runs over tables that fit a CPU core's private cache (L2), to tell its cost from the LLC's."""
+TLB_ENTRIES = tuple(int(n) for n in np.unique(np.round(2 ** np.arange(5, 14.1, 0.5) / 16) * 16))
+"""TLB sizes (4 KiB pages) the CPU fit chooses among: 32 to 16384 entries."""
+CACHED, MEMORY, HOST = "cached", "memory", "host"
+
+
+def entry(value: float | int | str | bool, source: str) -> dict[str, Any]:
+    """A preset value with its source; numpy scalars become plain Python numbers."""
+    return {"value": value.item() if hasattr(value, "item") else value, "source": source}
+
+
+# ---------------------------------------------------------------- running microbenchmarks
+
+def cache_grid(backend: Backend, footprint: int, grid: dict[str, tuple[int, ...]] = GRID
+               ) -> list[Sample]:
+    """Pooling over cache-resident tables, across tables x batch x pooling x dim."""
+    return [microbench.gather(backend, footprint=footprint, tables=t, dim=d, batch_size=b,
+                              pooling=p)
+            for t, b, p, d in itertools.product(*grid.values())]
+
+
+def memory_gathers(backend: Backend, footprint: int, where: str = "local") -> list[Sample]:
+    """Pooling over tables far larger than any cache (uniform rows: nearly all miss)."""
+    return [microbench.gather(backend, footprint=footprint, tables=4, dim=dim,
+                              batch_size=1024, pooling=64, batches=4, passes=2, where=where)
+            for dim in (32, 256)]
+
+
+SWEEP_SHAPE = {"tables": 4, "batch_size": 1024, "pooling": 64, "dim": 64}
+
+
+def footprint_sweep(backend: Backend, cache_bytes: int, where: str = "local") -> list[Sample]:
+    """Pooling over tables from 1/64 to 4x the cache's reported size (powers of two), to find
+    how much of it the workload really gets (for rows in ``where`` memory)."""
+    sizes = [cache_bytes >> k for k in range(6, 0, -1)] + [cache_bytes << k for k in range(3)]
+    return [microbench.gather(backend, footprint=size, batches=3, passes=3, where=where,
+                              name="gather_sweep", **SWEEP_SHAPE)
+            for size in sizes]
+
+
+ZIPF_ALPHAS = (1.05, 1.1, 1.2)
+
+
+def skewed_gathers(backend: Backend, footprint: int, where: str) -> list[Sample]:
+    """Pooling over Zipf-skewed rows of tables far larger than the cache: how much the hot
+    rows gain from it (on a GPU, whether host rows read over the link are kept in L2)."""
+    return [microbench.gather(backend, footprint=footprint, batches=3, passes=3, where=where,
+                              alpha=alpha, name="gather_zipf", **SWEEP_SHAPE)
+            for alpha in ZIPF_ALPHAS]
+
+
+def run_cpu(backend: Backend, memory_footprint: int = 2**30) -> list[Sample]:
+    """Every microbenchmark the CPU preset is fitted to."""
+    caches = backend.cache_bytes()
+    llc = max(caches.values(), default=32 * 2**20)
+    memory_footprint = max(memory_footprint, 4 * llc)
+    private = (cache_grid(backend, caches["L2"] // 2, PRIVATE_GRID)
+               if {"L2", "L3"} <= caches.keys() else [])
+    return [*cache_grid(backend, llc // 2), *private, *memory_gathers(backend, memory_footprint),
+            *footprint_sweep(backend, llc),
+            microbench.sequential_read(backend, memory_footprint),
+            microbench.cpu_dependent_latency(llc // 2),
+            microbench.cpu_dependent_latency(memory_footprint)]
+
+
+def run_cuda(backend: Backend, hbm_footprint: int = 4 * 2**30,
+             host_footprint: int = 2**30) -> list[Sample]:
+    """Every microbenchmark the GPU preset is fitted to (GPU latency chains need CuPy)."""
+    l2 = backend.cache_bytes()["L2"]
+    samples = [*cache_grid(backend, l2 // 2), *memory_gathers(backend, hbm_footprint),
+               *memory_gathers(backend, host_footprint, where="host"),
+               *footprint_sweep(backend, l2), *footprint_sweep(backend, l2, where="host"),
+               *skewed_gathers(backend, hbm_footprint, "local"),
+               *skewed_gathers(backend, host_footprint, "host"),
+               microbench.sequential_read(backend, hbm_footprint),
+               microbench.host_to_device_copy(backend, 2**30),
+               microbench.cpu_dependent_latency(host_footprint)]
+    for nbytes, where in ((l2 // 2, "local"), (host_footprint, "local"),
+                          (host_footprint, "host")):
+        try:
+            samples.append(microbench.cuda_dependent_latency(backend, nbytes, where))
+        except Exception as err:  # noqa: BLE001  (no CuPy, or it failed: keep the rest)
+            print(f"GPU latency chain over {where} memory failed: {err}")
+    return samples
+
+
+# ---------------------------------------------------------------------------- fitting
+
+def role(sample: Sample, cache_bytes: int) -> str:
+    """Which part of the fit a gather run informs."""
+    if sample.params.get("where") == "host":
+        return HOST
+    return CACHED if sample.params["footprint_bytes"] <= cache_bytes else MEMORY
+
+
+def _gathers(samples: list[Sample], cache_bytes: int, wanted: str) -> list[Sample]:
+    return [s for s in samples if s.name == "gather" and role(s, cache_bytes) == wanted]
+
+
+def _one(samples: list[Sample], name: str, **params: Any) -> Sample | None:
+    for s in samples:
+        if s.name == name and all(s.params.get(k) == v for k, v in params.items()):
+            return s
+    return None
+
+
+def chain_was_warm(sample: Sample) -> bool:
+    """Whether a latency chain visited its whole cycle before being timed, so that a chain
+    small enough for a cache measured that cache (records before ``warm_steps`` was kept
+    warmed steps // 10 on a GPU)."""
+    nodes = sample.params["bytes"] // microbench.ROW_ALIGN_BYTES
+    return sample.params.get("warm_steps", sample.params["steps"] // 10) >= nodes
+
+
+def _fit_source(what: str, samples: list[Sample], error: float) -> str:
+    footprints = sorted({s.params["footprint_bytes"] for s in samples})
+    return (f"calibrated: {what}; NNLS over {len(samples)} embedding_bag runs on "
+            f"cache-resident tables ({footprints[0] >> 10} KiB to {footprints[-1] >> 10} KiB; "
+            f"grid {GRID}), mean relative fit error {error:.1%}")
+
+
+def _memory_source(what: str, samples: list[Sample]) -> str:
+    footprint = samples[0].params["footprint_bytes"]
+    return (f"calibrated: {what} random-row bandwidth from embedding_bag over "
+            f"{footprint / 2**30:.2f} GiB of tables ({len(samples)} runs, dims "
+            f"{sorted({s.params['dim'] for s in samples})}), after the cached share")
+
+
+def _latency(sample: Sample | None, where: str, fallback: tuple[str, str] | None) -> dict:
+    if sample is not None:
+        return entry(sample.seconds, f"calibrated: dependent-load chain over "
+                     f"{sample.params['bytes'] / 2**20:.0f} MiB of {where}, one 64 B line "
+                     "per node")
+    if fallback is None:
+        return entry(0.0, f"not measured ({where} latency chain did not run); taken as 0")
+    kind, preset = fallback
+    spec = resolve(kind, preset, {})[0]
+    latency = spec.derived()["read_latency_miss_s"] if kind == "dram" else spec.latency
+    return entry(latency, f"not measured ({where} latency chain did not run): preset "
+                 f"{preset}" + (", row-miss read latency" if kind == "dram" else ""))
+
+
+def _tier(capacity: dict, bandwidth: dict, latency: dict, granularity: dict,
+          **extra: Any) -> dict[str, Any]:
+    one = entry(1, "one effective channel: the fitted bandwidth is the whole level's")
+    return {"capacity": capacity, "bandwidth": bandwidth, "latency": latency,
+            "access_granularity": granularity, "channels": one, "interleave": granularity,
+            **extra}
+
+
+def _processor(runs: list[Sample], level: str) -> tuple[dict[str, float], str]:
+    """The processor-and-cache fit over runs served from the cache level (no TLB or private
+    cache), and its source."""
+    if not runs:
+        raise InputError(f"no pooling runs over tables that fit the {level} cache to fit the "
+                         "processor to", field="microbenchmarks")
+    fit = fit_processor(runs)
+    return fit, _fit_source(f"{level} bandwidth and processor costs", runs,
+                            relative_error(runs, fit, NO_STRUCTURES))
+
+
+def _cpu_structures(samples: list[Sample], caches: dict[str, int], llc: int
+                    ) -> tuple[list[Sample], Structures, dict[str, float]]:
+    """Runs served from the LLC (grids and the small end of the footprint sweep), and the
+    private cache (L2, when there is a level below it) and TLB size that explain them."""
+    runs = _gathers(samples, llc, CACHED) + [
+        s for s in samples if s.name == "gather_sweep" and s.params["footprint_bytes"] <= llc // 2]
+    if not runs:
+        raise InputError("no pooling runs over tables that fit the LLC to fit the processor to",
+                         field="microbenchmarks")
+    private = caches["L2"] if {"L2", "L3"} <= caches.keys() else 0
+    structures, fit = best_tlb(runs, private, TLB_ENTRIES)
+    return runs, structures, fit
+
+
+def _cpu_compute(structures: Structures, fit: dict[str, float], fit_source: str,
+                 provenance: dict[str, Any], runs: list[Sample]) -> dict[str, Any]:
+    """The ``compute`` section of a CPU preset: costs, TLB and private cache."""
+    compute: dict[str, Any] = {"tier": "llc", **{k: entry(fit[k], fit_source) for k in COSTS}}
+    compute["tlb"] = {
+        "entries": entry(structures.tlb_entries, f"calibrated: the TLB size among "
+                         f"{TLB_ENTRIES[0]}..{TLB_ENTRIES[-1]} entries whose fit explains the "
+                         f"{len(runs)} cache-resident runs best"),
+        "page": entry(structures.page, "x86-64 base page (4 KiB): PyTorch's CPU allocator does "
+                      "not ask for huge pages"),
+        "miss_time": entry(fit["tlb_misses"], fit_source)}
+    if structures.private_bytes:
+        ways = provenance.get("l2_ways")
+        compute["private_cache"] = {
+            "size": entry(structures.private_bytes, "OS: /sys/devices/system/cpu/cpu0/cache, "
+                          "L2 (one core's)"),
+            "ways": entry(ways or 16, "OS: L2 ways_of_associativity" if ways
+                          else "assumed 16 (the OS does not say)"),
+            "line": entry(structures.line, "cache line size of x86-64 processors (64 B)"),
+            "line_time": entry(fit["private_lines"], fit_source)}
+    return compute
+
+
+def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]:
+    """CPU machine preset: last-level cache, DRAM, processor costs, TLB and private cache."""
+    caches = provenance["caches"]
+    level = max(caches, default="L3")
+    llc = caches.get(level, 32 * 2**20)
+    runs, structures, cached = _cpu_structures(samples, caches, llc)
+    fit_source = _fit_source(f"{level} bandwidth and processor costs", runs,
+                             relative_error(runs, cached, structures))
+    big = _gathers(samples, llc, MEMORY)
+    memory_bw = fit_memory_bandwidth(big, cached, llc, overlapped=True, structures=structures)
+    sweep = [s for s in samples if s.name == "gather_sweep"]
+    if sweep:
+        fitted = fit_cache_capacity(sweep, cached, memory_bw, llc, structures)
+        capacity = entry(fitted, f"calibrated: pooling over {len(sweep)} table footprints "
+                         f"from {sweep[0].params['footprint_bytes'] >> 10} KiB to "
+                         f"{sweep[-1].params['footprint_bytes'] >> 20} MiB; the OS reports "
+                         f"{llc >> 20} MiB of {level}, of which this much behaves as cache")
+    else:
+        capacity = entry(llc, f"OS: {level} size")
+    stream = _one(samples, "sequential_read")
+    latencies = sorted((s for s in samples if s.name == "dependent_load_latency"),
+                       key=lambda s: s.params["bytes"])
+    line = entry(64, "cache line size of x86-64 processors (64 B)")
+    ways = provenance.get("llc_ways")
+    memory = {
+        "llc": _tier(entry(llc, f"OS: /sys/devices/system/cpu/cpu0/cache, {level}"),
+                     entry(cached["bandwidth"], fit_source),
+                     _latency(latencies[0] if latencies else None,
+                              f"{level}-resident memory", None), line),
+        "dram": _tier(entry(provenance["physical_memory_bytes"], "OS: physical memory pages"),
+                      entry(memory_bw, _memory_source("DRAM", big)),
+                      _latency(latencies[-1] if latencies else None, "DRAM",
+                               ("dram", "ddr5-4800-8ch")),
+                      line, link="membus", host_memory=True),
+    }
+    system = {
+        "memory": memory,
+        "links": {"membus": {
+            "bandwidth": entry(stream.params["gbps"] * 1e9, f"calibrated: sequential read of "
+                               f"{stream.params['bytes'] / 2**30:.2f} GiB (torch sum)"),
+            "latency": entry(0.0, "the DRAM tier carries the memory latency")}},
+        "tables": {"tier": "dram"},
+        "compute": _cpu_compute(structures, cached, fit_source, provenance, runs),
+        "cache": {"tier": "llc", "size": capacity,
+                  "ways": entry(ways or 16, f"OS: {level} ways_of_associativity" if ways
+                                else "assumed 16 (the OS does not say)"),
+                  "policy": "lru", "hardware": True},
+    }
+    return _preset(provenance, samples, system)
+
+
+def fit_cuda(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]:
+    """GPU machine preset: L2, HBM, host memory over PCIe, processor costs."""
+    l2 = provenance["caches"]["L2"]
+    cached, fit_source = _processor(_gathers(samples, l2, CACHED), "L2")
+    big, remote = _gathers(samples, l2, MEMORY), _gathers(samples, l2, HOST)
+    stream = _one(samples, "sequential_read")
+    host_chain = _one(samples, "dependent_load_latency", where="host")
+    host_dram = _one(samples, "dependent_load_latency", where=None)
+    local_chains = sorted((s for s in samples if s.name == "dependent_load_latency"
+                           and s.params.get("where") == "local"), key=lambda s: s.params["bytes"])
+    l2_chain = local_chains[0] if local_chains and chain_was_warm(local_chains[0]) else None
+    pcie_bw = fit_memory_bandwidth(remote, cached, 0, overlapped=False)   # L2 skips host rows
+    sector = entry(32, "CUDA C++ Best Practices Guide: global memory is accessed in 32 B sectors")
+    host_line = entry(64, "x86-64 cache line (64 B)")
+    if host_chain is not None and host_dram is not None:
+        link_latency = entry(max(host_chain.seconds - host_dram.seconds, 0.0),
+                             "calibrated: GPU dependent-load chain over pinned host memory less "
+                             "the host DRAM latency (CPU chain)")
+    else:
+        link_latency = _latency(None, "PCIe", ("link", "pcie5-x16"))
+    memory = {
+        "l2": _tier(entry(l2, "device property L2_cache_size"),
+                    entry(cached["bandwidth"], fit_source),
+                    _latency(l2_chain, "L2-resident HBM", None), sector),
+        "hbm": _tier(entry(provenance["memory_bytes"], "device property total_memory"),
+                     entry(fit_memory_bandwidth(big, cached, l2, overlapped=True),
+                           _memory_source("HBM", big)),
+                     _latency(local_chains[-1] if len(local_chains) > 1 else None, "HBM",
+                              ("dram", "hbm3-h100")), sector, link="hbm_bus"),
+        "host": _tier(entry(provenance["physical_memory_bytes"], "OS: physical memory pages"),
+                      entry(pcie_bw * 4, "assumed 4x the PCIe read bandwidth: host DRAM is "
+                            "not the bottleneck of GPU reads"),
+                      _latency(host_dram, "host DRAM (read by the CPU)",
+                               ("dram", "ddr5-4800-8ch")),
+                      host_line, link="pcie", host_memory=True),
+    }
+    system = {
+        "memory": memory,
+        "links": {
+            "hbm_bus": {"bandwidth": entry(stream.params["gbps"] * 1e9,
+                                           "calibrated: sequential read of HBM (torch sum)"),
+                        "latency": entry(0.0, "the HBM tier carries the memory latency")},
+            "pcie": {"bandwidth": entry(pcie_bw, _memory_source("PCIe zero-copy", remote)),
+                     "latency": link_latency},
+        },
+        "tables": {"tier": "hbm"},
+        "compute": {"tier": "l2", **{k: entry(cached[k], fit_source) for k in COSTS}},
+        "cache": {"tier": "l2", "size": entry(l2, "device property L2_cache_size"),
+                  "caches": ["hbm"],  # measured: zero-copy host reads gain nothing from L2
+                  "ways": entry(16, "assumed 16 (NVIDIA does not publish L2 associativity)"),
+                  "policy": "lru", "hardware": True},
+    }
+    return _preset(provenance, samples, system)
+
+
+def _preset(provenance: dict[str, Any], samples: list[Sample],
+            system: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": f"calibrated-{provenance['backend']}",
+        "kind": "machine",
+        "description": f"{provenance['device']} measured with {provenance['backend']} on "
+                       f"{provenance['date']}",
+        "provenance": provenance,
+        "microbenchmarks": [s.record() for s in samples],
+        "system": system,
+    }
+
+
+def physical_memory_bytes() -> int:
+    """Installed memory as the OS counts it."""
+    import os
+
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def cache_ways() -> dict[str, int | None]:
+    """Associativity the OS reports: ``llc_ways`` (the largest data cache level) and
+    ``l2_ways`` (None where it does not say)."""
+    from simulator.grounding.backends.torch_cpu import os_caches
+
+    levels = os_caches()
+    return {"llc_ways": levels[max(levels)][1] if levels else None,
+            "l2_ways": levels["L2"][1] if "L2" in levels else None}
+
+
+Calibration = tuple[Callable[..., list[Sample]], Callable[[list[Sample], dict], dict]]
+CALIBRATORS: Registry[Calibration] = Registry("calibration backend")
+CALIBRATORS.register("torch-cpu")((run_cpu, fit_cpu))
+CALIBRATORS.register("torch-cuda")((run_cuda, fit_cuda))
+
+
+def pooled_rounds(rounds: list[list[Sample]]) -> list[Sample]:
+    """One sample per microbenchmark: the median seconds over rounds that ran the same ones
+    in the same order (a sequential read's bandwidth follows its median time)."""
+    def what(sample: Sample) -> tuple[str, dict[str, Any]]:
+        return sample.name, {k: v for k, v in sample.params.items() if k != "gbps"}
+
+    pooled = []
+    for same in zip(*rounds, strict=True):
+        first = same[0]
+        if any(what(s) != what(first) for s in same):
+            raise ValueError(f"rounds ran different microbenchmarks: {first.name} "
+                             f"{first.params} against another")
+        seconds = float(np.median([s.seconds for s in same]))
+        params = dict(first.params)
+        if "gbps" in params:
+            params["gbps"] = params["bytes"] / seconds / 1e9
+        pooled.append(Sample(first.name, seconds, params | {"rounds": len(same)}))
+    return pooled
+
+
+def calibrate(backend: Backend, rounds: int = 1, **sizes: int) -> dict[str, Any]:
+    """Run the backend's microbenchmarks (``rounds`` times, pooled by median) and fit its
+    machine preset."""
+    run, fit = CALIBRATORS.get(backend.name, field="--backend")
+    provenance = backend.provenance() | {"physical_memory_bytes": physical_memory_bytes(),
+                                         "rounds": rounds, **cache_ways()}
+    samples = [run(backend, **sizes) for _ in range(rounds)]
+    return fit(samples[0] if rounds == 1 else pooled_rounds(samples), provenance)
+
+
+def refit(preset: dict[str, Any]) -> dict[str, Any]:
+    """The preset rebuilt from its recorded microbenchmarks with the current fitting code."""
+    missing = [k for k in ("provenance", "microbenchmarks", "system") if k not in preset]
+    if missing:
+        raise InputError(f"the preset records no {', '.join(missing)}; only presets written by "
+                         "'embsim calibrate' can be refitted", field="--refit")
+    if _one([Sample(m["name"], m["seconds"], m["params"]) for m in preset["microbenchmarks"]],
+            "sequential_read") is None:
+        raise InputError("the preset records no sequential_read run", field="--refit")
+    provenance = dict(preset["provenance"])
+    provenance.setdefault("physical_memory_bytes", preset["system"]["memory"][
+        "dram" if provenance["backend"] == "torch-cpu" else "host"]["capacity"]["value"])
+    provenance.setdefault("llc_ways", None)
+    samples = [Sample(m["name"], m["seconds"], m["params"]) for m in preset["microbenchmarks"]]
+    _, fit = CALIBRATORS.get(provenance["backend"], field="backend")
+    return fit(samples, provenance)

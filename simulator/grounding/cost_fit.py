@@ -1,0 +1,165 @@
+"""The time of a uniform pooling microbenchmark as the engine models it, and fits to runs.
+
+A run pools ``tables`` x ``batch_size`` bags of ``pooling`` uniform random rows from tables
+of ``footprint_bytes`` in all (one table call after another). The engine's time for it is
+
+    pool  = processor costs (per query, table call, bag, lookup, longest-bag row)
+            + TLB misses x miss time + private-cache lines x line time
+            + bytes read at the compute tier (rows not in the private cache, and the pooled
+              outputs written) / the compute tier's bandwidth
+    fetch = bytes that miss the cache level / memory bandwidth
+    time  = max(pool, fetch) behind a hardware cache (misses stream while hits are read),
+            pool + fetch behind a software cache.
+
+Hit counts follow from uniform rows: an LRU holding ``K`` of a table's ``R`` units (rows or
+pages) hits with probability ``min(1, K / R)`` once warm. A call that starts with other
+tables' units in the cache first misses on each distinct unit it touches; when every table
+fits, the cache stays warm across calls. ``Structures`` says which of the processor's
+private cache and TLB a fit assumes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import nnls
+
+from embsim.errors import InputError
+from simulator.grounding.microbench import Sample
+
+COSTS = ("query_overhead", "call_overhead", "bag_overhead", "lookup_overhead",
+         "lookup_chain_latency")
+TERMS = (*COSTS, "compute_bytes", "private_lines", "tlb_misses")
+"""Columns of ``terms``: units of work whose costs the processor fit solves for."""
+
+
+@dataclass(frozen=True)
+class Structures:
+    """The processor's private cache and TLB a fit assumes (size 0: absent)."""
+
+    private_bytes: int = 0
+    tlb_entries: int = 0
+    line: int = 64
+    page: int = 4096
+
+
+NO_STRUCTURES = Structures()
+"""A processor whose rows all come from its cache level (a GPU's fit)."""
+
+
+def expected_hits(accesses: float, units: float, capacity: float, tables: int,
+                  fits_all: bool) -> float:
+    """Expected LRU hits of ``accesses`` uniform accesses to ``units`` units in one table call,
+    with room for ``capacity`` units (see the module docstring)."""
+    if fits_all:
+        return accesses
+    share = min(1.0, capacity / units)
+    if tables == 1:
+        return accesses * share
+    distinct = units * -math.expm1(-accesses / units)
+    return max(0.0, accesses - distinct) * share
+
+
+def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
+    """Units of work of a run, in the order of ``TERMS``."""
+    p = sample.params
+    tables, batch, pooling = p["tables"], p["batch_size"], p["pooling"]
+    bags = tables * batch
+    lookups = bags * pooling
+    row = p["bytes"] / lookups
+    per_call = batch * pooling
+    footprint = p["footprint_bytes"]
+    near_rows = lines = misses = 0.0
+    if structures.private_bytes:
+        near_rows = tables * expected_hits(per_call, p["rows"], structures.private_bytes / row,
+                                           tables, footprint <= structures.private_bytes)
+        lines = near_rows * math.ceil(row / structures.line)
+    if structures.tlb_entries:
+        pages = max(1.0, footprint / tables / structures.page)
+        reach = structures.tlb_entries * structures.page
+        misses = tables * (per_call - expected_hits(per_call, pages, structures.tlb_entries,
+                                                    tables, footprint <= reach))
+    compute_bytes = (lookups - near_rows) * row + bags * row
+    return np.array([1, tables, bags, lookups, tables * pooling, compute_bytes, lines, misses],
+                    dtype=float)
+
+
+def fit_processor(samples: list[Sample], structures: Structures = NO_STRUCTURES
+                  ) -> dict[str, float]:
+    """Seconds per unit of each term (``bandwidth`` for the compute tier's bytes), by NNLS on
+    relative error over runs served from the cache level. Terms no run has are zero."""
+    A = np.array([terms(s, structures) for s in samples])
+    seconds = np.array([s.seconds for s in samples])
+    scale = A.max(axis=0)
+    used = scale > 0
+    solution = np.zeros(len(TERMS))
+    solution[used], _ = nnls(A[:, used] / scale[used] / seconds[:, None],
+                             np.ones(len(samples)))
+    per_unit = dict(zip(TERMS, solution / np.where(used, scale, 1.0), strict=True))
+    per_byte = per_unit.pop("compute_bytes")
+    return per_unit | {"bandwidth": 1.0 / per_byte if per_byte > 0 else 1e15}
+
+
+def pool_seconds(sample: Sample, fit: dict[str, float], structures: Structures) -> float:
+    """The pooling stage's time for a run whose rows all come from the cache level."""
+    per_unit = np.array([*(fit[t] for t in COSTS), 1.0 / fit["bandwidth"],
+                         fit["private_lines"], fit["tlb_misses"]])
+    return float(terms(sample, structures) @ per_unit)
+
+
+def relative_error(samples: list[Sample], fit: dict[str, float],
+                   structures: Structures) -> float:
+    """Mean absolute relative error of the processor fit on runs served from the cache."""
+    return float(np.mean([abs(pool_seconds(s, fit, structures) / s.seconds - 1)
+                          for s in samples]))
+
+
+def missed_bytes(sample: Sample, cache_bytes: float) -> float:
+    """Row bytes of a run that miss a cache level of ``cache_bytes`` (uniform rows)."""
+    return sample.params["bytes"] * max(0.0, 1.0 - cache_bytes / sample.params["footprint_bytes"])
+
+
+def fit_memory_bandwidth(samples: list[Sample], fit: dict[str, float], cache_bytes: int,
+                         overlapped: bool, structures: Structures = NO_STRUCTURES) -> float:
+    """Bytes/s of the memory behind the cache level, from runs over tables larger than it.
+
+    Behind a hardware cache (``overlapped``) the run lasts as long as fetching its misses
+    (it is memory-bound); behind a software cache, as long as the pooling stage plus that.
+    """
+    if not samples:
+        raise InputError("no pooling runs over tables larger than the cache to fit memory "
+                         "bandwidth to", field="microbenchmarks")
+    missed = np.array([missed_bytes(s, cache_bytes) for s in samples])
+    spent = np.array([s.seconds if overlapped else s.seconds - pool_seconds(s, fit, structures)
+                      for s in samples])
+    return float(np.dot(missed, missed) / np.dot(missed, np.maximum(spent, 1e-12)))
+
+
+def fit_cache_capacity(samples: list[Sample], fit: dict[str, float], memory_bw: float,
+                       reported: int, structures: Structures = NO_STRUCTURES) -> int:
+    """The cache level's capacity (bytes) that best explains pooling time against table
+    footprint, behind a hardware cache: ``max(pool, fetch)``. Searched among 1/64 .. 1x the
+    reported size (a cache shared with other tenants gives less than it says)."""
+    pools = [pool_seconds(s, fit, structures) for s in samples]
+
+    def error(capacity: float) -> float:
+        return sum(((max(pool, missed_bytes(s, capacity) / memory_bw) - s.seconds)
+                    / s.seconds) ** 2 for s, pool in zip(samples, pools, strict=True))
+
+    candidates = reported / 2 ** np.linspace(6, 0, 49)
+    return int(min(candidates, key=error))
+
+
+def best_tlb(samples: list[Sample], private_bytes: int, candidates: tuple[int, ...]
+             ) -> tuple[Structures, dict[str, float]]:
+    """The TLB size (among ``candidates``) whose processor fit explains the runs best, with
+    that fit."""
+    fits = []
+    for entries in candidates:
+        structures = Structures(private_bytes=private_bytes, tlb_entries=entries)
+        fit = fit_processor(samples, structures)
+        fits.append((relative_error(samples, fit, structures), entries, structures, fit))
+    _, _, structures, fit = min(fits, key=lambda f: (f[0], f[1]))
+    return structures, fit

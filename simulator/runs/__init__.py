@@ -1,0 +1,1 @@
+"""Running experiments: loading, sweeps, executors, shards, results, compare and plots."""
