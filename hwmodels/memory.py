@@ -147,9 +147,12 @@ class ChannelMemory(MemoryModel):
 
     def _finish(self, now_s: float, addresses: np.ndarray, moved: np.ndarray,
                 total: int) -> float:
-        per_channel = bytes_per_channel(addresses.astype(np.int64, copy=False),
-                                        moved.astype(np.int64, copy=False),
-                                        int(self.spec.interleave), self.spec.channels)
+        if self.spec.channels == 1:             # one channel carries every byte
+            per_channel = np.array([total], dtype=np.int64)
+        else:
+            per_channel = bytes_per_channel(addresses.astype(np.int64, copy=False),
+                                            moved.astype(np.int64, copy=False),
+                                            int(self.spec.interleave), self.spec.channels)
         used = per_channel > 0
         start = np.maximum(self.busy_until[used], now_s)
         done = start + per_channel[used] / self.channel_bandwidth
