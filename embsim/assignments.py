@@ -24,13 +24,15 @@ def parse_assignments(pairs: tuple[str, ...] | list[str], option: str = "--set")
         key = key.strip()
         if not sep or not key:
             raise InputError(f"expected KEY=VALUE, got {shown(pair)}", field=option)
+        if "" in key.split("."):
+            raise InputError(f"{key}: expected dotted names, with no empty part", field=option)
         try:
             value = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError as err:
             problem = getattr(err, "problem", None) or type(err).__name__
             raise InputError(f"{key}: value {shown(text)} is not a YAML value ({problem})",
                              field=option) from None
-        if key in out and out[key] != value:
+        if key in out and (out[key] != value or type(out[key]) is not type(value)):
             raise InputError(f"{key} is set twice, to {shown(out[key])} and {shown(value)}",
                              field=option)
         out[key] = value

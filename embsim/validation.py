@@ -25,7 +25,7 @@ def first_problem(err: ValidationError, unknown: str = "unknown key") -> tuple[s
     given = first.get("input")
     if first["type"] == "extra_forbidden":
         message = unknown
-    elif first["type"] == "missing" or isinstance(given, dict):
+    elif first["type"] == "missing" or isinstance(given, dict) or "got " in first["msg"]:
         message = first["msg"]
     else:
         message = f"{first['msg']} (got {shown(given)})"

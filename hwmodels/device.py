@@ -104,7 +104,6 @@ class DeviceKind:
     name: str
     spec: type
     levels: Mapping[str, Callable[[Any], Any]]
-    summary: str
     fallback: Mapping[str, str] = field(default_factory=dict)
     request_level: bool = True
     block_reads: bool = False
@@ -156,11 +155,13 @@ def request_level_kinds() -> list[str]:
     return [name for name in DEVICE_KINDS.names() if DEVICE_KINDS.get(name).request_level]
 
 
-def make_device(kind: str, spec: Any, fidelity: str, *, source: str | None = None) -> Device:
-    """The model of a ``kind`` device at ``fidelity`` (an InputError lists what is known)."""
+def make_device(kind: str, spec: Any, fidelity: str, *, source: str | None = None,
+                field: str = "fidelity") -> Device:
+    """The model of a ``kind`` device at ``fidelity`` (an InputError lists what is known;
+    ``field`` names where the fidelity came from)."""
     record = device_kind(kind, source=source)
     if not record.request_level:
         raise InputError(f"kind {kind!r} is a bandwidth/latency tier, not a request-level "
                          f"device; expected one of: {', '.join(request_level_kinds())}",
                          source=source, field="kind")
-    return record.model(spec, fidelity, source=source, field="fidelity")
+    return record.model(spec, fidelity, source=source, field=field)

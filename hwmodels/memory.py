@@ -4,7 +4,7 @@
 call and returns when the last one completes. Models keep their timeline state between calls,
 so requests of later calls queue behind earlier ones (contention between concurrent queries).
 
-Fidelity levels (DESIGN.md):
+Fidelity levels (the kind ``memory`` of ``hwmodels.device``):
 
 - ``analytic``: ``latency + bytes / bandwidth``, no state. Ignores contention between calls,
   channel imbalance, row buffers, refresh and read/write turnaround.
@@ -162,5 +162,4 @@ class ChannelMemory(MemoryModel):
 
 MEMORY = register_kind(DeviceKind(
     name="memory", spec=MemorySpec, levels={"analytic": AnalyticMemory, "fast": ChannelMemory},
-    fallback={"detailed": "fast"}, request_level=False,
-    summary="a generic tier: capacity, bandwidth, latency, channels and access granularity"))
+    fallback={"detailed": "fast"}, request_level=False))

@@ -325,5 +325,4 @@ class AnalyticScm(ScmDevice):
 
 SCM = register_kind(DeviceKind(
     name="scm", spec=ScmSpec, levels={"analytic": AnalyticScm, "fast": BufferedScm},
-    fallback={"detailed": "fast"},
-    summary="storage-class memory (Optane PMem-like): media lines, DIMM buffers and pipes"))
+    fallback={"detailed": "fast"}))

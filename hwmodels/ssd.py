@@ -365,5 +365,4 @@ class AnalyticSsd(SsdDevice):
 
 SSD = register_kind(DeviceKind(
     name="ssd", spec=SsdSpec, levels={"analytic": AnalyticSsd, "fast": QueuedSsd},
-    fallback={"detailed": "fast"}, block_reads=True,
-    summary="NVMe SSD: 4 KiB pages through a queue, a controller, dies and channels"))
+    fallback={"detailed": "fast"}, block_reads=True))

@@ -42,7 +42,7 @@ class DeviceTier(Tier):
     ``spec`` summarises the device (capacity, peak bandwidth, best-case read latency, request
     size, table alignment) for code that sizes and reports tiers."""
 
-    def __init__(self, device: Device, block_reads: bool = False):
+    def __init__(self, device: Device, *, block_reads: bool):
         summary = MemorySpec(capacity=device.capacity, bandwidth=device.peak_bandwidth,
                              latency=device.unloaded_read_latency_s(),
                              access_granularity=device.request_bytes,

@@ -186,3 +186,22 @@ def test_sweep_value_of_wrong_type_names_the_point(tmp_path):
     data = experiment()
     data["sweep"] = {"grid": {"system.cache.ways": [4, "lots"]}}
     bad(tmp_path, data, expect=["sweep point", "system.cache.ways"])
+
+
+@pytest.mark.parametrize(("content", "expect"), [
+    (b"\xff\xfe\x00garbage", "not a UTF-8 text file"),
+    (b"a: " + b"[" * 5000 + b"]" * 5000, "nested too deep"),
+])
+def test_unreadable_experiment_files(tmp_path, content, expect):
+    (tmp_path / "bad.yaml").write_bytes(content)
+    bad(tmp_path, None, expect=["bad.yaml", expect])
+
+
+@pytest.mark.parametrize(("sets", "expect"), [
+    (["run..seed=1"], "run..seed: expected dotted names, with no empty part"),
+    (["run.functional=true", "run.functional=1"], "run.functional is set twice"),
+    (["system.cache.size=["], "system.cache.size: value '[' is not a YAML value"),
+])
+def test_bad_sets_exit_2_naming_the_key(tmp_path, sets, expect):
+    extra = [arg for value in sets for arg in ("--set", value)]
+    bad(tmp_path, experiment(), *extra, expect=["--set", expect])

@@ -202,3 +202,42 @@ def test_default_cache_leaves_the_unit_tier_alone(tmp_path):
     result, _, _ = run(tmp_path, data)
     assert result.row["cache_hits"] + result.row["cache_misses"] == result.row["lookups_slow"]
     assert result.row["pooled_lookups_nmp"] == result.row["lookups_far"] > 0
+
+
+def test_host_assignment_with_a_cache_is_the_system_without_the_unit(tmp_path):
+    data = system(assignment="host", cache={"tier": "hbm", "size": "16 KiB", "ways": 4})
+    with_unit, _, _ = run(tmp_path, data, "a.yaml")
+    data["system"]["units"] = {}
+    without, _, _ = run(tmp_path, data, "b.yaml")
+    assert with_unit.row["cache_hits"] > 0
+    for column, value in without.row.items():
+        if column not in ("wall_s", "config_hash"):
+            assert with_unit.row[column] == value or (value != value), column
+
+
+def test_a_tier_hosts_one_unit_entry(tmp_path):
+    data = system()
+    data["system"]["units"]["nmp2"] = {"kind": "near_memory", "tier": "far"}
+    proc = embsim("run", str(write_yaml(tmp_path / "bad.yaml", data)), "--out",
+                  str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert "system.units.nmp2.tier: tier 'far' already hosts unit 'nmp'" in proc.stderr
+
+
+def test_a_partial_vector_the_host_never_gets_fails_the_functional_check(tmp_path,
+                                                                         monkeypatch):
+    from embsim.errors import FunctionalMismatch
+    from simulator.core.units.near_memory import NearMemoryUnit
+
+    serve = NearMemoryUnit.serve
+
+    def loses_one(self, q, share, fabric):
+        floor = yield from serve(self, q, share, fabric)
+        q.partial_bags[self.index] = q.partial_bags[self.index][1:]
+        return floor
+
+    monkeypatch.setattr(NearMemoryUnit, "serve", loses_one)
+    data = system()
+    data["run"]["functional"] = True
+    with pytest.raises(FunctionalMismatch):
+        run(tmp_path, data)

@@ -56,7 +56,7 @@ def test_wrong_slot_bookkeeping_fails_loudly(write_experiment):
 
 def test_partial_sums_of_several_units_combine_to_the_bag(write_experiment):
     """Any split of a bag's lookups between units (partial sums added at the host, the mean
-    taken after) pools to what torch's embedding_bag gives."""
+    taken after) pools to what torch's embedding_bag gives; a lost partial vector does not."""
     path = write_experiment(experiment())
     _, points = load_points(path, {})
     meta, batches = open_workload(points[0].config.workload, str(path))
@@ -66,6 +66,10 @@ def test_partial_sums_of_several_units_combine_to_the_bag(write_experiment):
         reference = FunctionalReference(meta, seed=0, pooling=pooling, cache_slots=None)
         split = np.random.default_rng(1).integers(0, 3, rows.size)
         reference.check(looked_up(batch, rows, unit=split))
+        lost = looked_up(batch, rows, unit=split)
+        lost.partial_bags[2] = lost.partial_bags[2][1:]     # one partial never reaches the host
+        with pytest.raises(FunctionalMismatch):
+            reference.check(lost)
 
 
 def looked_up(batch, rows, hit=None, slot=None, unit=None) -> Query:
@@ -77,4 +81,6 @@ def looked_up(batch, rows, hit=None, slot=None, unit=None) -> Query:
     q.hit = np.zeros(n, dtype=bool) if hit is None else hit
     q.slot = np.full(n, -1, dtype=np.int64) if slot is None else slot
     q.unit = np.zeros(n, dtype=np.int64) if unit is None else unit
+    bags = q.bags()
+    q.partial_bags = {int(u): np.unique(bags[q.unit == u]) for u in np.unique(q.unit) if u}
     return q

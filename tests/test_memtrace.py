@@ -262,3 +262,15 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
     assert result.returncode == 2 and "foo" in result.stderr
     result = embsim("memtrace", "ddr4-3200", str(path), "--fidelity", "exact")
     assert result.returncode == 2 and "analytic, fast, detailed" in result.stderr
+
+
+def test_device_file_that_is_not_text_and_an_unknown_fidelity(tmp_path):
+    device = tmp_path / "dev.yaml"
+    device.write_bytes(b"\xff\xfe\x00")
+    trace = _trace(tmp_path, "0x0 READ 0\n")
+    result = embsim("memtrace", str(device), str(trace))
+    assert result.returncode == 2 and "dev.yaml: not a UTF-8 text file" in result.stderr
+    result = embsim("memtrace", "ddr4-3200", str(trace), "--fidelity", "bogus")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("embsim: error: --fidelity: unknown fidelity 'bogus'; "
+                                     "expected one of: analytic, fast, detailed")

@@ -11,7 +11,7 @@ one level) that persist across calls:
 - ``counters[level, ...]``: the statistics (columns ``COUNTERS``).
 
 ``table`` holds each level's geometry and policy numbers, ``rules`` the four score numbers of
-``hwmodels.cache.policy``. A request is a line number with a kind: ``READ`` (a load, or a fill
+``hwmodels.cache.policies``. A request is a line number with a kind: ``READ`` (a load, or a fill
 from the level above), ``WRITE`` (a store to part of a line: a write-allocate miss fetches the
 line), ``WRITEBACK`` (a whole dirty line from above: installed without a fetch; a hit leaves
 the replacement state alone). Exclusive hierarchies add two internal kinds below the first

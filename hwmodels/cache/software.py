@@ -69,7 +69,8 @@ class SoftwareCache:
 
 
 class SoftwareOptions(CacheOptions):
-    """``ways``: lines per set (``full``: fully associative); ``policy``: a name in POLICIES."""
+    """``ways``: lines per set (``full``: fully associative); ``policy``: a score policy of
+    ``hwmodels.cache.policies`` (lru, fifo, lfu)."""
 
     ways: Annotated[int, Field(gt=0)] | Literal["full"] = 32
     policy: str = "lru"

@@ -15,7 +15,6 @@ from hwmodels.dram.spec import DramSpec
 
 DRAM = register_kind(DeviceKind(
     name="dram", spec=DramSpec,
-    levels={model.fidelity: model for model in (AnalyticDram, FastDram, DetailedDram)},
-    summary="DRAM and HBM: channels, ranks, bank groups, banks, rows and JEDEC timings"))
+    levels={model.fidelity: model for model in (AnalyticDram, FastDram, DetailedDram)}))
 
 __all__ = ["DRAM", "AnalyticDram", "DetailedDram", "DramModel", "DramSpec", "FastDram"]

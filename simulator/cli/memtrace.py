@@ -47,7 +47,7 @@ def memtrace(system: str, trace: str, fmt: str | None, fidelity: str, sets: tupl
     to the last completion; bandwidth is the bytes moved over that time.
     """
     device_system = load_device_system(system, parse_assignments(sets))
-    device = make_device(device_system.kind, device_system.spec, fidelity, source="--fidelity")
+    device = make_device(device_system.kind, device_system.spec, fidelity, field="--fidelity")
     name = sniff_format(trace) if fmt is None and Path(trace).is_file() else fmt
     replay = Replay(device, device_system.caches)
     for chunk in read_memtrace(trace, name):

@@ -196,21 +196,30 @@ class ComputeConfig(Strict):
     private_cache: PrivateCacheConfig | None = None
 
 
-class CacheConfig(BaseModel):
+class KindConfig(BaseModel):
+    """A section that picks an implementation by ``kind`` and passes it its other keys."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def options(self) -> dict[str, Any]:
+        """The keys that belong to the kind; one set to null is left out (so a sweep case can
+        switch kinds and unset the options of the previous one)."""
+        return {k: v for k, v in (self.model_extra or {}).items() if v is not None}
+
+
+class CacheConfig(KindConfig):
     """A cache of rows kept in ``tier`` (the compute tier), in front of the tables' tiers.
 
-    ``kind`` picks the cache (``hwmodels.cache.ROW_CACHES``: ``software``, the generic
-    set-associative or fully associative row cache with ``ways`` and ``policy``;
+    ``kind`` picks the cache (``hwmodels.cache.row_cache.ROW_CACHES``: ``software``, the
+    generic set-associative or fully associative row cache with ``ways`` and ``policy``;
     ``fbgemm_uvm``, ``colossal``, ``hugectr`` and ``pinned``: the caches of those systems).
     Every other key is an option of that kind, checked against it. Give the size either in
     bytes (``size``; a slot holds the widest row) or as a fraction of all rows
     (``load_factor``). ``caches`` lists the tiers whose rows it holds (default: every tier but
-    the compute tier); rows elsewhere bypass it. ``hardware: true`` models a processor cache:
-    misses are fetched while hits are read, instead of all misses being fetched before pooling
-    starts.
+    the compute tier and those a compute unit pools at); rows elsewhere bypass it.
+    ``hardware: true`` models a processor cache: misses are fetched while hits are read,
+    instead of all misses being fetched before pooling starts.
     """
-
-    model_config = ConfigDict(extra="allow")
 
     tier: str
     kind: str = "software"
@@ -224,24 +233,12 @@ class CacheConfig(BaseModel):
         require_one(self.size, self.load_factor, "give exactly one of 'size' or 'load_factor'")
         return self
 
-    def options(self) -> dict[str, Any]:
-        """The keys that belong to the cache's kind; one set to null is left out (so a sweep
-        case can switch kinds and unset the options of the previous one)."""
-        return {k: v for k, v in (self.model_extra or {}).items() if v is not None}
-
-
-class UnitConfig(BaseModel):
+class UnitConfig(KindConfig):
     """A compute unit besides the host processor: ``kind`` picks it
     (``simulator.core.units.UNITS``); every other key is an option of that kind, checked
     against it (``tier``: the memory tier it sits at, for units placed in memory)."""
 
-    model_config = ConfigDict(extra="allow")
-
     kind: str
-
-    def options(self) -> dict[str, Any]:
-        """The keys that belong to the unit's kind (null ones left out, as for caches)."""
-        return {k: v for k, v in (self.model_extra or {}).items() if v is not None}
 
 
 class SystemConfig(Strict):
@@ -402,11 +399,17 @@ def parse_experiment(data: Any, source: str) -> Experiment:
 
 
 def read_yaml(path: Path) -> Any:
-    """Load a YAML file; a missing or malformed file is an ``InputError``."""
+    """Load a YAML file; a missing, unreadable or malformed file is an ``InputError``."""
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError("file not found", source=str(path)) from None
+    except IsADirectoryError:
+        raise InputError("expected a YAML file, got a folder", source=str(path)) from None
+    except UnicodeDecodeError as err:
+        raise InputError(f"not a UTF-8 text file (byte {err.start})", source=str(path)) from None
+    except RecursionError:
+        raise InputError("YAML nested too deep to read", source=str(path)) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "YAML"

@@ -39,7 +39,6 @@ class QueryLog:
     writebacks: list[int] = field(default_factory=list)
     unloaded_s: list[float] = field(default_factory=list)
     tier_lookups: list[np.ndarray] = field(default_factory=list)
-    partials: list[int] = field(default_factory=list)
 
     def add(self, q: Query) -> None:
         self.ids.append(q.id)
@@ -51,7 +50,6 @@ class QueryLog:
         self.writebacks.append(q.writeback_rows.size)
         self.unloaded_s.append(q.unloaded_s)
         self.tier_lookups.append(q.tier_lookups)
-        self.partials.append(q.partials)
 
     def latency_s(self) -> np.ndarray:
         return np.asarray(self.finish_s) - np.asarray(self.arrival_s)
@@ -124,9 +122,7 @@ class Engine:
 
     def _serve(self, q: Query):
         for stage in self.system.stages:
-            unloaded = yield from stage.run(q, self.fabric)
-            q.stage_unloaded_s[stage.name] = unloaded
-            q.unloaded_s += unloaded
+            q.unloaded_s += yield from stage.run(q, self.fabric)
         if self.functional is not None:
             self.functional.check(q)
         q.finish_s = self.env.now

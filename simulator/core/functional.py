@@ -132,10 +132,18 @@ class FunctionalReference:
         return rows
 
     def pooled(self, q: Query) -> np.ndarray:
-        """Pooled bags (T*B, max_dim): each unit's partial sums of the rows it was given,
-        combined."""
+        """Pooled bags (T*B, max_dim): each unit's partial sums of the rows it was given, of
+        the bags it reported to the host (``Query.partial_bags``; the host's own always
+        count), combined."""
         rows = self.delivered(q)
         unit = np.ascontiguousarray(q.unit, dtype=np.int64)
+        if q.partial_bags or unit.any():
+            bag = q.bags()
+            sent = np.zeros((int(unit.max()) + 1, q.batch.offsets.size - 1), dtype=bool)
+            for index, bags in q.partial_bags.items():
+                sent[index, bags] = True
+            sent[0] = True
+            rows = np.where(sent[unit, bag][:, None], rows, np.float32(0))
         units = int(unit.max()) + 1 if unit.size else 1
         out = np.zeros((q.batch.offsets.size - 1, self.max_dim), dtype=np.float32)
         _pool_bags(rows, q.batch.offsets, unit, units, self.mean, out)

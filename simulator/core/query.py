@@ -37,15 +37,14 @@ class Query:
     unit: np.ndarray = field(default_factory=_none)    # index of the unit that pools it
     writeback_rows: np.ndarray = field(default_factory=_none)
     tier_lookups: np.ndarray = field(default_factory=_none)
-    fetches: dict[int, list[Any]] = field(default_factory=dict)  # per unit: its transfers
-    fetch_unloaded_s: dict[int, float] = field(default_factory=dict)
+    fetches: list[Any] = field(default_factory=list)    # the host's transfers of its rows
+    fetch_unloaded_s: float = 0.0
     partials: int = 0               # partial vectors other units sent to the host
-    partial_bags: list[np.ndarray] = field(default_factory=list)  # their bags, per sender
+    partial_bags: dict[int, np.ndarray] = field(default_factory=dict)  # per sender: its bags
     finish_s: float = float("nan")
     hits: int = 0
     cache_lookups: int = 0
     unloaded_s: float = 0.0
-    stage_unloaded_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def latency_s(self) -> float:

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from embsim.errors import InputError
@@ -36,6 +35,7 @@ from hwmodels.cache.hierarchy import CacheHierarchy, hierarchy_from_config
 from hwmodels.device import Device, request_level_kinds
 from hwmodels.presets import kinds_of, preset_names, resolve
 from hwmodels.specs import Spec
+from simulator.core.config import read_yaml
 from traces.memtrace import MemRequests
 
 ROW_KEYS = ("row_hits", "row_misses", "row_conflicts", "activates", "precharges", "refreshes")
@@ -87,10 +87,7 @@ def _from_file(path: Path, sets: dict[str, Any]) -> DeviceSystem:
     if not path.is_file():
         raise InputError("no such device file", source=source)
     try:
-        data = yaml.safe_load(path.read_text())
-        system = DeviceSystemFile.model_validate(data)
-    except yaml.YAMLError as err:
-        raise InputError(f"not valid YAML: {err}", source=source) from None
+        system = DeviceSystemFile.model_validate(read_yaml(path))
     except ValidationError as err:
         where, message = first_problem(err)
         raise InputError(message, source=source, field=where or None) from None

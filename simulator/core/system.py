@@ -25,7 +25,14 @@ from simulator.core.config import CacheConfig, ComputeConfig, Experiment
 from simulator.core.placement import RANKED, Placement, TierRoom, align, align_each, place
 from simulator.core.processor import Processor
 from simulator.core.tiers import BuiltTier, build_links, build_tier, check_name, host_links
-from simulator.core.units import HOST, ComputeUnit, UnitSite, unit_options
+from simulator.core.units import (
+    HOST,
+    ComputeUnit,
+    PlacedUnit,
+    UnitOptions,
+    UnitSite,
+    unit_options,
+)
 from simulator.core.units.assignment import ASSIGNMENTS, Assignment
 from simulator.core.units.host import HostUnit
 from traces.schema import TraceMeta
@@ -70,7 +77,7 @@ class System:
     built: dict[str, BuiltTier] = field(default_factory=dict)
     link_sources: dict[str, dict[str, str]] = field(default_factory=dict)
     units: list[ComputeUnit] = field(default_factory=list)      # the host first
-    assign: Assignment = ASSIGNMENTS.get("nearest")
+    assignment: type[Assignment] = ASSIGNMENTS.get("nearest")
     write_back: WriteBackRows | None = None
     stages: list[Stage] = field(default_factory=list)
 
@@ -127,27 +134,36 @@ def _row_cache(exp: Experiment, meta: TraceMeta, slot_bytes: int, source: str,
         raise InputError(err.detail, source=source, field=err.field) from None
 
 
-def _unit_tiers(exp: Experiment, source: str) -> set[str]:
-    """The tiers other compute units sit at; checks their names against tiers and links."""
+UnitEntries = dict[str, tuple[type[PlacedUnit], UnitOptions]]
+
+
+def _unit_entries(exp: Experiment, source: str) -> UnitEntries:
+    """Each ``system.units`` entry's kind and validated options; checks their names against
+    tiers and links, and that a tier hosts one entry at most."""
     taken = {**exp.system.memory, **exp.system.links, HOST: None}
-    tiers = set()
+    entries: UnitEntries = {}
+    hosted: dict[str, str] = {}
     for name, cfg in exp.system.units.items():
+        field_ = f"system.units.{name}"
         if name in taken:
             raise InputError(f"a compute unit may not share its name with a memory tier, a "
                              f"link or the host ({name!r}): their result columns would "
-                             "collide", source=source, field=f"system.units.{name}")
-        _, options = unit_options(cfg.kind, cfg.options(), source=source,
-                                  field=f"system.units.{name}")
-        tier = getattr(options, "tier", None)
+                             "collide", source=source, field=field_)
+        entries[name] = unit_options(cfg.kind, cfg.options(), source=source, field=field_)
+        tier = getattr(entries[name][1], "tier", None)
         if tier is not None:
-            check_name(tier, exp.system.memory, "memory tier", source,
-                       f"system.units.{name}.tier")
-            tiers.add(tier)
-    return tiers
+            check_name(tier, exp.system.memory, "memory tier", source, f"{field_}.tier")
+            if tier in hosted:
+                raise InputError(f"tier {tier!r} already hosts unit {hosted[tier]!r}; one "
+                                 "entry per tier (a kind with one unit per rank or bank "
+                                 "group builds them all)", source=source, field=f"{field_}.tier")
+            hosted[tier] = name
+    return entries
 
 
 def _cached_tiers(exp: Experiment, unit_tiers: set[str], source: str) -> np.ndarray:
-    """Per table tier, whether the row cache holds its rows (never a tier a unit pools at)."""
+    """Per table tier, whether the row cache holds its rows (never a tier a unit pools at:
+    ``unit_tiers``)."""
     sys_cfg = exp.system
     cache_cfg = sys_cfg.cache
     table_tiers = sys_cfg.tables.tiers
@@ -191,8 +207,10 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
         check_name(name, {n: 0 for n in sys_cfg.tables.tiers}, "table tier", source,
                    f"system.tables.budget.{name}")
     tier_links = host_links(exp, links, source)
-    assign = ASSIGNMENTS.get(sys_cfg.assignment, source=source, field="system.assignment")
-    unit_tiers = _unit_tiers(exp, source)
+    assignment = ASSIGNMENTS.get(sys_cfg.assignment, source=source, field="system.assignment")
+    entries = _unit_entries(exp, source)
+    unit_tiers = ({getattr(options, "tier", None) for _, options in entries.values()} - {None}
+                  if assignment.uses_units else set())
 
     training = exp.run.mode == "training"
     state = STATE_BYTES[exp.run.optimizer]
@@ -246,15 +264,13 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
     units: list[ComputeUnit] = [HostUnit(sys_cfg.compute, site, layout,
                                          overlap_fetch=bool(cache_cfg and cache_cfg.hardware),
                                          source=source)]
-    for name, cfg in sys_cfg.units.items():
-        kind, options = unit_options(cfg.kind, cfg.options(), source=source,
-                                     field=f"system.units.{name}")
+    for name, (kind, options) in entries.items():
         units += kind.build(name, options, len(units), site)
     system = System(tiers=tiers, links=links, table_tiers=table_tiers, tier_links=tier_links,
                     compute_tier=sys_cfg.compute.tier, compute=sys_cfg.compute, cache=cache,
                     cached=cached, placement=placement, layout=layout, training=training,
                     cache_config=cache_cfg if cache else None, built=built,
-                    link_sources=link_sources, units=units, assign=assign,
+                    link_sources=link_sources, units=units, assignment=assignment,
                     write_back=(WriteBackRows(cache.slots, cache.preloaded())
                                 if training and cache is not None else None))
     system.stages = pipeline(system)

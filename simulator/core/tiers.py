@@ -72,7 +72,7 @@ def build_tier(name: str, cfg: MemoryTierConfig, fidelity: str, source: str) -> 
         spec, sources = resolve(kind.name, cfg.preset, cfg.overrides(), source=source,
                                 field=where)
     model = kind.model(spec, fidelity, source=source)
-    tier = DeviceTier(model, kind.block_reads) if kind.request_level else model
+    tier = DeviceTier(model, block_reads=kind.block_reads) if kind.request_level else model
     return BuiltTier(tier, kind.name, fidelity, sources)
 
 

@@ -1,9 +1,10 @@
 """Small experiments that cover every path of the engine, recorded before a refactor.
 
 ``metrics_before_units.parquet`` holds their metric columns as the engine computed them before
-compute units and the stage pipeline existed (commit 84435b2); ``test_golden_metrics`` reruns
-them and asks for the same numbers, bit for bit. ``python tests/golden/record.py`` rewrites
-the file (only ever on purpose: say in the commit which numbers changed and why).
+compute units and the stage pipeline existed (commit 84435b2, with ``run_case``'s import
+pointed at that commit's ``simulator.experiment``); ``test_golden_metrics`` reruns them and asks
+for the same numbers, bit for bit (a null must stay null). ``python tests/golden/record.py``
+rewrites the file (only ever on purpose: say in the commit which numbers changed and why).
 ``full_runs.py`` does the same comparison at full size on the shipped experiments and the
 committed validation pairs, between two checkouts.
 """

@@ -20,5 +20,5 @@ class AssignStage(InstantStage):
     order = 20
 
     def apply(self, q: Query, fabric: Fabric | None) -> float:
-        q.unit = self.system.assign(q, self.system.units)
+        q.unit = self.system.assignment.assign(q, self.system.units)
         return 0.0

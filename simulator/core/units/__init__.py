@@ -12,7 +12,8 @@ A kind is a ``PlacedUnit`` subclass with an ``options_model`` (a pydantic model 
 in ``system.units.<name>``, unknown keys rejected) and a ``build`` class method that turns one
 config entry into its units (a kind may build several: one per rank, say). A unit's ``serve``
 is its SimPy process body for one query's share of lookups and returns its unloaded time;
-``remote`` names the rows it must receive before pooling (``simulator.core.stages.fetch``).
+A unit sends the host its partial vectors and names their bags in ``Query.partial_bags``, which
+the host's ``combine`` stage adds (and the functional reference checks).
 """
 
 from __future__ import annotations
@@ -74,10 +75,6 @@ class ComputeUnit(ABC):
         """Which of ``lookups`` (indices of rows in this unit's tier) this unit pools; a kind
         with several units per tier splits them here."""
         return np.ones(lookups.size, dtype=bool)
-
-    def remote(self, q: Query) -> np.ndarray | None:
-        """Per lookup, whether it must be moved to this unit before it pools (None: none)."""
-        return None
 
     @abstractmethod
     def serve(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:

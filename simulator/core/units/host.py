@@ -53,23 +53,25 @@ class HostUnit(ComputeUnit):
         self.overlap_fetch = overlap_fetch
         self.processor = (Processor(cfg, source) if cfg.tlb is not None
                           or cfg.private_cache is not None else None)
+        self.combined = 0           # partial vectors from other units added into outputs
         self.output_sizes = align_each(np.repeat(layout.row_bytes, site.batch_size),
                                        self.tier.granularity)
         self.output_addresses = layout.output_base + np.concatenate(
             [[0], np.cumsum(self.output_sizes)[:-1]])
 
     def remote(self, q: Query) -> np.ndarray:
+        """Per lookup, whether the host pools it but must fetch it first (not in its tier, not
+        a cache hit)."""
         return (q.unit == self.index) & ~q.local & ~q.hit
 
     def serve(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
         env = fabric.env
-        fetches = q.fetches.get(self.index, [])
-        if fetches and not self.overlap_fetch:
-            yield env.all_of(fetches)
+        if q.fetches and not self.overlap_fetch:
+            yield env.all_of(q.fetches)
         pooled = yield from self._pool(q, share, fabric)
-        if fetches:
-            yield env.all_of(fetches)
-        fetched = q.fetch_unloaded_s.get(self.index, 0.0)
+        if q.fetches:
+            yield env.all_of(q.fetches)
+        fetched = q.fetch_unloaded_s
         return max(fetched, pooled) if self.overlap_fetch else fetched + pooled
 
     def _pool(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
@@ -112,7 +114,8 @@ class HostUnit(ComputeUnit):
         the partials land in the host's tier and are read back, the outputs they touch are
         read and written, and each costs ``partial_overhead``. Returns the unloaded time."""
         env = fabric.env
-        bags = np.concatenate(q.partial_bags)
+        bags = np.concatenate(list(q.partial_bags.values()))
+        self.combined += bags.size
         sizes = self.output_sizes[bags]
         landing = self.layout.partial_base + np.arange(bags.size) * int(self.output_sizes.max())
         outputs = self.output_addresses[bags]

@@ -75,7 +75,7 @@ class NearMemoryUnit(PlacedUnit):
         self.pooled_lookups += sizes.size
         self.partials += bags.size
         q.partials += bags.size
-        q.partial_bags.append(bags)
+        q.partial_bags[self.index] = bags
         return floor
 
 
