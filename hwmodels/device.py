@@ -98,7 +98,9 @@ class DeviceKind:
     ``Device`` models (``embsim memtrace`` replays them; a memory tier wraps them in
     ``hwmodels.tier.DeviceTier``); the generic ``memory`` kind builds a tier model directly.
     ``block_reads``: a stage reads each block it needs once (an SSD, read through software),
-    not once per row (byte-addressable memories).
+    not once per row (byte-addressable memories). ``paths``: the data paths its models offer
+    (``channel``, the host's, always; DRAM adds per-rank and per-bank-group paths for
+    near-memory units, see ``hwmodels.dram.model``).
     """
 
     name: str
@@ -107,6 +109,7 @@ class DeviceKind:
     fallback: Mapping[str, str] = field(default_factory=dict)
     request_level: bool = True
     block_reads: bool = False
+    paths: tuple[str, ...] = ("channel",)
 
     def __post_init__(self) -> None:
         for level in FIDELITIES:
@@ -125,10 +128,16 @@ class DeviceKind:
         raise InputError(f"unknown fidelity {asked!r}; expected one of: "
                          f"{', '.join(FIDELITIES)}", source=source, field=field)
 
-    def model(self, spec: Any, asked: str, *, source: str | None = None,
-              field: str | None = "run.fidelity") -> Any:
-        """The model of ``spec`` at the level that runs for ``asked``."""
-        return self.levels[self.level(asked, source=source, field=field)](spec)
+    def model(self, spec: Any, asked: str, *, path: str = "channel",
+              source: str | None = None, field: str | None = "run.fidelity") -> Any:
+        """The model of ``spec`` at the level that runs for ``asked``, serving ``path``."""
+        model = self.levels[self.level(asked, source=source, field=field)]
+        if path == "channel":
+            return model(spec)
+        if path not in self.paths:
+            raise InputError(f"a {self.name} device has no {path} data path; expected a kind "
+                             "with one (dram)", source=source, field="kind")
+        return model(spec, path=path)
 
 
 def _import_kind_modules() -> None:

@@ -46,17 +46,18 @@ class AnalyticDram(DramModel):
 
     fidelity = "analytic"
 
-    def __init__(self, spec: DramSpec):
-        super().__init__(spec)
+    def __init__(self, spec: DramSpec, path: str = "channel"):
+        super().__init__(spec, path)
+        layout = self.layout
         self.open_row = np.full(self.banks, NONE, dtype=np.int64)
         self.touched = np.full(self.banks, NEVER, dtype=np.int64)
-        self.first_act = np.full(spec.bus_channels * spec.ranks, -1, dtype=np.int64)
-        self.busy_until = np.zeros(spec.bus_channels)
-        self.last_group = np.full(spec.bus_channels, NONE, dtype=np.int64)
+        self.first_act = np.full(layout.bus_channels * layout.ranks, -1, dtype=np.int64)
+        self.busy_until = np.zeros(layout.bus_channels)
+        self.last_group = np.full(layout.bus_channels, NONE, dtype=np.int64)
         self.first, self.period, _ = refresh_schedule(spec)
         per_rank_rate = min(1 / spec.tRRD_S, 4 / spec.tFAW)
-        self.act_interval = 1 / min(spec.ranks * per_rank_rate,
-                                    spec.ranks * spec.banks_per_rank / spec.tRC)
+        self.act_interval = 1 / min(layout.ranks * per_rank_rate,
+                                    layout.ranks * spec.banks_per_rank / spec.tRC)
 
     def outcomes(self, arrival: np.ndarray, bank: np.ndarray, row: np.ndarray) -> np.ndarray:
         """0 hit, 1 miss, 2 conflict per request, from each bank's previous access."""
@@ -115,7 +116,10 @@ class AnalyticDram(DramModel):
             same = np.empty(idx.size, dtype=bool)
             same[0] = groups[0] == self.last_group[c]
             same[1:] = groups[1:] == groups[:-1]
-            column = np.where(same, spec.tCCD_L, spec.tCCD_S).sum()
+            if self.path == "bank_group":   # groups' own paths: the busiest group's spacing
+                column = np.bincount(groups - groups.min()).max() * spec.tCCD_L
+            else:
+                column = np.where(same, spec.tCCD_L, spec.tCCD_S).sum()
             service = max(column, activated[idx].sum() * self.act_interval) / derate / idx.size
             k = np.arange(idx.size)
             start = np.maximum(self.busy_until[c],

@@ -91,16 +91,14 @@ NEEDED_NOTHING, NEEDED_ACT, NEEDED_PRE = 0, 1, 2
 
 
 @njit(cache=True, inline="always")
-def _record(trace, trace_n, t, cmd, bank, row, p):
-    """Append one command to the trace when it has room (test mode)."""
+def _record(trace, trace_n, t, cmd, bank, row):
+    """Append one command (cycle, code, flat bank, row) to the trace when it has room (test
+    mode); ``command_trace`` decodes the bank."""
     k = trace_n[0]
     if k < trace.shape[0]:
-        per_rank = p[P.BANKS_PER_RANK]
         trace[k, 0] = t
         trace[k, 1] = cmd
-        trace[k, 2] = (bank // per_rank) % p[P.RANKS]
-        trace[k, 3] = (bank // p[P.BANKS]) % (per_rank // p[P.BANKS])
-        trace[k, 4] = bank % p[P.BANKS]
+        trace[k, 2] = bank
         trace[k, 5] = row
         trace_n[0] = k + 1
 
@@ -388,12 +386,12 @@ def serve_detailed(order, segments, arrival, bank, row, write, done, p, gap, wb,
                 _refresh(bs, rs, gr, b, now, best_cmd, p, cnt)
                 _use_bus(cs, c, now, False, p)
                 if tracing:
-                    _record(trace, trace_n, now, best_cmd, b, NONE, p)
+                    _record(trace, trace_n, now, best_cmd, b, NONE)
                 _replan(queue, n, b, gr if best_cmd == REF else NONE, bs, row, write, width)
                 continue
             if tracing:
                 _record(trace, trace_n, now, best_cmd, b,
-                        row[queue[Q.REQ, best_j]] if best_j != NONE else bs[Bank.OPEN, b], p)
+                        row[queue[Q.REQ, best_j]] if best_j != NONE else bs[Bank.OPEN, b])
             if best_cmd == PRE:
                 _precharge(bs, rs, wb, b, now, p, cnt)
                 _use_bus(cs, c, now, False, p)
@@ -436,10 +434,13 @@ class DetailedDram(DramModel):
 
     fidelity = "detailed"
 
-    def __init__(self, spec: DramSpec, *, trace_commands: int = 0):
-        super().__init__(spec)
-        channels, ranks = spec.bus_channels, spec.ranks
-        self.gaps = column_gaps(spec)
+    def __init__(self, spec: DramSpec, path: str = "channel", *, trace_commands: int = 0):
+        super().__init__(spec, path)
+        layout = self.layout
+        channels, ranks = layout.bus_channels, layout.ranks
+        self.gaps = column_gaps(layout)
+        if path == "bank_group":    # other groups of the rank: their own data paths
+            self.gaps[SAME_RANK::3] = 0
         flat = np.arange(self.banks, dtype=np.int64)
         self.where = np.stack([flat // spec.banks_per_rank, flat // spec.banks_per_group,
                                flat % spec.banks_per_rank])
@@ -470,9 +471,14 @@ class DetailedDram(DramModel):
         return done
 
     def command_trace(self) -> np.ndarray:
-        """Commands recorded so far: rows of (cycle, command code, rank, bank group, bank,
-        row); ``COMMANDS`` names the codes."""
-        return self.trace[:self.trace_n[0]].copy()
+        """Commands recorded so far: rows of (cycle, command code, rank within its channel,
+        bank group, bank, row); ``COMMANDS`` names the codes."""
+        trace = self.trace[:self.trace_n[0]].copy()
+        spec, flat = self.spec, trace[:, 2].copy()
+        trace[:, 2] = (flat // spec.banks_per_rank) % spec.ranks
+        trace[:, 3] = (flat // spec.banks_per_group) % spec.bank_groups
+        trace[:, 4] = flat % spec.banks_per_group
+        return trace
 
     def open_rank_cycles(self, end: int) -> float:
         return open_cycles(self.bank_state[Bank.OPEN], self.bank_state[Bank.OPENED],

@@ -15,6 +15,10 @@ devices, currents in A and times in s:
 With per-access figures: a burst costs ``read/write_energy_per_bit x request bits``, an ACT
 ``activate_energy``, a REF ``refresh_energy`` (per-bank: / banks per rank) and each rank draws
 ``background_power`` whether open or not. Parameters left out cost nothing.
+
+In either form, a burst that crosses the channel to the host also costs ``io_energy_per_bit x
+request bits`` (the DQ drivers and termination off the DIMM); a burst a near-memory unit reads
+over a private path stays on the DIMM and does not.
 """
 
 from __future__ import annotations
@@ -37,9 +41,12 @@ class DramEnergy:
     refresh_per_bank_j: float
     active_standby_w: float
     precharge_standby_w: float
+    io_j: float = 0.0
 
     @classmethod
-    def from_spec(cls, spec: DramSpec) -> DramEnergy:
+    def from_spec(cls, spec: DramSpec, off_dimm: bool = True) -> DramEnergy:
+        """The energies of ``spec``; ``off_dimm``: whether bursts cross the channel's DQ."""
+        io = spec.io_energy_per_bit * spec.request_bytes * 8 if off_dimm else 0.0
         tck = spec.tCK
         if spec.VDD is not None:
             scale = spec.VDD * MILLI * spec.devices_per_rank   # mA per device -> W per rank
@@ -50,13 +57,13 @@ class DramEnergy:
             return cls(act, scale * (spec.IDD4R - spec.IDD3N) * burst,
                        scale * (spec.IDD4W - spec.IDD3N) * burst, refresh,
                        refresh / spec.banks_per_rank, scale * spec.IDD3N,
-                       scale * spec.IDD2N)
+                       scale * spec.IDD2N, io)
         bits = spec.request_bytes * 8
         refresh = spec.refresh_energy or 0.0
         background = spec.background_power or 0.0
         return cls(spec.activate_energy or 0.0, (spec.read_energy_per_bit or 0.0) * bits,
                    (spec.write_energy_per_bit or 0.0) * bits, refresh,
-                   refresh / spec.banks_per_rank, background, background)
+                   refresh / spec.banks_per_rank, background, background, io)
 
     def parts(self, counts: dict[str, float], open_s: float, rank_s: float) -> dict[str, float]:
         """Energy by kind from command counts and time: ``open_s`` rank-seconds with a bank
@@ -70,4 +77,6 @@ class DramEnergy:
             "energy_bg_j": (open_s * self.active_standby_w
                             + max(rank_s - open_s, 0.0) * self.precharge_standby_w),
         }
+        if self.io_j:
+            parts["energy_io_j"] = (counts["reads"] + counts["writes"]) * self.io_j
         return {"energy_j": sum(parts.values()), **parts}

@@ -167,6 +167,7 @@ def serve_fast(arrival, bank, row, write, done, p, bs, bq, fifo_req, fifo_at, rs
     refresh = p[P.REFRESH] != NO_REFRESH
     cl, cwl, rcd, rcdwr, rp = p[P.CL], p[P.CWL], p[P.RCD], p[P.RCDWR], p[P.RP]
     rtrs, wtr, burst, ccd_s = p[P.RTRS], p[P.WTR_S], p[P.BURST], p[P.CCD_S]
+    shared_bus = p[P.SHARED_BUS] == 1
     act_slot, act_size = p[P.ACT_SLOT], slots.shape[1]
     ring = fifo_req.shape[1] - 1
     per_slot = 1.0 / act_slot
@@ -346,9 +347,10 @@ def serve_fast(arrival, bank, row, write, done, p, bs, bq, fifo_req, fifo_at, rs
             col = max(t, bs[Bank.WR, ub] if w else bs[Bank.RD, ub], gs[Group.COL, ugg], floor)
             data = col + latency
             cs[Chan.COL, uc] = col + ccd_s
-            cs[Chan.BUS, uc] = data + burst
-            if w:
-                cs[Chan.WR_END, uc] = data + burst
+            if shared_bus:
+                cs[Chan.BUS, uc] = data + burst
+                if w:
+                    cs[Chan.WR_END, uc] = data + burst
             switched = cs[Chan.DIR, uc] != w
             cs[Chan.DIR, uc] = w
             cs[Chan.RANK, uc] = gr
@@ -452,9 +454,10 @@ class FastDram(DramModel):
 
     fidelity = "fast"
 
-    def __init__(self, spec: DramSpec):
-        super().__init__(spec)
-        channels, ranks = spec.bus_channels, spec.ranks
+    def __init__(self, spec: DramSpec, path: str = "channel"):
+        super().__init__(spec, path)
+        layout = self.layout
+        channels, ranks = layout.bus_channels, layout.ranks
         self.bank_state = np.full((len(Bank), self.banks), NEVER, dtype=np.int64)
         self.bank_state[Bank.OPEN] = NONE
         self.bank_state[Bank.STREAK] = 0
@@ -463,7 +466,7 @@ class FastDram(DramModel):
         flat = np.arange(self.banks, dtype=np.int64)
         self.bank_queue[Queue.RANK] = flat // spec.banks_per_rank
         self.bank_queue[Queue.GROUP] = flat // spec.banks_per_group
-        self.bank_queue[Queue.CHANNEL] = flat // (spec.ranks * spec.banks_per_rank)
+        self.bank_queue[Queue.CHANNEL] = flat // (ranks * spec.banks_per_rank)
         ring = 1 << (spec.queue_depth - 1).bit_length()
         self.fifo_req = np.zeros((self.banks, ring), dtype=np.int64)
         self.fifo_at = np.zeros((self.banks, ring), dtype=np.int64)

@@ -1,6 +1,16 @@
 """What every DRAM fidelity level shares: the Device interface, cycle conversion, address
 decoding into flat bank indices, the timing vector the compiled kernels read, counters and
-statistics (with energy).
+statistics (with energy), and the data path requests take.
+
+Data paths (``PATHS``): ``channel`` is the host's: every rank of a bus channel shares its data
+bus (one burst at a time, ``tRTRS`` between ranks) and its controller's queue and command bus.
+``rank`` gives each rank its own (a near-memory unit in the DIMM's buffer chip reads its rank
+over a private path: RecNMP); the kernels then schedule each rank as a bus channel of one rank,
+so ``tRRD``, ``tFAW`` and refresh still apply per rank. ``bank_group`` also gives each bank
+group of a rank its own data path (a unit per bank group: TRiM): bursts of different groups
+overlap, those of one group keep ``tCCD_L`` apart, and a rank keeps one command bus, its
+activate limits and its refresh. Data on a private path stays on the DIMM, so it costs no
+off-DIMM I/O energy (``io_energy_per_bit``).
 
 Flat indices: a request's bank is ``((bus_channel x ranks + rank) x bank_groups + group) x
 banks_per_group + bank``; its rank is ``bank // banks_per_rank`` and its bank group ``bank //
@@ -41,7 +51,7 @@ P = IntEnum("P", [(name, index) for index, name in enumerate((
     "RANKS", "BANKS_PER_RANK", "BANKS", "GROUPS", "QUEUE", "CLOSED", "FRFCFS", "REFRESH",
     "DUAL_BUS", "CL", "CWL", "BURST", "RCD", "RCDWR", "RP", "RAS", "RC", "RRD_S", "RRD_L", "FAW",
     "RTP", "WR_TO_PRE", "RFC", "REFI", "RFCPB", "REFIPB", "CCD_S", "CCD_L", "CCD_L_WR", "WTR_S",
-    "RTRS", "ACT_SLOT"))])
+    "RTRS", "ACT_SLOT", "SHARED_BUS"))])
 """Indices of the int64 parameter vector the kernels read (``kernel_params``)."""
 REFRESH_CODE = {"none": 0, "all_bank": 1, "per_bank": 2}
 NO_REFRESH, ALL_BANK, PER_BANK = 0, 1, 2
@@ -71,11 +81,33 @@ def kernel_params(spec: DramSpec) -> np.ndarray:
         P.CCD_L_WR: spec.timing("tCCD_L_WR"),
         P.WTR_S: spec.tWTR_S, P.RTRS: spec.tRTRS,
         P.ACT_SLOT: max(spec.tRRD_S, -(-spec.tFAW // 4)),
+        P.SHARED_BUS: 1,
     }
     params = np.zeros(len(P), dtype=np.int64)
     for index, value in values.items():
         params[index] = value
     return params
+
+
+PATHS = ("channel", "rank", "bank_group")
+
+
+def path_layout(spec: DramSpec, path: str) -> DramSpec:
+    """The organisation the kernels schedule for a data path: the device itself for
+    ``channel``; for the private paths, each rank regrouped as a bus channel of its own (the
+    flat bank indices stay the same: ``(bus_channel x ranks + rank) x banks_per_rank + ...``)."""
+    if path == "channel":
+        return spec
+    return spec.model_copy(update={"channels": spec.channels * spec.ranks, "ranks": 1})
+
+
+def path_bandwidth(spec: DramSpec, path: str) -> float:
+    """Peak bytes per second over every data path of the device: the channels' buses, each
+    rank's, or each bank group's (one burst per ``tCCD_L``)."""
+    if path == "bank_group":
+        groups = spec.bus_channels * spec.ranks * spec.bank_groups
+        return groups * spec.request_bytes / (spec.tCCD_L * spec.tCK)
+    return spec.peak_bandwidth * (spec.ranks if path == "rank" else 1)
 
 
 def column_gaps(spec: DramSpec) -> np.ndarray:
@@ -143,12 +175,18 @@ class DramModel(Device):
 
     fidelity = ""
 
-    def __init__(self, spec: DramSpec):
+    def __init__(self, spec: DramSpec, path: str = "channel"):
         super().__init__(spec, request_bytes=spec.request_bytes, cycle_s=spec.tCK,
-                         capacity=spec.capacity, peak_bandwidth=spec.peak_bandwidth)
+                         capacity=spec.capacity, peak_bandwidth=path_bandwidth(spec, path))
+        self.path = path
+        self.layout = path_layout(spec, path)
+        """The organisation the kernels schedule (see ``path_layout``)."""
         self.address_map = spec.address_map
-        self.params = kernel_params(spec)
-        self.energy_model = DramEnergy.from_spec(spec)
+        self.params = kernel_params(self.layout)
+        if path == "bank_group":            # each group's bursts on its own data path
+            self.params[P.SHARED_BUS] = 0
+            self.params[P.CCD_S] = 0
+        self.energy_model = DramEnergy.from_spec(spec, off_dimm=path == "channel")
         self.counters = np.zeros(len(COUNTERS), dtype=np.int64)
         self.banks = spec.bus_channels * spec.ranks * spec.banks_per_rank
         self.last_arrival = 0
@@ -159,9 +197,10 @@ class DramModel(Device):
     def channel_segments(self, bank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Requests grouped by channel, arrival order kept within each: the permutation, and
         where each channel's run of it starts and ends (``bus_channels + 1`` bounds)."""
-        channel = bank // (self.spec.ranks * self.spec.banks_per_rank)
+        layout = self.layout
+        channel = bank // (layout.ranks * layout.banks_per_rank)
         order = np.argsort(channel, kind="stable")
-        return order, np.searchsorted(channel[order], np.arange(self.spec.bus_channels + 1))
+        return order, np.searchsorted(channel[order], np.arange(layout.bus_channels + 1))
 
     def service(self, arrival_s: np.ndarray, addresses: np.ndarray,
                 is_write: np.ndarray) -> np.ndarray:

@@ -95,6 +95,7 @@ class DramSpec(Spec):
     activate_energy: NonNegativeEnergy | None = None
     refresh_energy: NonNegativeEnergy | None = None
     background_power: Annotated[float, Field(ge=0)] | None = None   # W per rank
+    io_energy_per_bit: NonNegativeEnergy = 0.0   # off-DIMM DQ transfer, in either form
     # controller
     mapping: str = "rochrababgco"
     xor_bank_hash: bool = False
