@@ -7,7 +7,7 @@ import pytest
 from conftest import experiment
 
 from embsim.errors import FunctionalMismatch
-from simulator.core.functional import FunctionalReference
+from simulator.core.functional import TOLERANCE, FunctionalReference
 from simulator.core.query import Query
 from simulator.core.workload import open_workload
 from simulator.runs.experiment import load_points, run_point
@@ -50,7 +50,7 @@ def test_wrong_slot_bookkeeping_fails_loudly(write_experiment):
     reference.check(q)                               # correct: every lookup fills its own slot
     q = looked_up(batch, rows, hit=np.ones(rows.size, dtype=bool),
                   slot=np.roll(np.arange(rows.size), 1))   # claims hits in other rows' slots
-    with pytest.raises(FunctionalMismatch, match="differs from torch embedding_bag"):
+    with pytest.raises(FunctionalMismatch, match="differs from torch"):
         reference.check(q)
 
 
@@ -84,3 +84,57 @@ def looked_up(batch, rows, hit=None, slot=None, unit=None) -> Query:
     bags = q.bags()
     q.partial_bags = {int(u): np.unique(bags[q.unit == u]) for u in np.unique(q.unit) if u}
     return q
+
+
+DTYPES = ["float32", "float64", "float16", "bfloat16", "int8"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("pooling", "weighted"), [("sum", False), ("mean", False),
+                                                   ("sum", True)])
+def test_every_dtype_pools_as_torch_within_its_tolerance(write_experiment, dtype, pooling,
+                                                         weighted):
+    """Stored rows of each dtype, split between two units (a near-memory unit holds half the
+    rows), pooled with and without per-sample weights: equal to torch within TOLERANCE."""
+    data = experiment(run__functional=True)
+    data["system"]["compute"]["pooling"] = pooling
+    generator = data["workload"]["generator"]
+    generator.update(pooling_dist="normal", pooling_sigma=20, pooling=60, weighted=weighted)
+    generator["tables"] = [{"rows": 5000, "dim": 16, "dtype": dtype},
+                           {"rows": 3000, "dim": 40, "dtype": dtype}]
+    data["system"]["memory"]["far"] = {**data["system"]["memory"]["dram"], "link": "pcie"}
+    data["system"]["tables"] = {"tier": ["dram", "far"], "link": "pcie",
+                                "placement": "hot_rows", "budget": {"dram": "200 KiB"}}
+    data["system"]["units"] = {"nmp": {"kind": "near_memory", "tier": "far"}}
+    data["system"]["cache"]["caches"] = ["dram"]
+    path = write_experiment(data)
+    _, points = load_points(path, {})
+    row = run_point(points[0], str(path)).row
+    assert row["functional_checked_bags"] == 6 * 2 * 32
+    assert row["pooled_lookups_nmp"] > 0 and row["pooled_lookups_compute"] > 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_stated_tolerance_is_tight_and_catches_a_wrong_dequantization(write_experiment,
+                                                                         dtype):
+    """The data path's error against torch stays within a quarter of TOLERANCE on 150-row
+    bags; a row read without its dequantization (int8: without the bias) does not."""
+    data = experiment(system__cache=None)
+    data["workload"]["generator"].update(pooling=150, weighted=True)
+    data["workload"]["generator"]["tables"] = [{"rows": 5000, "dim": 16, "dtype": dtype}]
+    path = write_experiment(data)
+    _, points = load_points(path, {})
+    meta, batches = open_workload(points[0].config.workload, str(path))
+    reference = FunctionalReference(meta, seed=0, pooling="sum", cache_slots=None)
+    batch = next(batches())
+    rows = batch.global_rows(meta.row_base)
+    q = looked_up(batch, rows)
+    error = np.abs(reference.pooled(q)[:, :16] - reference.reference(0, batch, 0,
+                                                                     rows.size)).max()
+    scale = np.abs(reference.reference(0, batch, 0, rows.size)).max()
+    assert error <= TOLERANCE[dtype] * (1 + scale) / 4
+    if dtype == "int8":
+        stored = reference.weights[0].numpy()
+        reference.values[:, :16] = stored[:, :16] * stored[:, 16:20].copy().view(np.float32)
+        with pytest.raises(FunctionalMismatch):
+            reference.check(q)

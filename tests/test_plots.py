@@ -33,3 +33,15 @@ def test_plot_of_an_unswept_path_is_bad_input_and_runs_nothing(tmp_path):
     assert proc.returncode == 2
     assert "plots.0.x" in proc.stderr and "not a swept path" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_where_list_keeps_the_points_matching_any_of_its_values(tmp_path):
+    path = write_yaml(tmp_path / "exp.yaml", sweep_with_plots([
+        {"file": "both.png", "x": "system.cache.size",
+         "where": {"system.cache.policy": ["lru", "fifo"]}},
+        {"file": "none.png", "x": "system.cache.size",
+         "where": {"system.cache.policy": ["fifo", "lifo"]}}]))
+    proc = embsim("run", str(path), "--out", str(tmp_path / "out"), "--workers", "1")
+    assert proc.returncode == 2
+    assert "plots.1.where" in proc.stderr and "no finished point matches" in proc.stderr
+    assert (tmp_path / "out" / "both.png").read_bytes().startswith(b"\x89PNG")

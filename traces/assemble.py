@@ -8,8 +8,8 @@ in range of the metadata.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -27,25 +27,24 @@ class LookupColumns:
     bag: np.ndarray
     row: np.ndarray
     ts_ns: np.ndarray | None = None
+    weight: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.row.size)
 
+    def _map(self, take: Callable[[str], np.ndarray]) -> LookupColumns:
+        """A LookupColumns of ``take(name)`` for every column present."""
+        return LookupColumns(**{f.name: None if getattr(self, f.name) is None else take(f.name)
+                                for f in fields(self)})
+
     def slice(self, start: int, stop: int) -> LookupColumns:
-        return LookupColumns(
-            self.batch[start:stop], self.table[start:stop], self.bag[start:stop],
-            self.row[start:stop], None if self.ts_ns is None else self.ts_ns[start:stop],
-        )
+        return self._map(lambda name: getattr(self, name)[start:stop])
 
     @staticmethod
     def concat(parts: list[LookupColumns]) -> LookupColumns:
         if len(parts) == 1:
             return parts[0]
-        ts = None if parts[0].ts_ns is None else np.concatenate([p.ts_ns for p in parts])
-        return LookupColumns(
-            np.concatenate([p.batch for p in parts]), np.concatenate([p.table for p in parts]),
-            np.concatenate([p.bag for p in parts]), np.concatenate([p.row for p in parts]), ts,
-        )
+        return parts[0]._map(lambda name: np.concatenate([getattr(p, name) for p in parts]))
 
 
 def _check_rows(batch_index: int, table: np.ndarray, row: np.ndarray, meta: TraceMeta,
@@ -81,29 +80,30 @@ def _build_batch(index: int, cols: LookupColumns, meta: TraceMeta, source: str) 
     _check_range(cols.bag, batch_size, index, "bag", source)
     _check_rows(index, cols.table, cols.row, meta, source)
     bag_id = cols.table * batch_size + cols.bag
-    row, ts = cols.row, cols.ts_ns
     if np.any(bag_id[1:] < bag_id[:-1]):
         order = np.argsort(bag_id, kind="stable")
-        bag_id, row = bag_id[order], row[order]
-        ts = None if ts is None else ts[order]
+        bag_id = bag_id[order]
+        cols = cols._map(lambda name: getattr(cols, name)[order])
     counts = np.bincount(bag_id, minlength=num_tables * batch_size)
     offsets = np.zeros(num_tables * batch_size + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     # copies: the batch owns writable arrays and does not pin the chunk it was cut from
-    return Batch(index, np.array(row, dtype=np.int64), offsets, num_tables, batch_size,
-                 None if ts is None else np.array(ts, dtype=np.int64))
+    return Batch(index, np.array(cols.row, dtype=np.int64), offsets, num_tables, batch_size,
+                 None if cols.ts_ns is None else np.array(cols.ts_ns, dtype=np.int64),
+                 None if cols.weight is None else np.array(cols.weight, dtype=np.float32))
 
 
-def _empty_batch(index: int, meta: TraceMeta, with_ts: bool) -> Batch:
+def _empty_batch(index: int, meta: TraceMeta, optional: tuple[str, ...]) -> Batch:
     """A batch in which every bag is empty (it has no rows in a row-per-lookup file)."""
     none = np.zeros(0, dtype=np.int64)
     offsets = np.zeros(meta.num_tables * meta.batch_size + 1, dtype=np.int64)
     return Batch(index, none, offsets, meta.num_tables, meta.batch_size,
-                 none.copy() if with_ts else None)
+                 none.copy() if "ts_ns" in optional else None,
+                 np.zeros(0, dtype=np.float32) if "weight" in optional else None)
 
 
 def assemble_batches(chunks: Iterable[LookupColumns], meta: TraceMeta, source: str,
-                     with_ts: bool) -> Iterator[Batch]:
+                     optional: tuple[str, ...] = ()) -> Iterator[Batch]:
     """Batches 0, 1, ... from chunks of lookups ordered by batch.
 
     A batch id missing from the file is a batch whose bags are all empty; batches after the
@@ -116,7 +116,7 @@ def assemble_batches(chunks: Iterable[LookupColumns], meta: TraceMeta, source: s
     def emit(batch_id: int, parts: list[LookupColumns]) -> Iterator[Batch]:
         nonlocal next_index
         for gap in range(next_index, batch_id):
-            yield _empty_batch(gap, meta, with_ts)
+            yield _empty_batch(gap, meta, optional)
         yield _build_batch(batch_id, LookupColumns.concat(parts), meta, source)
         next_index = batch_id + 1
 
@@ -137,7 +137,7 @@ def assemble_batches(chunks: Iterable[LookupColumns], meta: TraceMeta, source: s
     if pending:
         yield from emit(pending_id, pending)
     for gap in range(next_index, meta.num_batches or 0):
-        yield _empty_batch(gap, meta, with_ts)
+        yield _empty_batch(gap, meta, optional)
 
 
 def _check_order(ids: np.ndarray, previous: int, meta: TraceMeta, source: str) -> None:

@@ -14,7 +14,9 @@ class Batch:
     ``indices`` holds every looked-up row (int64), table-major: all bags of table 0, then of
     table 1, and so on. ``offsets`` (int64, length T*B + 1) delimits the bags: bag ``b`` of
     table ``t`` is ``indices[offsets[t*B + b] : offsets[t*B + b + 1]]``. Row ids are local to
-    their table. ``ts_ns`` optionally gives each lookup's timestamp.
+    their table. ``ts_ns`` optionally gives each lookup's timestamp, ``weights`` its per-sample
+    weight (float32: a weighted bag pools ``weight x row``, as ``per_sample_weights`` does in
+    torch's ``embedding_bag``).
     """
 
     index: int
@@ -23,6 +25,7 @@ class Batch:
     num_tables: int
     batch_size: int
     ts_ns: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
     @property
     def num_lookups(self) -> int:

@@ -1,9 +1,9 @@
 """Importer for CSV traces with the canonical columns (see ``traces/parquet_io.py``).
 
-The file has a header naming ``batch,table,bag,row`` and optionally ``ts_ns`` (in any column
-order; other columns are ignored), then one line per lookup, ordered by batch. The batch size
-must be given; row counts are inferred (largest row id + 1 per table, found in a first
-streaming pass) unless given. Both passes stream, so memory does not grow with the file.
+The file has a header naming ``batch,table,bag,row`` and optionally ``ts_ns`` and ``weight``
+(in any column order; other columns are ignored), then one line per lookup, ordered by batch.
+The batch size must be given; row counts are inferred (largest row id + 1 per table, found in a
+first streaming pass) unless given. Both passes stream, so memory does not grow with the file.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 from embsim.errors import InputError
 from traces.assemble import LookupColumns, assemble_batches
 from traces.batch import Batch
-from traces.parquet_io import COLUMNS, TIMESTAMP_COLUMN
+from traces.parquet_io import COLUMNS, OPTIONAL
 from traces.row_counts import resolve_rows
 from traces.schema import TableSpec, TraceMeta
 
@@ -49,8 +49,8 @@ def import_csv(path: str | os.PathLike[str], *, batch_size: int | None = None,
     provenance = {"format": "csv", "source_file": source,
                   "rows": "inferred" if rows is None else "given"}
     meta = TraceMeta(tables, int(batch_size), provenance=provenance)
-    with_ts = TIMESTAMP_COLUMN in names
-    return meta, assemble_batches(_chunks(path, names), meta, source, with_ts)
+    optional = tuple(name for name in OPTIONAL if name in names)
+    return meta, assemble_batches(_chunks(path, names), meta, source, optional)
 
 
 def _header_columns(path: Path) -> list[str]:
@@ -65,14 +65,14 @@ def _header_columns(path: Path) -> list[str]:
     for name in COLUMNS:
         if name not in header:
             raise InputError(f"missing column {name!r} in the header; expected "
-                             f"{','.join(COLUMNS)}[,{TIMESTAMP_COLUMN}]", source=str(path),
+                             f"{','.join(COLUMNS)}[,{','.join(OPTIONAL)}]", source=str(path),
                              field=name)
-    return [*COLUMNS, *([TIMESTAMP_COLUMN] if TIMESTAMP_COLUMN in header else [])]
+    return [*COLUMNS, *(name for name in OPTIONAL if name in header)]
 
 
 def _chunks(path: Path, names: list[str]) -> Iterator[LookupColumns]:
-    options = pacsv.ConvertOptions(include_columns=names,
-                                   column_types=dict.fromkeys(names, pa.int64()))
+    types = {name: pa.float32() if name == "weight" else pa.int64() for name in names}
+    options = pacsv.ConvertOptions(include_columns=names, column_types=types)
     try:
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
                                 convert_options=options)
@@ -82,7 +82,8 @@ def _chunks(path: Path, names: list[str]) -> Iterator[LookupColumns]:
                 if column.null_count:
                     raise InputError(f"{column.null_count} empty values", source=str(path),
                                      field=name)
-            yield LookupColumns(*(c.to_numpy() for c in columns))
+            yield LookupColumns(**{name: column.to_numpy()
+                                   for name, column in zip(names, columns, strict=True)})
     except pa.ArrowException as err:
         raise InputError(f"cannot parse CSV: {err}", source=str(path)) from None
 

@@ -21,14 +21,19 @@ Reference: ``fbgemm_gpu/tbe/utils/requests.py`` in pytorch/FBGEMM. For every bat
   With variable pooling the positions are drawn among the first min(n_i, n_i+1) lookups
   (FBGEMM refuses that combination). Copied rows may repeat a row already in the bag.
 
-Bags list their rows in draw order. All randomness comes from one
-``numpy.random.default_rng(seed)``: the same arguments give the same trace.
+- **Weights** (``weighted``): each lookup gets a per-sample weight uniform in [0, 1), as
+  FBGEMM's ``weighted`` requests, from a second generator (``default_rng([seed, 1])``) so that
+  the rows do not depend on whether weights are drawn.
+
+Bags list their rows in draw order. All randomness comes from
+``numpy.random.default_rng(seed)`` (and the weights' generator): the same arguments give the
+same trace.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numba import njit
@@ -80,6 +85,7 @@ class _Params:
     pooling_dist: str
     pooling_sigma: float
     zipf_oversample: int
+    weighted: bool = False
 
     @property
     def zipf(self) -> bool:
@@ -90,22 +96,25 @@ class _Params:
 def synthesize(tables: list[TableSpec], pooling: float | list[float], *, batches: int,
                batch_size: int, alpha: float = 1.0, reuse: float = 0.0,
                pooling_dist: str = "fixed", pooling_sigma: float = 0.0,
-               zipf_oversample: int = 3, seed: int = 0) -> tuple[TraceMeta, Iterator[Batch]]:
+               zipf_oversample: int = 3, seed: int = 0,
+               weighted: bool = False) -> tuple[TraceMeta, Iterator[Batch]]:
     """Metadata and a lazy iterator of ``batches`` synthetic batches (see the module doc).
 
     ``pooling`` is the mean lookups per bag, one value for all tables or one per table.
     Arguments are checked here, before the first batch is generated.
     """
-    params = _validate(tables, pooling, batches, batch_size, alpha, reuse, pooling_dist,
-                       pooling_sigma, zipf_oversample)
+    params = replace(_validate(tables, pooling, batches, batch_size, alpha, reuse,
+                               pooling_dist, pooling_sigma, zipf_oversample), weighted=weighted)
     provenance = {
         "generator": GENERATOR_NAME, "seed": seed, "alpha": alpha, "reuse": reuse,
         "pooling": params.pooling.tolist(), "pooling_dist": pooling_dist,
         "pooling_sigma": pooling_sigma, "zipf_oversample": zipf_oversample,
         "batches": batches, "batch_size": batch_size,
+        **({"weighted": True} if weighted else {}),
     }
     meta = TraceMeta(list(tables), batch_size, num_batches=batches, provenance=provenance)
-    return meta, _generate(params, meta.row_base[:-1], np.random.default_rng(seed))
+    weights = np.random.default_rng([seed, 1]) if weighted else None
+    return meta, _generate(params, meta.row_base[:-1], np.random.default_rng(seed), weights)
 
 
 def _validate(tables: list[TableSpec], pooling: float | list[float], batches: int,
@@ -141,8 +150,8 @@ def _validate(tables: list[TableSpec], pooling: float | list[float], batches: in
                    pooling_dist, float(pooling_sigma), int(zipf_oversample))
 
 
-def _generate(params: _Params, row_base: np.ndarray,
-              rng: np.random.Generator) -> Iterator[Batch]:
+def _generate(params: _Params, row_base: np.ndarray, rng: np.random.Generator,
+              weights: np.random.Generator | None = None) -> Iterator[Batch]:
     permutation = _row_permutations(params.rows, row_base, rng) if params.zipf else None
     previous: Batch | None = None
     for index in range(params.batches):
@@ -157,7 +166,9 @@ def _generate(params: _Params, row_base: np.ndarray,
             indices = rng.integers(0, high)
         indices = indices.astype(np.int64, copy=False)
         offsets = np.concatenate([[0], np.cumsum(lengths.ravel())]).astype(np.int64)
-        batch = Batch(index, indices, offsets, params.rows.size, params.batch_size)
+        batch = Batch(index, indices, offsets, params.rows.size, params.batch_size,
+                      weights=None if weights is None else weights.random(
+                          indices.size, dtype=np.float32))
         if previous is not None and params.reuse > 0:
             _copy_reused(previous, batch, params.reuse, rng)
         yield batch

@@ -12,6 +12,7 @@ column     type     meaning
 ``bag``    int32    sample within the batch, in ``[0, batch_size)``; one bag per table
 ``row``    int64    row looked up, local to its table, in ``[0, tables[table].rows)``
 ``ts_ns``  int64    optional: timestamp of the lookup in nanoseconds
+``weight`` float32  optional: per-sample weight of the lookup (weighted-sum pooling)
 =========  =======  ==================================================================
 
 Rows are ordered by ``batch``, then ``table``, then ``bag``; within a bag, in lookup order.
@@ -57,22 +58,30 @@ from traces.schema import TraceMeta
 METADATA_KEY = "embsim"
 COLUMNS = {"batch": pa.int32(), "table": pa.int32(), "bag": pa.int32(), "row": pa.int64()}
 TIMESTAMP_COLUMN = "ts_ns"
+OPTIONAL = {TIMESTAMP_COLUMN: pa.int64(), "weight": pa.float32()}
+"""Optional columns and their types; a trace has each in every batch or in none."""
 ROW_GROUP_LOOKUPS = 1 << 21
 READ_CHUNK_LOOKUPS = 1 << 20
 
 
-def _schema(with_ts: bool) -> pa.Schema:
+def _schema(optional: tuple[str, ...]) -> pa.Schema:
     fields = [pa.field(name, kind, nullable=False) for name, kind in COLUMNS.items()]
-    if with_ts:
-        fields.append(pa.field(TIMESTAMP_COLUMN, pa.int64(), nullable=False))
+    fields += [pa.field(name, OPTIONAL[name], nullable=False) for name in optional]
     return pa.schema(fields)
+
+
+def _optional_of(batch: Batch) -> tuple[str, ...]:
+    """The optional columns a batch carries."""
+    return tuple(name for name, there in ((TIMESTAMP_COLUMN, batch.ts_ns is not None),
+                                          ("weight", batch.weights is not None)) if there)
 
 
 class TraceWriter:
     """Writes batches to a canonical Parquet trace; the file appears only on a clean close.
 
-    Batches are numbered in the order written. Whether the file has a ``ts_ns`` column is
-    decided by the first batch. ``meta.num_batches`` is set to the count written at close.
+    Batches are numbered in the order written. Which optional columns (``ts_ns``, ``weight``)
+    the file has is decided by the first batch. ``meta.num_batches`` is set to the count
+    written at close.
     Row ids are not checked against the table sizes here (importers and readers do that), so
     tests can write deliberately bad traces.
     """
@@ -86,7 +95,7 @@ class TraceWriter:
         self._row_group = row_group_lookups
         self._temp = temp_path_beside(self.path)
         self._writer: pq.ParquetWriter | None = None
-        self._with_ts: bool | None = None
+        self._optional: tuple[str, ...] | None = None
         self._buffer: list[pa.Table] = []
         self._buffered = 0
 
@@ -103,10 +112,10 @@ class TraceWriter:
     def write(self, batch: Batch) -> None:
         """Append ``batch`` as the next batch of the trace."""
         self._check_shape(batch)
-        if self._with_ts is None:
-            self._with_ts = batch.ts_ns is not None
-        elif self._with_ts != (batch.ts_ns is not None):
-            raise ValueError("either every batch has ts_ns or none has")
+        if self._optional is None:
+            self._optional = _optional_of(batch)
+        elif self._optional != _optional_of(batch):
+            raise ValueError("every batch must carry the same optional columns (ts_ns, weight)")
         num_bags = batch.num_tables * batch.batch_size
         bag_id = np.repeat(np.arange(num_bags, dtype=np.int32), np.diff(batch.offsets))
         table = bag_id // np.int32(batch.batch_size)
@@ -116,9 +125,11 @@ class TraceWriter:
             bag_id - table * np.int32(batch.batch_size),
             batch.indices.astype(np.int64, copy=False),
         ]
-        if self._with_ts:
+        if batch.ts_ns is not None:
             columns.append(batch.ts_ns.astype(np.int64, copy=False))
-        self._buffer.append(pa.Table.from_arrays(columns, schema=_schema(self._with_ts)))
+        if batch.weights is not None:
+            columns.append(batch.weights.astype(np.float32, copy=False))
+        self._buffer.append(pa.Table.from_arrays(columns, schema=_schema(self._optional)))
         self._buffered += batch.num_lookups
         self.num_batches += 1
         self.num_lookups += batch.num_lookups
@@ -157,7 +168,7 @@ class TraceWriter:
 
     def _flush(self, *, final: bool) -> None:
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._temp, _schema(bool(self._with_ts)),
+            self._writer = pq.ParquetWriter(self._temp, _schema(self._optional or ()),
                                             compression="zstd")
         if not self._buffer:
             return
@@ -191,7 +202,7 @@ class TraceReader:
         self._chunk = chunk_lookups
         self._file = _open_parquet(self.path)
         self.meta = _read_meta(self._file, str(self.path))
-        self.has_timestamps = _check_columns(self._file.schema_arrow, str(self.path))
+        self.optional = _check_columns(self._file.schema_arrow, str(self.path))
 
     @property
     def num_lookups(self) -> int:
@@ -199,19 +210,20 @@ class TraceReader:
         return int(self._file.metadata.num_rows)
 
     def __iter__(self) -> Iterator[Batch]:
-        return assemble_batches(self._chunks(), self.meta, str(self.path), self.has_timestamps)
+        return assemble_batches(self._chunks(), self.meta, str(self.path), self.optional)
 
     def _chunks(self) -> Iterator[LookupColumns]:
         """Lookups in chunks, one row group at a time: ``iter_batches`` over the whole file
         keeps decoded row groups alive (measured with pyarrow 26: peak memory grew with file
         size), while one call per row group holds at most one row group."""
-        names = [*COLUMNS, *([TIMESTAMP_COLUMN] if self.has_timestamps else [])]
+        names = [*COLUMNS, *self.optional]
         try:
             for group in range(self._file.num_row_groups):
                 for record_batch in self._file.iter_batches(
                         batch_size=self._chunk, row_groups=[group], columns=names):
-                    yield LookupColumns(*(_int64(record_batch.column(i), name, str(self.path))
-                                          for i, name in enumerate(names)))
+                    yield LookupColumns(**{
+                        name: _column(record_batch.column(i), name, str(self.path))
+                        for i, name in enumerate(names)})
         except (OSError, pa.ArrowException) as err:
             raise InputError(f"cannot read Parquet data: {err}", source=str(self.path)) from None
 
@@ -245,25 +257,36 @@ def _read_meta(file: pq.ParquetFile, source: str) -> TraceMeta:
                          source=source, field=METADATA_KEY) from None
 
 
-def _check_columns(schema: pa.Schema, source: str) -> bool:
-    """Every required column present with an integer type; True if ``ts_ns`` is present."""
-    for name in [*COLUMNS, TIMESTAMP_COLUMN]:
+def _check_columns(schema: pa.Schema, source: str) -> tuple[str, ...]:
+    """Every required column present with an integer type; the optional columns present."""
+    present = []
+    for name in [*COLUMNS, *OPTIONAL]:
         index = schema.get_field_index(name)
         if index < 0:
-            if name == TIMESTAMP_COLUMN:
-                return False
+            if name in OPTIONAL:
+                continue
             raise InputError(f"missing column {name!r}; expected columns "
-                             f"{', '.join(COLUMNS)} [, {TIMESTAMP_COLUMN}]",
+                             f"{', '.join(COLUMNS)} [, {', '.join(OPTIONAL)}]",
                              source=source, field=name)
+        if name in OPTIONAL:
+            present.append(name)
+        if name == "weight":
+            if not pa.types.is_floating(schema.field(index).type):
+                raise InputError(f"column 'weight' has type {schema.field(index).type}; "
+                                 "expected a floating-point type", source=source,
+                                 field="weight")
+            continue
         if not pa.types.is_integer(schema.field(index).type):
             raise InputError(f"column {name!r} has type {schema.field(index).type}; expected "
                              f"an integer type ({COLUMNS.get(name, pa.int64())})",
                              source=source, field=name)
-    return True
+    return tuple(present)
 
 
-def _int64(column: pa.Array, name: str, source: str) -> np.ndarray:
+def _column(column: pa.Array, name: str, source: str) -> np.ndarray:
+    """A column as int64 (float32 for ``weight``); nulls are bad input."""
     if column.null_count:
         raise InputError(f"column {name!r} has {column.null_count} null values",
                          source=source, field=name)
-    return column.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    kind = np.float32 if name == "weight" else np.int64
+    return column.to_numpy(zero_copy_only=False).astype(kind, copy=False)

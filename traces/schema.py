@@ -13,6 +13,10 @@ import numpy as np
 from embsim.errors import InputError
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "float64": 8}
+ROW_EXTRA_BYTES = {"int8": 8}
+"""Bytes a row holds besides its elements: an int8 row is FBGEMM's fused 8-bit row-wise
+quantized row (``FloatToFused8BitRowwiseQuantized``): its bytes, then a float32 scale and a
+float32 bias."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class TableSpec:
 
     @property
     def row_bytes(self) -> int:
-        return self.dim * DTYPE_BYTES[self.dtype]
+        return self.dim * DTYPE_BYTES[self.dtype] + ROW_EXTRA_BYTES.get(self.dtype, 0)
 
 
 @dataclass

@@ -280,6 +280,7 @@ class GeneratorConfig(Strict):
     pooling_sigma: Annotated[float, Field(ge=0)] = 0.0
     zipf_oversample: PositiveInt = 3
     seed: int = 0
+    weighted: bool = False
 
     @model_validator(mode="after")
     def _model_or_tables(self) -> GeneratorConfig:
@@ -365,7 +366,8 @@ class SweepConfig(Strict):
 
 class PlotConfig(Strict):
     """A figure ``embsim run`` draws from the results: each metric against ``x``, one line per
-    ``by`` value, over the points whose columns match ``where`` (path -> value)."""
+    ``by`` value, over the points whose columns match ``where`` (path -> value, or a list of
+    values any of which matches)."""
 
     file: Annotated[str, Field(pattern=r"^[\w.-]+\.(png|pdf|svg)$")]
     x: str
@@ -382,6 +384,14 @@ class Experiment(Strict):
     run: RunConfig = RunConfig()
     sweep: SweepConfig | None = None
     plots: list[PlotConfig] = []
+
+    @model_validator(mode="after")
+    def _weights_need_sums(self) -> Experiment:
+        generator = self.workload.generator
+        if generator is not None and generator.weighted and self.system.compute.pooling != "sum":
+            raise ValueError("per-sample weights pool as a weighted sum: give "
+                             "system.compute.pooling: sum (or drop workload.generator.weighted)")
+        return self
 
 
 def parse_experiment(data: Any, source: str) -> Experiment:

@@ -29,7 +29,8 @@ def _matching(frame: pd.DataFrame, where: dict, source: str, index: int) -> pd.D
         if column not in frame.columns:
             raise InputError(f"no results column {column!r}", source=source,
                              field=f"plots.{index}.where")
-        frame = frame[frame[column] == value]
+        frame = frame[frame[column].isin(value) if isinstance(value, list)
+                      else frame[column] == value]
     return frame
 
 
