@@ -1,8 +1,8 @@
 """Human units, parsed in one place.
 
-Config files say ``"3.35 TB/s"``, ``"64 GiB"`` or ``"14 ns"``; code works in SI base units
-(bytes, seconds, bytes per second). Decimal prefixes are powers of 1000, binary prefixes
-(KiB, MiB, ...) powers of 1024. A bare number is already in base units.
+Config files say ``"3.35 TB/s"``, ``"64 GiB"``, ``"14 ns"`` or ``"250 MHz"``; code works in SI
+base units (bytes, seconds, bytes per second, hertz). Decimal prefixes are powers of 1000,
+binary prefixes (KiB, MiB, ...) powers of 1024. A bare number is already in base units.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def _split(text: str | float | int, kind: str) -> tuple[float, str]:
     return float(match.group(1)), match.group(2)
 
 
-_EXAMPLE = {"size": "64 GiB", "bandwidth": "3.35 TB/s", "time": "14 ns", "energy": "3.9 pJ"}
+_EXAMPLE = {"size": "64 GiB", "bandwidth": "3.35 TB/s", "time": "14 ns", "energy": "3.9 pJ",
+            "frequency": "250 MHz"}
 _ENERGY = {"J": 1.0, "mJ": 1e-3, "uJ": 1e-6, "µJ": 1e-6, "nJ": 1e-9, "pJ": 1e-12, "fJ": 1e-15}
 
 
@@ -82,6 +83,12 @@ def parse_energy(text: str | float | int) -> float:
     return _scaled(text, "energy", _ENERGY)
 
 
+def parse_frequency(text: str | float | int) -> float:
+    """Hertz from ``"250 MHz"``, ``"1.2 GHz"`` or a bare number of hertz."""
+    value, unit = _split(text, "frequency")
+    return _prefixed(value, unit, "Hz", "frequency", text)
+
+
 def format_size(num_bytes: float) -> str:
     """A short binary-prefixed rendering, e.g. ``1.5 GiB``."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -95,3 +102,4 @@ Size = Annotated[float, BeforeValidator(parse_size)]
 Bandwidth = Annotated[float, BeforeValidator(parse_bandwidth)]
 Time = Annotated[float, BeforeValidator(parse_time)]
 Energy = Annotated[float, BeforeValidator(parse_energy)]
+Frequency = Annotated[float, BeforeValidator(parse_frequency)]

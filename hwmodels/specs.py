@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,7 +34,16 @@ class MemorySpec(Spec):
     energy_per_bit: NonNegativeEnergy = 0.0
 
 
-PRESET_KINDS: Registry[type[Spec]] = Registry("preset kind")
+PRESET_MODULES = ("hwmodels.nmp", "hwmodels.upmem")
+"""Modules that register preset kinds besides links (imported on the first lookup)."""
+
+
+def _import_preset_modules() -> None:
+    for module in PRESET_MODULES:
+        importlib.import_module(module)
+
+
+PRESET_KINDS: Registry[type[Spec]] = Registry("preset kind", load=_import_preset_modules)
 """Spec classes of the preset kinds that are not memory devices (those are ``DeviceKind``
 records in ``hwmodels.device``), by the ``kind`` their preset files give."""
 

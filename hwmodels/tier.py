@@ -67,13 +67,22 @@ class DeviceTier(Tier):
             _, first = np.unique(addresses, return_index=True)
             requested = int(sizes[first].sum())
         finish = self.device.service(np.full(units.size, now_s), units, is_write)
-        moved = units.size * self.granularity
+        return float(finish.max()), self._count(units.size, is_write, requested)
+
+    def count_reads(self, requests: int, requested: int) -> int:
+        """Count reads a caller served on the device directly (a near-memory unit's bursts):
+        ``requests`` requests for ``requested`` bytes; returns the bytes they moved."""
+        return self._count(requests, np.zeros(0, dtype=bool), requested)
+
+    def _count(self, requests: int, is_write: np.ndarray, requested: int) -> int:
+        """Add a call's requests to the counters; returns the bytes it moved."""
+        moved = requests * self.granularity
         written = int(np.count_nonzero(is_write)) * self.granularity
-        self.requests += units.size
+        self.requests += requests
         self.bytes_requested += requested
         self.bytes_written += written
         self.bytes_read += moved - written
-        return float(finish.max()), moved
+        return moved
 
     def unloaded_time(self, nbytes: float) -> float:
         """Bytes over the device's peak bandwidth: no device moves data faster."""

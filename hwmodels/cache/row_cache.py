@@ -93,29 +93,29 @@ ROW_CACHES: Registry[type[RowCache]] = Registry("row cache kind",
                                                  load=submodules("hwmodels.cache"))
 
 
-def parse_options(kind: str, extras: dict[str, Any], *, source: str | None = None
-                  ) -> CacheOptions:
-    """Validate ``extras`` (the kind's keys of ``system.cache``) against the kind's options."""
-    cls = ROW_CACHES.get(kind, source=source, field="system.cache.kind")
+def parse_options(kind: str, extras: dict[str, Any], *, source: str | None = None,
+                  field: str = "system.cache") -> CacheOptions:
+    """Validate ``extras`` (the kind's keys of the cache's section ``field``) against the
+    kind's options."""
+    cls = ROW_CACHES.get(kind, source=source, field=f"{field}.kind")
     try:
         return cls.options_model.model_validate(extras)
     except ValidationError as exc:
         known = ", ".join(cls.options_model.model_fields) or "none"
         where, message = first_problem(
             exc, f"unknown key for cache kind {kind!r} (its options: {known})")
-        raise InputError(message, source=source,
-                         field=f"system.cache.{where or 'kind'}") from None
+        raise InputError(message, source=source, field=f"{field}.{where or 'kind'}") from None
 
 
 def build_row_cache(kind: str, extras: dict[str, Any], *, slots: int, table_rows: np.ndarray,
                     frequency: np.ndarray | None = None, seed: int = 0,
-                    source: str | None = None) -> RowCache:
-    """Validate the options of ``kind`` and build the cache."""
-    options = parse_options(kind, extras, source=source)
-    cls = ROW_CACHES.get(kind, source=source, field="system.cache.kind")
+                    source: str | None = None, field: str = "system.cache") -> RowCache:
+    """Validate the options of ``kind`` and build the cache (``field``: its section)."""
+    options = parse_options(kind, extras, source=source, field=field)
+    cls = ROW_CACHES.get(kind, source=source, field=f"{field}.kind")
     if slots <= 0:
         raise InputError(f"cache must hold at least one row, got {slots} slots",
-                         source=source, field="system.cache")
+                         source=source, field=field)
     return cls(options, slots=slots, table_rows=np.asarray(table_rows, dtype=np.int64),
                frequency=frequency, seed=seed)
 

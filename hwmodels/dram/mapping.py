@@ -153,6 +153,14 @@ class AddressMap:
         return self._pair(addresses, weights, {"ro": 1},
                           groups * banks - 1 if self.xor_bank_hash else 0)
 
+    def span_below(self, fields: tuple[str, ...]) -> int:
+        """Bytes the mapping keeps together below the least significant of ``fields`` whose
+        count exceeds one: aligned blocks of this size each lie within one value of every
+        such field (e.g. one bank's DRAM row for ro, ch, ra, bg, ba)."""
+        split = [self.order.index(f) for f in fields if self.radix[f] > 1]
+        below = self.order[max(split, default=-1) + 1:]
+        return self.request_bytes * int(np.prod([self.radix[f] for f in below]))
+
     def encode(self, *, channel=0, rank=0, bank_group=0, bank=0, row=0, column=0) -> np.ndarray:
         """Byte addresses of the given coordinates (scalars or arrays): the inverse of decode."""
         row = np.asarray(row, dtype=np.int64)

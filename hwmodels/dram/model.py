@@ -234,6 +234,25 @@ class DramModel(Device):
         if addresses.min() < 0:
             raise InputError("addresses must be non-negative", field="addresses")
         bank, row = self.address_map.bank_and_row(addresses)
+        return self._serve_in_order(arrival, bank, row, is_write)
+
+    def read_decoded(self, now_s: float, bank: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """Completion times (s) of reads that all arrive at ``now_s``, at flat ``bank`` and
+        ``row`` indices already decoded (a near-memory unit's bursts, decoded once per row)."""
+        if bank.size == 0:
+            return np.zeros(0)
+        cycle = int(np.ceil(now_s / self.cycle_s - 1e-9))
+        if cycle < self.last_arrival:
+            raise InputError("arrival times must not decrease (within a call and across "
+                             "calls)", field="arrival")
+        done = self._serve_in_order(np.full(bank.size, cycle, dtype=np.int64), bank, row,
+                                    np.zeros(bank.size, dtype=np.bool_))
+        return done * self.cycle_s + self.spec.frontend_latency
+
+    def _serve_in_order(self, arrival: np.ndarray, bank: np.ndarray, row: np.ndarray,
+                        is_write: np.ndarray) -> np.ndarray:
+        """Serve decoded requests whose arrivals are checked; keep the arrival and completion
+        bounds for the next call and the stats."""
         done = self._serve(arrival, bank, row, is_write)
         self.last_arrival = int(arrival[-1])
         self.last_done = max(self.last_done, int(done.max()))

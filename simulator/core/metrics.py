@@ -41,6 +41,15 @@ def check_invariants(log: QueryLog, system: System, queries_started: int,
     if sent != system.host.combined:
         raise InvariantError(f"the units sent {sent} partial vectors but the host combined "
                              f"{system.host.combined}")
+    sent_bytes = sum(unit.partial_bytes for unit in system.units)
+    if sent_bytes != system.host.received_bytes:
+        raise InvariantError(f"the units sent {sent_bytes} bytes of partial vectors but those "
+                             f"the host combined hold {system.host.received_bytes}")
+    for name, link in system.links.items():
+        carried = sum(unit.partial_bytes for unit in system.units if unit.link == name)
+        if carried > link.bytes:
+            raise InvariantError(f"link {name}: units sent {carried} bytes of partial vectors "
+                                 f"over it but it carried {link.bytes}")
     for name, tier in system.tiers.items():
         if tier.bytes_total != tier.requests * tier.granularity:
             raise InvariantError(f"tier {name}: {tier.bytes_total} bytes moved but "
@@ -104,5 +113,8 @@ def summarise(log: QueryLog, system: System) -> dict[str, Any]:
         row[f"bytes_{name}"] = link.bytes
         row[f"bw_gbps_{name}"] = link.bytes * per_s / 1e9
         energy += link.energy_j
+    for unit in system.units[1:]:
+        row[f"energy_j_{unit.name}"] = unit.energy_j
+        energy += unit.energy_j
     row["energy_uj_per_query"] = energy * 1e6 / queries if queries else float("nan")
     return row

@@ -195,7 +195,14 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
     from simulator.core.stages import pipeline
 
     sys_cfg = exp.system
-    built = {name: build_tier(name, cfg, exp.run.fidelity, source)
+    assignment = ASSIGNMENTS.get(sys_cfg.assignment, source=source, field="system.assignment")
+    entries = _unit_entries(exp, source)
+    placed = {options.tier: (kind, options) for kind, options in entries.values()
+              if assignment.uses_units and getattr(options, "tier", None) is not None}
+    unit_of = {getattr(options, "tier", None): name for name, (_, options) in entries.items()}
+    built = {name: build_tier(name, cfg, exp.run.fidelity, source,
+                              path=placed[name][0].data_path if name in placed else "channel",
+                              path_field=f"system.units.{unit_of.get(name)}.tier")
              for name, cfg in sys_cfg.memory.items()}
     tiers = {name: b.model for name, b in built.items()}
     links, link_sources = build_links(exp, source)
@@ -207,10 +214,7 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
         check_name(name, {n: 0 for n in sys_cfg.tables.tiers}, "table tier", source,
                    f"system.tables.budget.{name}")
     tier_links = host_links(exp, links, source)
-    assignment = ASSIGNMENTS.get(sys_cfg.assignment, source=source, field="system.assignment")
-    entries = _unit_entries(exp, source)
-    unit_tiers = ({getattr(options, "tier", None) for _, options in entries.values()} - {None}
-                  if assignment.uses_units else set())
+    unit_tiers = set(placed)
 
     training = exp.run.mode == "training"
     state = STATE_BYTES[exp.run.optimizer]
@@ -243,6 +247,9 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
     rooms = []
     for name in table_tiers:
         capacity = int(tiers[name].spec.capacity)
+        if name in placed:
+            kind, options = placed[name]
+            capacity -= kind.reserved_bytes(options, tiers[name], row_bytes)
         budget = int(sys_cfg.tables.budget.get(name, capacity))
         if name == sys_cfg.compute.tier:
             budget = min(budget, capacity - align(cache_bytes, int(compute.spec.interleave)))
@@ -260,7 +267,9 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
     layout.partial_base = align(layout.output_base + outputs, unit)
 
     site = UnitSite(tiers=tiers, links=links, table_tiers=table_tiers, host_links=tier_links,
-                    row_bytes=row_bytes, batch_size=meta.batch_size, source=source)
+                    row_bytes=row_bytes, table_rows=np.asarray(meta.rows, dtype=np.int64),
+                    batch_size=meta.batch_size, seed=exp.run.seed, source=source,
+                    training=training, profile=profile)
     units: list[ComputeUnit] = [HostUnit(sys_cfg.compute, site, layout,
                                          overlap_fetch=bool(cache_cfg and cache_cfg.hardware),
                                          source=source)]

@@ -48,8 +48,11 @@ def preset_kind(name: str, source: str, field_: str) -> DeviceKind:
                      source=source, field=field_)
 
 
-def build_tier(name: str, cfg: MemoryTierConfig, fidelity: str, source: str) -> BuiltTier:
-    """The timing model of one memory tier, its kind and each parameter's source."""
+def build_tier(name: str, cfg: MemoryTierConfig, fidelity: str, source: str,
+               path: str = "channel", path_field: str | None = None) -> BuiltTier:
+    """The timing model of one memory tier, its kind and each parameter's source; ``path``:
+    the data path its device serves (``channel``, the host's, unless a compute unit in the
+    tier reads it over its own, the unit's ``path_field`` naming it in errors)."""
     where = f"system.memory.{name}"
     if cfg.kind is not None:
         kind = device_kind(cfg.kind, source=source, field=f"{where}.kind")
@@ -71,7 +74,11 @@ def build_tier(name: str, cfg: MemoryTierConfig, fidelity: str, source: str) -> 
     else:
         spec, sources = resolve(kind.name, cfg.preset, cfg.overrides(), source=source,
                                 field=where)
-    model = kind.model(spec, fidelity, source=source)
+    if path not in kind.paths:
+        raise InputError(f"the unit pools over a {path.replace('_', ' ')}-level path inside "
+                         f"DRAM, but tier {name!r} is a {kind.name} tier; expected a dram tier",
+                         source=source, field=path_field)
+    model = kind.model(spec, fidelity, path=path, source=source)
     tier = DeviceTier(model, block_reads=kind.block_reads) if kind.request_level else model
     return BuiltTier(tier, kind.name, fidelity, sources)
 

@@ -25,4 +25,8 @@ class CombineStage(Stage):
     def run(self, q: Query, fabric: Fabric) -> Process:
         if not q.partials:
             return 0.0
-        return (yield from self.system.units[0].combine(q, fabric))
+        host, units = self.system.host, self.system.units
+        host.received_bytes += sum(
+            units[index].partial_payload(bags, host.layout.row_bytes, q.batch.batch_size)
+            for index, bags in q.partial_bags.items())
+        return (yield from host.combine(q, fabric))

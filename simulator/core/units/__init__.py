@@ -19,6 +19,7 @@ the host's ``combine`` stage adds (and the functional reference checks).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -47,21 +48,32 @@ class UnitOptions(BaseModel):
 @dataclass
 class UnitSite:
     """What a unit kind may use when it builds its units: the system's tiers and links, the
-    tables' tiers (in order) and the host's link to each, and the row sizes per table."""
+    tables' tiers (in order) and the host's link to each, the row sizes and rows per table, the
+    run's seed, the experiment file (for errors) and the trace's profile: reads per global row
+    over its first N batches (None before a run)."""
 
     tiers: dict[str, Tier]
     links: dict[str, Link]
     table_tiers: list[str]
     host_links: list[str | None]
     row_bytes: np.ndarray
+    table_rows: np.ndarray
     batch_size: int
+    seed: int
     source: str
+    training: bool = False
+    profile: Callable[[int | None], np.ndarray] | None = None
 
 
 class ComputeUnit(ABC):
     """A place where pooling happens: one unit of one kind."""
 
     kind: ClassVar[str]
+    link: str | None = None
+    """The link its partial vectors cross to the host (None: they land there directly)."""
+    partial_share: float = 1.0
+    """The share of a bag's output vector one of its partial vectors holds (a slice of it,
+    for units that pool slices of rows)."""
 
     def __init__(self, name: str, index: int, tier_index: int | None):
         self.name = name
@@ -70,6 +82,9 @@ class ComputeUnit(ABC):
         """The table tier it sits at (None: it reaches rows through the host's paths)."""
         self.pooled_lookups = 0
         self.partials = 0
+        self.partial_bytes = 0
+        self.energy_j = 0.0
+        """Energy the unit's own logic spent (its memory's is the tier's)."""
 
     def claims(self, q: Query, lookups: np.ndarray) -> np.ndarray:
         """Which of ``lookups`` (indices of rows in this unit's tier) this unit pools; a kind
@@ -79,6 +94,19 @@ class ComputeUnit(ABC):
     @abstractmethod
     def serve(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
         """Pool ``share`` of ``q`` (SimPy process body); returns the unloaded time."""
+
+    def partial_payload(self, bags: np.ndarray, row_bytes: np.ndarray, batch_size: int) -> int:
+        """Bytes of one partial vector per bag of ``bags`` (indices of the query's bags, table
+        by table), of tables with rows of ``row_bytes``."""
+        return int(row_bytes[bags // batch_size].sum() * self.partial_share)
+
+    def report_partials(self, q: Query, bags: np.ndarray, payload: int) -> None:
+        """Record the partial vectors sent for ``bags`` (``payload`` bytes in all) for the
+        host's combine stage, the invariants and the functional check."""
+        self.partials += bags.size
+        self.partial_bytes += payload
+        q.partials += bags.size
+        q.partial_bags[self.index] = bags
 
     def warm(self, q: Query, share: np.ndarray | slice) -> None:  # noqa: B027 (optional)
         """Pass ``share`` through the unit's own caches, taking no time (a warm-up pass)."""
@@ -92,12 +120,20 @@ class PlacedUnit(ComputeUnit):
     """A unit of ``system.units``: built from its config entry, it sits at a memory tier."""
 
     options_model: ClassVar[type[UnitOptions]] = UnitOptions
+    data_path: ClassVar[str] = "channel"
+    """The data path its tier's device serves it over (``hwmodels.dram.model.PATHS``)."""
 
     @classmethod
-    @abstractmethod
+    def reserved_bytes(cls, options: Any, tier: Tier, row_bytes: np.ndarray) -> int:
+        """Bytes at the top of its tier the unit keeps for itself (not for the tables)."""
+        return 0
+
+    @classmethod
     def build(cls, name: str, options: Any, first_index: int,
               site: UnitSite) -> list[PlacedUnit]:
-        """The units one config entry ``name`` describes, indexed from ``first_index``."""
+        """The units one config entry ``name`` describes, indexed from ``first_index`` (one,
+        unless a kind builds several)."""
+        return [cls(name, first_index, options, site)]
 
 
 UNITS: Registry[type[PlacedUnit]] = Registry("compute unit kind", load=submodules(__name__))

@@ -54,6 +54,7 @@ class HostUnit(ComputeUnit):
         self.processor = (Processor(cfg, source) if cfg.tlb is not None
                           or cfg.private_cache is not None else None)
         self.combined = 0           # partial vectors from other units added into outputs
+        self.received_bytes = 0     # their bytes, from the bags' tables and the units' shares
         self.output_sizes = align_each(np.repeat(layout.row_bytes, site.batch_size),
                                        self.tier.granularity)
         self.output_addresses = layout.output_base + np.concatenate(

@@ -44,19 +44,13 @@ class NearMemoryUnit(PlacedUnit):
     kind = "near_memory"
     options_model = NearMemoryOptions
 
-    def __init__(self, name: str, index: int, options: NearMemoryOptions, site: UnitSite,
-                 link: str | None):
+    def __init__(self, name: str, index: int, options: NearMemoryOptions, site: UnitSite):
+        self.link = partial_link(name, options, site)
         super().__init__(name, index, site.table_tiers.index(options.tier))
         self.options = options
         self.tier = site.tiers[options.tier]
-        self.link = link
         self.row_bytes = site.row_bytes
         self.batch_size = site.batch_size
-
-    @classmethod
-    def build(cls, name: str, options: NearMemoryOptions, first_index: int,
-              site: UnitSite) -> list[PlacedUnit]:
-        return [cls(name, first_index, options, site, partial_link(name, options, site))]
 
     def serve(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
         env = fabric.env
@@ -69,13 +63,11 @@ class NearMemoryUnit(PlacedUnit):
                     + sizes.size * o.lookup_overhead)
         yield env.timeout(done - env.now + overhead)
         floor = self.tier.unloaded_time(moved) + overhead
+        payload = self.partial_payload(bags, self.row_bytes, self.batch_size)
         if self.link is not None:
-            payload = int(self.row_bytes[bags // self.batch_size].sum())
             floor += yield from fabric.cross(self.link, payload, write=False)
         self.pooled_lookups += sizes.size
-        self.partials += bags.size
-        q.partials += bags.size
-        q.partial_bags[self.index] = bags
+        self.report_partials(q, bags, payload)
         return floor
 
 
