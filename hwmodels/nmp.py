@@ -6,10 +6,11 @@ unit in a DIMM's buffer chip (RecNMP), a bank-group unit (TRiM), a DIMM-level co
 (``simulator.core.units``) place one engine per rank, bank group, DIMM or expander and use it
 through ``NmpTiming``:
 
-- pooling: ``lanes`` FP32 elements added per ``clock`` cycle, so a row of ``d`` elements takes
-  ``ceil(d / lanes)`` cycles; the engine streams rows as their data arrives and adds
-  ``pipeline_cycles`` once, and ``bag_cycles`` per bag (setting up its accumulator, handing
-  the sum on);
+- pooling: ``lanes`` elements added per ``clock`` cycle in FP32 (a row of ``d`` elements, of
+  whatever stored type, takes ``ceil(d / lanes)`` cycles; an 8-bit row's dequantisation by its scale
+  and bias is taken to be fused into the add); the engine streams rows as their data arrives and
+  adds ``pipeline_cycles`` once, and ``bag_cycles`` per bag (setting up its accumulator, handing the
+  sum on);
 - instructions: the host sends one instruction of ``instruction_bits`` per lookup over the
   memory channel's command path, ``instructions_per_cycle`` per cycle of the channel's clock
   (RecNMP packs eight 79-bit instructions into one 4-cycle burst slot of the C/A and DQ pins);
@@ -56,41 +57,32 @@ class NmpSpec(Spec):
 
 
 @njit(cache=True)
-def elements_of(row_bytes, element_bytes):
-    """Elements in a row of ``row_bytes`` (a partial element counts)."""
-    return -(-row_bytes // element_bytes)
+def datapath_cycles(elements, lanes):
+    """Cycles to add a row of ``elements`` elements, ``lanes`` a cycle."""
+    return -(-elements // lanes)
 
 
 @njit(cache=True)
-def datapath_cycles(row_bytes, element_bytes, lanes):
-    """Cycles to add a row of ``row_bytes``, ``lanes`` elements a cycle."""
-    return -(-elements_of(row_bytes, element_bytes) // lanes)
-
-
-@njit(cache=True)
-def _datapath_totals(row_bytes, element_bytes, lanes):
-    """(cycles, elements) to add every row of ``row_bytes``."""
+def _datapath_total(elements, lanes):
+    """Cycles to add every row of ``elements``."""
     cycles = 0
-    elements = 0
-    for size in row_bytes:
-        cycles += datapath_cycles(size, element_bytes, lanes)
-        elements += elements_of(size, element_bytes)
-    return cycles, elements
+    for count in elements:
+        cycles += datapath_cycles(count, lanes)
+    return cycles
 
 
 class NmpTiming:
     """Seconds and joules of one engine's work, from its spec."""
 
-    def __init__(self, spec: NmpSpec, element_bytes: int = 4):
+    def __init__(self, spec: NmpSpec):
         self.spec = spec
         self.cycle_s = 1.0 / spec.clock
-        self.element_bytes = element_bytes
 
-    def datapath(self, row_bytes: np.ndarray) -> tuple[int, int]:
-        """(datapath cycles, elements) to add rows of ``row_bytes`` into their bags' sums."""
-        cycles, elements = _datapath_totals(np.asarray(row_bytes, dtype=np.int64),
-                                            self.element_bytes, self.spec.lanes)
-        return int(cycles), int(elements)
+    def datapath(self, elements: np.ndarray) -> tuple[int, int]:
+        """(datapath cycles, elements) to add rows of ``elements`` elements each into their
+        bags' sums."""
+        elements = np.asarray(elements, dtype=np.int64)
+        return int(_datapath_total(elements, self.spec.lanes)), int(elements.sum())
 
     def pooling_s(self, cycles: int, bags: int, hits: int) -> float:
         """Time to pool rows taking ``cycles`` datapath cycles into ``bags`` sums when the data

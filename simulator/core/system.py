@@ -267,7 +267,9 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
     layout.partial_base = align(layout.output_base + outputs, unit)
 
     site = UnitSite(tiers=tiers, links=links, table_tiers=table_tiers, host_links=tier_links,
-                    row_bytes=row_bytes, table_rows=np.asarray(meta.rows, dtype=np.int64),
+                    row_bytes=row_bytes,
+                    row_elements=np.array([t.dim for t in meta.tables], dtype=np.int64),
+                    table_rows=np.asarray(meta.rows, dtype=np.int64),
                     batch_size=meta.batch_size, seed=exp.run.seed, source=source,
                     training=training, profile=profile)
     units: list[ComputeUnit] = [HostUnit(sys_cfg.compute, site, layout,

@@ -26,7 +26,8 @@ class CombineStage(Stage):
         if not q.partials:
             return 0.0
         host, units = self.system.host, self.system.units
-        host.received_bytes += sum(
-            units[index].partial_payload(bags, host.layout.row_bytes, q.batch.batch_size)
-            for index, bags in q.partial_bags.items())
-        return (yield from host.combine(q, fabric))
+        sent = {}
+        for index, bags in q.partial_bags.items():
+            sizes = units[index].partial_sizes(bags, host.layout.row_bytes, q.batch.batch_size)
+            sent[index] = sizes, units[index].partial_offsets(bags, sizes)
+        return (yield from host.combine(q, sent, fabric))

@@ -48,15 +48,16 @@ class UnitOptions(BaseModel):
 @dataclass
 class UnitSite:
     """What a unit kind may use when it builds its units: the system's tiers and links, the
-    tables' tiers (in order) and the host's link to each, the row sizes and rows per table, the
-    run's seed, the experiment file (for errors) and the trace's profile: reads per global row
-    over its first N batches (None before a run)."""
+    tables' tiers (in order) and the host's link to each, the row sizes, elements per row (the
+    tables' dim) and rows per table, the run's seed, the experiment file (for errors) and the
+    trace's profile: reads per global row over its first N batches (None before a run)."""
 
     tiers: dict[str, Tier]
     links: dict[str, Link]
     table_tiers: list[str]
     host_links: list[str | None]
     row_bytes: np.ndarray
+    row_elements: np.ndarray
     table_rows: np.ndarray
     batch_size: int
     seed: int
@@ -95,14 +96,22 @@ class ComputeUnit(ABC):
     def serve(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
         """Pool ``share`` of ``q`` (SimPy process body); returns the unloaded time."""
 
-    def partial_payload(self, bags: np.ndarray, row_bytes: np.ndarray, batch_size: int) -> int:
-        """Bytes of one partial vector per bag of ``bags`` (indices of the query's bags, table
-        by table), of tables with rows of ``row_bytes``."""
-        return int(row_bytes[bags // batch_size].sum() * self.partial_share)
+    def partial_sizes(self, bags: np.ndarray, row_bytes: np.ndarray,
+                      batch_size: int) -> np.ndarray:
+        """Bytes of each partial vector the host receives for ``bags`` (indices of the query's
+        bags, table by table), of tables with rows of ``row_bytes``: the host's own account of
+        what a unit's partials hold, which the invariants compare with the unit's."""
+        return np.ceil(row_bytes[bags // batch_size] * self.partial_share).astype(np.int64)
+
+    def partial_offsets(self, bags: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """Where in its bag's output each partial of ``bags`` (of ``sizes`` bytes) goes: at the
+        start, for units whose partials are whole vectors."""
+        return np.zeros(bags.size, dtype=np.int64)
 
     def report_partials(self, q: Query, bags: np.ndarray, payload: int) -> None:
-        """Record the partial vectors sent for ``bags`` (``payload`` bytes in all) for the
-        host's combine stage, the invariants and the functional check."""
+        """Record the partial vectors sent for ``bags`` (``payload`` bytes in all, as the unit
+        counts them from the rows it pooled) for the host's combine stage, the invariants and
+        the functional check."""
         self.partials += bags.size
         self.partial_bytes += payload
         q.partials += bags.size

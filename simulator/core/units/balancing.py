@@ -14,6 +14,11 @@ def distinct(values: np.ndarray) -> np.ndarray:
     return np.flatnonzero(seen)
 
 
+def bag_starts(bags: np.ndarray) -> np.ndarray:
+    """Where each bag's run of lookups starts in ``bags`` (lookups come in bag order)."""
+    return np.flatnonzero(np.diff(bags, prepend=-1))
+
+
 def distinct_pairs(first: np.ndarray, second: np.ndarray, span: int) -> np.ndarray:
     """The distinct values of ``first * span + second`` (``0 <= second < span``), in order:
     each (engine, bag) pair once."""

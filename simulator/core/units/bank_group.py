@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from embsim.errors import InputError
 from hwmodels.dram.model import DramModel
 from simulator.core.query import Query
 from simulator.core.units import UNITS, UnitSite
@@ -51,10 +50,10 @@ class BankGroupUnits(DramUnits):
         super().__init__(name, index, options, site)
         self.replica = np.full(int(site.table_rows.sum()), -1, dtype=np.int64)
         if options.replicated_rows:
-            if site.profile is None:
-                raise InputError("replicated_rows needs a profile of the trace",
-                                 source=site.source, field=f"system.units.{name}")
-            hottest = np.argsort(-site.profile(options.profile_batches), kind="stable")
+            # before a run (checking the config) there is no profile: any rows will do
+            reads = (site.profile(options.profile_batches) if site.profile is not None
+                     else np.zeros(self.replica.size, dtype=np.int64))
+            hottest = np.argsort(-reads, kind="stable")
             self.replica[hottest[:options.replicated_rows]] = np.arange(
                 min(options.replicated_rows, hottest.size))
 

@@ -26,7 +26,7 @@ from hwmodels.presets import resolve
 from simulator.core.fabric import Fabric, Process
 from simulator.core.query import Query
 from simulator.core.units import UNITS, UnitSite
-from simulator.core.units.balancing import distinct
+from simulator.core.units.balancing import bag_starts
 from simulator.core.units.near_memory import NearMemoryOptions, NearMemoryUnit
 
 
@@ -55,6 +55,7 @@ class CxlUnit(NearMemoryUnit):
                                      field=field)
         assert isinstance(spec, NmpSpec)
         self.timing = NmpTiming(spec)
+        self.row_elements = site.row_elements
 
     def serve(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
         env = fabric.env
@@ -63,12 +64,14 @@ class CxlUnit(NearMemoryUnit):
         floor = yield from fabric.cross(self.link, instructions, write=True)
         done, moved = self.tier.access(env.now, q.home_addresses[share], sizes,
                                        np.zeros(sizes.size, dtype=bool))
-        bags = distinct(q.bags()[share])
-        cycles, elements = self.timing.datapath(sizes)
+        bags = q.bags()[share]
+        cycles, elements = self.timing.datapath(self.row_elements[bags // self.batch_size])
+        starts = bag_starts(bags)
+        bags = bags[starts]
         pooling = self.timing.pooling_s(cycles, bags.size, 0)
         yield env.timeout(max(done - env.now, pooling))
         floor += max(self.tier.unloaded_time(moved), pooling)
-        payload = self.partial_payload(bags, self.row_bytes, self.batch_size)
+        payload = int(sizes[starts].sum())        # a bag's partial is as large as its rows
         floor += yield from fabric.cross(self.link, payload, write=False)
         self.energy_j += self.timing.energy_j(elements,
                                               weighted=q.batch.weights is not None,

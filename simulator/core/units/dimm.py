@@ -40,6 +40,11 @@ class DimmUnits(DramUnits):
     def __init__(self, name: str, index: int, options: DramUnitOptions, site: UnitSite):
         super().__init__(name, index, options, site)
         dram = self.device.spec
+        if dram.pseudo_channels > 1:
+            raise InputError(f"a dimm unit stripes rows over whole DIMMs; a DIMM of "
+                             f"{dram.pseudo_channels} sub-channels (pseudo_channels) is not "
+                             "modelled: use a rank or bank_group unit, or a device of one "
+                             "sub-channel", source=site.source, field=f"system.units.{name}.tier")
         self.dimm_map = dram.model_copy(
             update={"channels": 1, "pseudo_channels": 1, "ranks": self.ranks_per_dimm}
         ).address_map
@@ -55,6 +60,28 @@ class DimmUnits(DramUnits):
                     field=f"system.units.{name}.ranks_per_dimm")
         self.within_dram_rows = True
         self.partial_share = 1.0 / dimms
+
+    def partial_offsets(self, bags: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """DIMM ``k``'s slice of a bag's sum goes ``k`` slices into the output (the partials
+        come DIMM by DIMM, so a bag's k-th partial is DIMM k's)."""
+        order = np.argsort(bags, kind="stable")
+        starts = np.flatnonzero(np.diff(bags[order], prepend=-1))
+        rank = np.empty(bags.size, dtype=np.int64)
+        counts = np.diff(np.append(starts, bags.size))
+        rank[order] = np.arange(bags.size) - np.repeat(starts, counts)
+        return rank * sizes
+
+    def dimms_of_engines(self) -> np.ndarray:
+        """Each engine is a DIMM."""
+        return np.arange(self.engines)
+
+    def elements_per_piece(self, row_elements: np.ndarray) -> np.ndarray:
+        """A DIMM adds its slice of each row: ``1 / D`` of the row's elements."""
+        return -(-np.asarray(row_elements, dtype=np.int64) // self.engines)
+
+    def cached_bytes(self, row_bytes: np.ndarray) -> np.ndarray:
+        """A DIMM's cache keeps its slice of each row."""
+        return row_bytes // self.engines
 
     def pieces(self, q: Query, lookups: np.ndarray | slice) -> Pieces:
         """One slice per DIMM of each row, at ``address / D`` in every DIMM's own layout."""

@@ -139,22 +139,21 @@ class DramUnits(PlacedUnit):
         self.timing = NmpTiming(spec)
         self.link = options.link
         self.row_bytes = site.row_bytes
+        self.piece_elements = self.elements_per_piece(site.row_elements)
         self.batch_size = site.batch_size
         self.caches = self._caches(options, site, field)
         channels = dram.bus_channels
         self.banks_per_engine = self.device.banks // self.engines
-        engines_per_dimm = self.engines // (channels * dram.ranks // self.ranks_per_dimm)
-        self.dimm_of = np.arange(self.engines) // engines_per_dimm
+        self.dimm_of = self.dimms_of_engines()
         self.channel_of = np.arange(self.engines) // (self.engines // channels)
         self.command_free = np.zeros(channels)          # each channel's instruction stream
         self.engine_free = np.zeros(self.engines)
         self.schedule_timing = np.zeros(len(Param))
         self.schedule_timing[[Param.INSTRUCTION_S, Param.HIT_S, Param.CYCLE_S,
-                              Param.PIPELINE_CYCLES, Param.BAG_CYCLES, Param.LANES,
-                              Param.ELEMENT_BYTES]] = (
+                              Param.PIPELINE_CYCLES, Param.BAG_CYCLES, Param.LANES]] = (
             self.timing.instruction_s(1, self.device.cycle_s),
             spec.cache_hit_cycles * self.timing.cycle_s, self.timing.cycle_s,
-            spec.pipeline_cycles, spec.bag_cycles, spec.lanes, self.timing.element_bytes)
+            spec.pipeline_cycles, spec.bag_cycles, spec.lanes)
         span = self.device.address_map.span_below(DRAM_ROW_FIELDS)
         self.within_dram_rows = bool(np.all(span % site.row_bytes == 0))
         """Whether every row lies within one DRAM row of one bank (rows tile their tables,
@@ -176,8 +175,22 @@ class DramUnits(PlacedUnit):
 
     def organisation(self) -> str:
         dram = self.device.spec
-        return (f"{dram.bus_channels} channel(s) x {dram.ranks} rank(s) x {dram.bank_groups} "
-                f"bank groups, {self.ranks_per_dimm} rank(s) per DIMM")
+        return (f"{dram.channels} channel(s) x {dram.pseudo_channels} sub-channel(s) x "
+                f"{dram.ranks} rank(s) x {dram.bank_groups} bank groups, "
+                f"{self.ranks_per_dimm} rank(s) per DIMM")
+
+    def dimms_of_engines(self) -> np.ndarray:
+        """The DIMM of each engine (engines follow the device's flat banks: sub-channel, rank,
+        bank group): a channel's DIMMs hold the ranks of all its sub-channels."""
+        dram = self.device.spec
+        rank = np.arange(self.engines) // (self.engines // (dram.bus_channels * dram.ranks))
+        channel = rank // (dram.ranks * dram.pseudo_channels)
+        per_dimm = self.ranks_per_dimm
+        return channel * (dram.ranks // per_dimm) + rank % dram.ranks // per_dimm
+
+    def elements_per_piece(self, row_elements: np.ndarray) -> np.ndarray:
+        """Elements an engine adds per lookup, table by table: here the whole row's."""
+        return np.asarray(row_elements, dtype=np.int64)
 
     engine_fields: ClassVar[tuple[str, ...]] = ("ch", "ra")
     """The mapping fields that name an engine's part of the device: bytes laid out below the
@@ -224,18 +237,22 @@ class DramUnits(PlacedUnit):
             size = parse_size(settings.pop("size"))
         except ValueError as err:
             raise InputError(str(err), source=site.source, field=f"{where}.size") from None
-        slot = align(int(site.row_bytes.max()), self.device.request_bytes)
+        slot = align(int(self.cached_bytes(site.row_bytes).max()), self.device.request_bytes)
         return [build_row_cache(kind, settings, slots=int(size // slot),
                                 table_rows=site.table_rows, seed=site.seed + e,
                                 source=site.source, field=where)
                 for e in range(self.engine_count())]
+
+    def cached_bytes(self, row_bytes: np.ndarray) -> np.ndarray:
+        """Bytes an engine's cache keeps per row, table by table: here the whole row."""
+        return row_bytes
 
     # --- a query -----------------------------------------------------------------------
 
     def pieces(self, q: Query, lookups: np.ndarray | slice) -> Pieces:
         """What the engines read for ``lookups`` (indices into the query, or a slice): here
         each whole row, by the engine whose rank or bank group holds it."""
-        addresses = q.home_addresses[lookups]
+        addresses = q.home_addresses[lookups].copy()
         bank, row = self.device.address_map.bank_and_row(addresses)
         return Pieces(lookups, bank // self.banks_per_engine, addresses, q.row_bytes[lookups],
                       bank, row)
@@ -246,14 +263,15 @@ class DramUnits(PlacedUnit):
         piece = self.pieces(q, share)
         hit, accesses = self._look_up(q, piece)
         bursts, finish, moved = self._read(now, piece, hit)
-        done, work, instructions, per_engine, elements, sent = schedule_query(
-            now, piece.engine, piece.fan, q.bags()[piece.lookup], piece.size, hit, bursts,
-            finish, self.command_free, self.engine_free, self.schedule_timing,
-            self.channel_of, self.dimm_of, q.batch.offsets.size - 1)
+        bags = q.bags()[piece.lookup]
+        done, work, instructions, per_engine, elements, sent, payload = schedule_query(
+            now, piece.engine, piece.fan, bags, piece.size,
+            self.piece_elements[bags // self.batch_size], hit, bursts, finish,
+            self.command_free, self.engine_free, self.schedule_timing, self.channel_of,
+            self.dimm_of, q.batch.offsets.size - 1)
         floor = max(self.tier.unloaded_time(moved), work,
                     instructions * self.timing.instruction_s(1, self.device.cycle_s))
         yield env.timeout(done - now)
-        payload = self.partial_payload(sent, self.row_bytes, self.batch_size)
         floor += yield from fabric.cross(self.link, payload, write=False)
         self.energy_j += self.timing.energy_j(elements, weighted=q.batch.weights is not None,
                                               cache_accesses=accesses)
@@ -305,8 +323,7 @@ class DramUnits(PlacedUnit):
 
     def _count(self, lookups: int, per_engine: np.ndarray) -> None:
         self.engine_lookups += per_engine
-        busy = per_engine[per_engine > 0]
-        self.imbalance_sum += float(busy.max() / busy.mean())
+        self.imbalance_sum += float(per_engine.max() / per_engine.mean())
         self.queries += 1
         self.pooled_lookups += lookups
 

@@ -110,16 +110,22 @@ class HostUnit(ComputeUnit):
         yield env.timeout(done - env.now + overhead)
         return self.tier.unloaded_time(moved) + overhead
 
-    def combine(self, q: Query, fabric: Fabric) -> Process:
-        """Receive the partial vectors other units sent and add each into its bag's output:
-        the partials land in the host's tier and are read back, the outputs they touch are
-        read and written, and each costs ``partial_overhead``. Returns the unloaded time."""
+    def combine(self, q: Query, sent: dict[int, tuple[np.ndarray, np.ndarray]],
+                fabric: Fabric) -> Process:
+        """Receive the partial vectors other units sent (``sent``: unit -> the bytes of each of
+        its partials and where in its bag's output it goes, bag by bag as in
+        ``q.partial_bags``) and add each into its bag's output: the partials land in the host's
+        tier and are read back, the parts of the outputs they cover are read and written, and
+        each costs ``partial_overhead``. Returns the unloaded time."""
         env = fabric.env
-        bags = np.concatenate(list(q.partial_bags.values()))
+        bags = np.concatenate([q.partial_bags[index] for index in sent])
+        received = np.concatenate([part for part, _ in sent.values()])
+        offsets = np.concatenate([offset for _, offset in sent.values()])
         self.combined += bags.size
-        sizes = self.output_sizes[bags]
+        self.received_bytes += int(received.sum())
+        sizes = align_each(received, self.tier.granularity)
         landing = self.layout.partial_base + np.arange(bags.size) * int(self.output_sizes.max())
-        outputs = self.output_addresses[bags]
+        outputs = self.output_addresses[bags] + offsets
         addresses = np.concatenate([landing, landing, outputs, outputs])
         every = np.concatenate([sizes, sizes, sizes, sizes])
         writes = np.repeat(np.array([True, False, False, True]), bags.size)
@@ -157,3 +163,4 @@ class HostUnit(ComputeUnit):
 
     def counters(self) -> dict[str, float]:
         return {"pooled_lookups": self.pooled_lookups}
+

@@ -24,6 +24,7 @@ from simulator.core.config import DIRECT
 from simulator.core.fabric import Fabric, Process
 from simulator.core.query import Query
 from simulator.core.units import UNITS, PlacedUnit, UnitOptions, UnitSite
+from simulator.core.units.balancing import bag_starts
 
 
 class NearMemoryOptions(UnitOptions):
@@ -49,7 +50,6 @@ class NearMemoryUnit(PlacedUnit):
         super().__init__(name, index, site.table_tiers.index(options.tier))
         self.options = options
         self.tier = site.tiers[options.tier]
-        self.row_bytes = site.row_bytes
         self.batch_size = site.batch_size
 
     def serve(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
@@ -57,13 +57,15 @@ class NearMemoryUnit(PlacedUnit):
         sizes = q.row_bytes[share]
         done, moved = self.tier.access(env.now, q.home_addresses[share], sizes,
                                        np.zeros(sizes.size, dtype=bool))
-        bags = np.unique(q.bags()[share])
+        bags = q.bags()[share]
+        starts = bag_starts(bags)
+        bags = bags[starts]
         o = self.options
         overhead = (o.query_overhead + bags.size * o.bag_overhead
                     + sizes.size * o.lookup_overhead)
         yield env.timeout(done - env.now + overhead)
         floor = self.tier.unloaded_time(moved) + overhead
-        payload = self.partial_payload(bags, self.row_bytes, self.batch_size)
+        payload = int(sizes[starts].sum())        # a bag's partial is as large as its rows
         if self.link is not None:
             floor += yield from fabric.cross(self.link, payload, write=False)
         self.pooled_lookups += sizes.size

@@ -18,7 +18,9 @@ tasklets add them (``hwmodels.upmem``); the host reads back each DPU's partial v
 bag it touched) in one parallel transfer per rank and adds them (``stages.combine``). DPUs and
 the host's transfers are busy across queries.
 
-What it ignores: DPU energy (no sourced figure), the UPMEM SDK's transposition of host buffers,
+What it ignores: DPU energy (no sourced figure: ``energy_j_<unit>`` and
+``energy_uj_per_query`` are NaN; the MRAM reads are ``mram_bytes_<unit>``, not the tier's
+``bytes_``), the UPMEM SDK's transposition of host buffers,
 the program launch, and rows larger than one DMA transfer (2 KiB).
 """
 
@@ -82,6 +84,10 @@ class UpmemUnits(PlacedUnit):
                              f"{format_size(options.ranks * per_rank)}, but tier "
                              f"{options.tier!r} holds {format_size(capacity)}",
                              source=site.source, field=f"{field}.ranks")
+        if options.partition == "cache_aware" and options.wram_cache > spec.wram_bytes:
+            raise InputError(f"a DPU's WRAM holds {format_size(spec.wram_bytes)}; the rows "
+                             f"copied into it cannot take {format_size(options.wram_cache)}",
+                             source=site.source, field=f"{field}.wram_cache")
         if options.tasklets > spec.hardware_threads:
             raise InputError(f"a DPU runs at most {spec.hardware_threads} tasklets",
                              source=site.source, field=f"{field}.tasklets")
@@ -91,7 +97,9 @@ class UpmemUnits(PlacedUnit):
         self.timing = UpmemTiming(spec, options.tasklets, options.element_type)
         self.dpus = options.ranks * spec.dpus_per_rank
         self.row_bytes = site.row_bytes
+        self.row_elements = site.row_elements
         self.batch_size = site.batch_size
+        self.energy_j = float("nan")           # not modelled: no sourced figure
         self.row_dpu, self.in_wram = self._partition(options, site, field)
         self.dpu_free = np.zeros(self.dpus)
         self.bus_free = 0.0
@@ -134,6 +142,7 @@ class UpmemUnits(PlacedUnit):
             loads = np.bincount(dpu[~cached], minlength=self.dpus)
             dpu[np.flatnonzero(cached)] = balance(loads, int(cached.sum()))
         bags = q.bags()[lookups]
+        elements = self.row_elements[bags // self.batch_size]
         per_query = q.batch.offsets.size - 1
         touched = distinct_pairs(dpu, bags, per_query)
         bag_dpu, sent = touched // per_query, touched % per_query
@@ -142,7 +151,7 @@ class UpmemUnits(PlacedUnit):
         mram = timing.mram_s(np.bincount(dpu[from_mram], minlength=n),
                              np.bincount(dpu[from_mram], weights=sizes[from_mram], minlength=n))
         work = np.maximum(mram, timing.compute_s(
-            np.bincount(dpu, weights=sizes / 4.0, minlength=n)))
+            np.bincount(dpu, weights=elements, minlength=n)))
         lookups_per_dpu = np.bincount(dpu, minlength=n)
         inputs = INDEX_BYTES * (lookups_per_dpu + np.bincount(bag_dpu, minlength=n))
         outputs = np.bincount(bag_dpu, weights=self.row_bytes[sent // self.batch_size],
@@ -159,7 +168,7 @@ class UpmemUnits(PlacedUnit):
         self.report_partials(q, sent, int(outputs.sum()))
         self.mram_bytes += int(sizes[from_mram].sum())
         self.wram_hits += int(cached.sum())
-        self.imbalance_sum += float(lookups_per_dpu.max() / lookups_per_dpu[busy].mean())
+        self.imbalance_sum += float(lookups_per_dpu.max() / lookups_per_dpu.mean())
         self.queries += 1
         return to_dpus + float(work[busy].max()) + from_dpus
 
