@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from embsim.errors import InputError
+from hwmodels.dram.model import DramModel
 from hwmodels.tier import TABLE_ALIGNMENT
 from simulator.core.query import Query
 from simulator.core.units import UNITS, UnitSite
@@ -38,13 +39,14 @@ class DimmUnits(DramUnits):
         stay within one DRAM row of their DIMM (checked once the DIMM layout is known)."""
 
     def __init__(self, name: str, index: int, options: DramUnitOptions, site: UnitSite):
+        device = getattr(site.tiers.get(options.tier), "device", None)
+        if isinstance(device, DramModel) and device.spec.pseudo_channels > 1:
+            raise InputError(f"a dimm unit stripes rows over whole DIMMs; a DIMM of "
+                             f"{device.spec.pseudo_channels} sub-channels (pseudo_channels) is "
+                             "not modelled: use a rank or bank_group unit, or a device of one "
+                             "sub-channel", source=site.source, field=f"system.units.{name}.tier")
         super().__init__(name, index, options, site)
         dram = self.device.spec
-        if dram.pseudo_channels > 1:
-            raise InputError(f"a dimm unit stripes rows over whole DIMMs; a DIMM of "
-                             f"{dram.pseudo_channels} sub-channels (pseudo_channels) is not "
-                             "modelled: use a rank or bank_group unit, or a device of one "
-                             "sub-channel", source=site.source, field=f"system.units.{name}.tier")
         self.dimm_map = dram.model_copy(
             update={"channels": 1, "pseudo_channels": 1, "ranks": self.ranks_per_dimm}
         ).address_map
@@ -62,8 +64,9 @@ class DimmUnits(DramUnits):
         self.partial_share = 1.0 / dimms
 
     def partial_offsets(self, bags: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        """DIMM ``k``'s slice of a bag's sum goes ``k`` slices into the output (the partials
-        come DIMM by DIMM, so a bag's k-th partial is DIMM k's)."""
+        """DIMM ``k``'s slice of a bag's sum goes ``k`` slices into the output. Every lookup
+        reaches all D DIMMs, so every DIMM sends every bag of its share, DIMM by DIMM: a bag's
+        k-th partial is DIMM k's."""
         order = np.argsort(bags, kind="stable")
         starts = np.flatnonzero(np.diff(bags[order], prepend=-1))
         rank = np.empty(bags.size, dtype=np.int64)

@@ -21,11 +21,12 @@ One entry of ``system.units`` builds one unit of such a kind, whose engines work
    it).
 4. Pooling: the engine adds its rows as they become ready, ``lanes`` FP32 elements a cycle,
    plus ``bag_cycles`` per bag and its pipeline's depth once: it finishes at the later of its
-   last row's readiness plus the pipeline and its first row's readiness (or when it is free
-   from the previous query) plus all its work.
+   last row's readiness plus that row's cycles, a bag's cycles and the pipeline, and its first
+   row's readiness (or when it is free from the previous query) plus all its work.
 5. Partial sums: each DIMM's buffer chip adds its engines' partial vectors (one per bag) and
    sends one vector per bag it touched to the host over ``link`` (the channels' DQ), which adds
-   them into the outputs (``stages.combine``).
+   them into the outputs (``stages.combine``). The pseudo-channels of a channel (DDR5's two
+   sub-channels of a DIMM, HBM's pseudo-channels) share one such buffer.
 
 The unit counts its engines' lookups, cache hits, partial vectors, arithmetic and cache energy,
 and the load imbalance between its engines (the slowest engine sets a query's time).

@@ -123,7 +123,7 @@ class HostUnit(ComputeUnit):
         offsets = np.concatenate([offset for _, offset in sent.values()])
         self.combined += bags.size
         self.received_bytes += int(received.sum())
-        sizes = align_each(received, self.tier.granularity)
+        sizes = received            # the tier rounds each access up to whole units itself
         landing = self.layout.partial_base + np.arange(bags.size) * int(self.output_sizes.max())
         outputs = self.output_addresses[bags] + offsets
         addresses = np.concatenate([landing, landing, outputs, outputs])
