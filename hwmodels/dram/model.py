@@ -204,9 +204,23 @@ class DramModel(Device):
 
     def service(self, arrival_s: np.ndarray, addresses: np.ndarray,
                 is_write: np.ndarray) -> np.ndarray:
-        cycles = np.ceil(np.asarray(arrival_s, dtype=np.float64) / self.cycle_s - 1e-9)
-        done = self.service_cycles(cycles.astype(np.int64), addresses, is_write)
+        done = self.service_cycles(self._cycles(arrival_s), addresses, is_write)
+        return self._seconds(done)
+
+    def _cycles(self, seconds: np.ndarray | float) -> np.ndarray:
+        """The controller cycle (int64) each time in seconds falls on or before."""
+        return np.ceil(np.asarray(seconds, dtype=np.float64) / self.cycle_s - 1e-9).astype(
+            np.int64)
+
+    def _seconds(self, done: np.ndarray) -> np.ndarray:
+        """Completion times in seconds of completion cycles, the front end's latency added."""
         return done * self.cycle_s + self.spec.frontend_latency
+
+    def _check_arrivals(self, arrival: np.ndarray) -> None:
+        """InputError unless ``arrival`` does not decrease, within it and from the last call."""
+        if arrival[0] < self.last_arrival or np.any(arrival[1:] < arrival[:-1]):
+            raise InputError("arrival times must not decrease (within a call and across "
+                             "calls)", field="arrival")
 
     def service_in_cycles(self, arrival_cycles: np.ndarray, addresses: np.ndarray,
                           is_write: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -228,9 +242,7 @@ class DramModel(Device):
                              field="requests")
         if arrival.size == 0:
             return np.zeros(0, dtype=np.int64)
-        if arrival[0] < self.last_arrival or np.any(arrival[1:] < arrival[:-1]):
-            raise InputError("arrival times must not decrease (within a call and across "
-                             "calls)", field="arrival")
+        self._check_arrivals(arrival)
         if addresses.min() < 0:
             raise InputError("addresses must be non-negative", field="addresses")
         bank, row = self.address_map.bank_and_row(addresses)
@@ -241,13 +253,10 @@ class DramModel(Device):
         ``row`` indices already decoded (a near-memory unit's bursts, decoded once per row)."""
         if bank.size == 0:
             return np.zeros(0)
-        cycle = int(np.ceil(now_s / self.cycle_s - 1e-9))
-        if cycle < self.last_arrival:
-            raise InputError("arrival times must not decrease (within a call and across "
-                             "calls)", field="arrival")
-        done = self._serve_in_order(np.full(bank.size, cycle, dtype=np.int64), bank, row,
-                                    np.zeros(bank.size, dtype=np.bool_))
-        return done * self.cycle_s + self.spec.frontend_latency
+        arrival = np.full(bank.size, self._cycles(now_s), dtype=np.int64)
+        self._check_arrivals(arrival)
+        done = self._serve_in_order(arrival, bank, row, np.zeros(bank.size, dtype=np.bool_))
+        return self._seconds(done)
 
     def _serve_in_order(self, arrival: np.ndarray, bank: np.ndarray, row: np.ndarray,
                         is_write: np.ndarray) -> np.ndarray:

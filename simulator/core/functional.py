@@ -176,14 +176,13 @@ class FunctionalReference:
         count), combined."""
         rows = self.delivered(q)
         unit = np.ascontiguousarray(q.unit, dtype=np.int64)
-        if q.partial_bags or unit.any():
-            bag = q.bags()
-            sent = np.zeros((int(unit.max()) + 1, q.batch.offsets.size - 1), dtype=bool)
+        units = int(unit.max()) + 1 if unit.size else 1
+        if q.partial_bags or units > 1:
+            sent = np.zeros((units, q.batch.offsets.size - 1), dtype=bool)
             for index, bags in q.partial_bags.items():
                 sent[index, bags] = True
             sent[0] = True
-            rows = np.where(sent[unit, bag][:, None], rows, np.float32(0))
-        units = int(unit.max()) + 1 if unit.size else 1
+            rows = np.where(sent[unit, q.bags()][:, None], rows, np.float32(0))
         weights = q.batch.weights
         if weights is None:
             weights = np.ones(rows.shape[0], dtype=np.float32)

@@ -56,6 +56,7 @@ class CxlUnit(NearMemoryUnit):
         assert isinstance(spec, NmpSpec)
         self.timing = NmpTiming(spec)
         self.row_elements = site.row_elements
+        self.batch_size = site.batch_size
 
     def serve(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
         env = fabric.env

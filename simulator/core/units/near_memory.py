@@ -50,7 +50,6 @@ class NearMemoryUnit(PlacedUnit):
         super().__init__(name, index, site.table_tiers.index(options.tier))
         self.options = options
         self.tier = site.tiers[options.tier]
-        self.batch_size = site.batch_size
 
     def serve(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
         env = fabric.env
