@@ -256,10 +256,14 @@ class SystemConfig(Strict):
     assignment: str = "nearest"
 
 
+ElementType = Literal["float32", "float16", "bfloat16", "int8", "float64"]
+"""Element types a table may store."""
+
+
 class TableConfig(Strict):
     rows: PositiveInt
     dim: PositiveInt
-    dtype: Literal["float32", "float16", "bfloat16", "int8", "float64"] = "float32"
+    dtype: ElementType = "float32"
     pooling: Positive | None = None
 
 
@@ -271,6 +275,8 @@ class GeneratorConfig(Strict):
     num_tables: PositiveInt | None = None
     rows: PositiveInt | None = None
     dim: PositiveInt | None = None
+    dtype: ElementType | None = None
+    """Every table's element type, in place of the model's or the tables' own."""
     pooling: Positive | None = None
     batches: PositiveInt = 10
     batch_size: PositiveInt = 64

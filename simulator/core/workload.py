@@ -33,12 +33,13 @@ def _generator_tables(gen: GeneratorConfig, source: str) -> tuple[list[TableSpec
             preset = model_preset(gen.model)
         except InputError as err:
             raise InputError(err.detail, source=source, field="workload.generator.model") from None
-        tables = [TableSpec(rows=gen.rows or t.rows, dim=gen.dim or t.dim, dtype=t.dtype)
+        tables = [TableSpec(rows=gen.rows or t.rows, dim=gen.dim or t.dim,
+                            dtype=gen.dtype or t.dtype)
                   for t in preset.tables[: gen.num_tables or len(preset.tables)]]
         pooling = [gen.pooling or p for p in preset.pooling[: len(tables)]]
         return tables, pooling
     assert gen.tables is not None
-    tables = [TableSpec(rows=t.rows, dim=t.dim, dtype=t.dtype) for t in gen.tables]
+    tables = [TableSpec(rows=t.rows, dim=t.dim, dtype=gen.dtype or t.dtype) for t in gen.tables]
     pooling = [t.pooling if t.pooling is not None else gen.pooling for t in gen.tables]
     return tables, pooling
 
