@@ -15,7 +15,8 @@ Fidelity levels (the kind ``memory`` of ``hwmodels.device``):
   time; device tiers (``hwmodels.tier``, kinds ``dram``, ``scm``, ``ssd``) bring command-level
   timing.
 
-Every access moves whole ``access_granularity`` units: ``bytes = requests x granularity``.
+Every access moves the whole ``access_granularity`` units it touches at its address (a 176 B
+row starting 32 B into a 64 B line touches four lines): ``bytes = requests x granularity``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,13 @@ class Tier(ABC):
         """Time to move ``nbytes`` on an idle tier: the lower bound of every access."""
 
 
+def units_touched(addresses: np.ndarray, sizes: np.ndarray, unit: int) -> np.ndarray:
+    """How many ``unit``-byte blocks each access of ``sizes`` bytes at ``addresses`` touches
+    (none for an empty access)."""
+    addresses = addresses.astype(np.int64, copy=False)
+    return np.where(sizes > 0, (addresses + sizes - 1) // unit - addresses // unit + 1, 0)
+
+
 class MemoryModel(Tier):
     """A generic tier: bandwidth, latency and channels, whole ``access_granularity`` units."""
 
@@ -80,16 +88,13 @@ class MemoryModel(Tier):
     def energy_j(self) -> float:
         return self.bytes_total * 8 * self.spec.energy_per_bit
 
-    def requests_for(self, sizes: np.ndarray) -> np.ndarray:
-        """Granularity units each access needs (partial units round up)."""
-        return -(-sizes // self.granularity)
-
     def access(self, now_s: float, addresses: np.ndarray, sizes: np.ndarray,
                write: np.ndarray | None = None) -> tuple[float, int]:
-        """Each access moves its size rounded up to whole granularity units."""
+        """Each access moves the granularity units it touches."""
         if addresses.size == 0:
             return now_s, 0
-        units = self.requests_for(np.broadcast_to(sizes, addresses.shape))
+        units = units_touched(addresses, np.broadcast_to(sizes, addresses.shape),
+                              self.granularity)
         moved = units * self.granularity
         written = int(moved[write].sum()) if write is not None else 0
         total = int(moved.sum())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwmodels.device import Device
-from hwmodels.memory import Tier
+from hwmodels.memory import Tier, units_touched
 from hwmodels.specs import MemorySpec
 
 TABLE_ALIGNMENT = 4096
@@ -30,7 +30,7 @@ def touched_units(addresses: np.ndarray, sizes: np.ndarray,
     """Start address of every ``unit``-byte block each access touches, access by access, and
     how many blocks each access touches."""
     first = addresses // unit
-    count = (addresses + sizes - 1) // unit - first + 1
+    count = units_touched(addresses, sizes, unit)
     starts = np.repeat(first, count)
     step = np.arange(starts.size) - np.repeat(np.cumsum(count) - count, count)
     return (starts + step) * unit, count

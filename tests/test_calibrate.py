@@ -27,12 +27,12 @@ from simulator.grounding.microbench import Sample
 MEASURED = ROOT / "experiments" / "measurements"
 
 
-def run_of(tables, batch, pooling, dim, footprint, seconds=1.0, where="local"):
+def run_of(tables, batch, pooling, dim, footprint, seconds=1.0, where="local", element=4):
     lookups = tables * batch * pooling
     return Sample("gather", seconds, {
         "tables": tables, "batch_size": batch, "pooling": pooling, "dim": dim,
-        "bytes": lookups * dim * 4, "footprint_bytes": footprint,
-        "rows": footprint // (tables * dim * 4), "where": where})
+        "bytes": lookups * dim * element, "footprint_bytes": footprint,
+        "rows": footprint // (tables * dim * element), "where": where})
 
 
 def timed(sample, per_unit, structures=NO_STRUCTURES):
@@ -54,6 +54,7 @@ def test_terms_count_work_the_way_the_engine_does():
     sample = run_of(2, 32, 8, 64, 2 * 1000 * 256)          # 2 tables of 1000 rows, 256 B
     plain = dict(zip(TERMS, terms(sample), strict=True))
     assert plain["lookup_overhead"] == 2 * 32 * 8 and plain["bag_overhead"] == 64
+    assert plain["element_overhead"] == 2 * 32 * 8 * 64
     assert plain["lookup_chain_latency"] == 2 * 8
     assert plain["compute_bytes"] == (2 * 32 * 8 + 2 * 32) * 256    # rows and outputs
     assert plain["private_lines"] == plain["tlb_misses"] == 0
@@ -64,11 +65,11 @@ def test_terms_count_work_the_way_the_engine_does():
 
 
 def test_processor_fit_recovers_known_parameters():
-    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 60e-9, 1 / 200e9, 0.1e-9, 2e-9])
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.02e-9, 60e-9, 1 / 200e9, 0.1e-9, 2e-9])
     structures = Structures(private_bytes=2**20, tlb_entries=512)
-    samples = [timed(run_of(t, b, p, d, f), per_unit, structures)
+    samples = [timed(run_of(t, b, p, d, f, element=e), per_unit, structures)
                for t, b, p, d in itertools.product(*GRID.values())
-               for f in (2**19, 2**24)]
+               for f in (2**19, 2**24) for e in (4, 2)]
     fitted = fit_processor(samples, structures)
     for name, value in zip(COSTS, per_unit, strict=False):
         assert fitted[name] == pytest.approx(value, rel=1e-6)
@@ -80,11 +81,25 @@ def test_processor_fit_recovers_known_parameters():
 
 
 def test_processor_fit_without_structures_leaves_their_costs_zero():
-    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 60e-9, 1 / 200e9, 0.0, 0.0])
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.0, 60e-9, 1 / 200e9, 0.0, 0.0])
     samples = [timed(run_of(t, b, p, d, 2**24), per_unit)
                for t, b, p, d in itertools.product(*GRID.values())]
     fitted = fit_processor(samples)
     assert fitted["private_lines"] == fitted["tlb_misses"] == 0
+    assert fitted["bandwidth"] == pytest.approx(200e9, rel=1e-6)
+
+
+def test_one_element_type_cannot_tell_elements_from_bytes():
+    """With float32 runs only, elements are bytes / 4: the per-element cost stays zero and the
+    bytes carry it; float16 runs beside them separate the two."""
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.1e-9, 60e-9, 1 / 200e9, 0.0, 0.0])
+    grid = list(itertools.product(*GRID.values()))
+    float32 = [timed(run_of(t, b, p, d, 2**24), per_unit) for t, b, p, d in grid]
+    assert fit_processor(float32)["element_overhead"] == 0
+    both = float32 + [timed(run_of(t, b, p, d, 2**24, element=2), per_unit)
+                      for t, b, p, d in grid]
+    fitted = fit_processor(both)
+    assert fitted["element_overhead"] == pytest.approx(0.1e-9, rel=1e-6)
     assert fitted["bandwidth"] == pytest.approx(200e9, rel=1e-6)
 
 
@@ -97,7 +112,7 @@ def test_memory_bandwidth_fit(overlapped):
     for dim in (32, 256):
         sample = run_of(4, 1024, 64, dim, footprint)
         missed = sample.params["bytes"] * (1 - cache / footprint)
-        pool = 1e-6 + terms(sample)[5] / 1e12
+        pool = 1e-6 + terms(sample)[TERMS.index("compute_bytes")] / 1e12
         seconds = missed / 50e9 if overlapped else pool + missed / 50e9
         samples.append(Sample("gather", seconds, sample.params))
     assert fit_memory_bandwidth(samples, fit, cache, overlapped) == pytest.approx(50e9)
@@ -110,7 +125,7 @@ def test_cache_capacity_fit_finds_the_size_that_explains_the_sweep():
     samples = []
     for footprint in (2**k for k in range(19, 28)):
         sample = run_of(4, 1024, 64, 64, footprint)
-        pool = terms(sample)[5] / 1e12
+        pool = terms(sample)[TERMS.index("compute_bytes")] / 1e12
         missed = sample.params["bytes"] * max(0.0, 1 - capacity / footprint)
         samples.append(Sample("gather_sweep", max(pool, missed / memory_bw), sample.params))
     found = fit_cache_capacity(samples, fit, memory_bw, 2**25)
@@ -125,8 +140,11 @@ def test_committed_preset_round_trips_and_refits_identically(tmp_path, machine):
     save_machine_preset(preset, copy)
     assert load_machine_preset(copy) == preset
     assert copy.read_text() == path.read_text()
-    assert _numbers(refit(preset)["system"]) == pytest.approx(_numbers(preset["system"]),
-                                                              rel=1e-6)
+    committed, refitted = _flat(preset["system"]), _flat(refit(preset)["system"])
+    assert {k: refitted[k] for k in committed} == pytest.approx(committed, rel=1e-6)
+    # parameters added since the preset was written are zero: its runs cannot fit them
+    assert {k: v for k, v in refitted.items() if k not in committed} == dict.fromkeys(
+        set(refitted) - set(committed), 0.0)
     runs = preset["microbenchmarks"]
     assert sum(m["name"] == "gather" for m in runs) >= int(np.prod([len(v) for v in
                                                                      GRID.values()]))
@@ -134,8 +152,14 @@ def test_committed_preset_round_trips_and_refits_identically(tmp_path, machine):
         assert isinstance(value["source"], str) and value["source"]
 
 
-def _numbers(node):
-    return [v["value"] for v in _values(node) if isinstance(v["value"], (int, float))]
+def _flat(node, path=""):
+    """Every number of a preset section by its dotted path."""
+    if isinstance(node, dict) and set(node) == {"value", "source"}:
+        return {path: node["value"]} if isinstance(node["value"], (int, float)) else {}
+    if isinstance(node, dict):
+        return {k: v for key, child in node.items() for k, v in _flat(child, f"{path}.{key}")
+                .items()}
+    return {}
 
 
 def _values(node):
@@ -207,8 +231,9 @@ def test_calibrate_cli_refit_and_exclusive_options(tmp_path):
     proc = embsim("calibrate", "--refit", str(MEASURED / "h100-2026-11-26-preset.yaml"), "-o",
                   str(out))
     assert proc.returncode == 0, proc.stderr
-    assert _numbers(load_machine_preset(out)["system"]) == pytest.approx(_numbers(
-        load_machine_preset(MEASURED / "h100-2026-11-26-preset.yaml")["system"]), rel=1e-6)
+    committed = _flat(load_machine_preset(MEASURED / "h100-2026-11-26-preset.yaml")["system"])
+    refitted = _flat(load_machine_preset(out)["system"])
+    assert {k: refitted[k] for k in committed} == pytest.approx(committed, rel=1e-6)
     assert "l2:" in proc.stdout and "hbm:" in proc.stdout
     proc = embsim("calibrate", "-o", str(tmp_path / "x.yaml"))
     assert proc.returncode == 2 and "exactly one of --backend or --refit" in proc.stderr

@@ -170,6 +170,22 @@ def test_processor_overheads_add_per_table_bag_and_lookup(write_experiment):
     assert slow - base == pytest.approx(tables * 5 + bags * 0.01 + lookups * 0.001)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_element_overhead_is_paid_per_element_whatever_the_type(write_experiment, dtype):
+    """Tables of dims 16 and 32, 32 bags of 4 rows each: 32 * 4 * (16 + 32) elements."""
+    data = experiment(system__cache=None, system__tables={"tier": "hbm"},
+                      run__fidelity="analytic")
+    data["workload"]["generator"].update(batches=1, pooling=4, dtype=dtype)
+    path = write_experiment(data, "base.yaml")
+    result, point = run(path)
+    meta, _ = open_workload(point.config.workload, str(path))
+    assert [(t.dim, t.dtype) for t in meta.tables] == [(16, dtype), (32, dtype)]
+    base = result.row["latency_p50_us"]
+    data["system"]["compute"]["element_overhead"] = "0.5 ns"
+    slow = run(write_experiment(data, "slow.yaml"))[0].row["latency_p50_us"]
+    assert slow - base == pytest.approx(32 * 4 * (16 + 32) * 0.5e-3)
+
+
 def test_tier_link_is_the_default_path_to_tables(write_experiment):
     data = experiment(system__tables={"tier": "dram"})
     data["system"]["memory"]["dram"]["link"] = "pcie"

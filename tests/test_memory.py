@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from embsim.errors import InputError
 from hwmodels.device import device_kind
-from hwmodels.memory import AnalyticMemory, ChannelMemory, bytes_per_channel
+from hwmodels.memory import AnalyticMemory, ChannelMemory, bytes_per_channel, units_touched
 from hwmodels.specs import MemorySpec
 
 SPEC = MemorySpec(capacity="1 GiB", bandwidth="100 GB/s", latency="100 ns",
@@ -29,6 +31,24 @@ def test_partial_units_round_up_and_bytes_equal_requests_times_granularity():
     assert mem.requests == 3
     assert mem.bytes_written == 128 and mem.bytes_read == 64
     assert mem.bytes_total == mem.requests * mem.granularity
+
+
+def test_an_access_moves_the_units_it_touches_at_its_address():
+    """A 176 B row (fp32, dim 44) fills three 64 B lines when aligned and touches four when
+    it starts 32 B into a line, as a real row of a packed table does."""
+    mem = AnalyticMemory(SPEC)
+    _, moved = mem.access(0.0, np.array([0, 32, 4096 + 176]), np.array([176, 176, 176]))
+    assert moved == (3 + 4 + 4) * 64 and mem.requests == 11
+    assert units_touched(np.array([5, 64, 128]), np.array([0, 64, 1]), 64).tolist() == [0, 1, 1]
+
+
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 700)), min_size=1,
+                max_size=30), st.sampled_from([32, 64, 128]))
+def test_units_touched_counts_distinct_blocks(accesses, unit):
+    addresses, sizes = (np.array(column, dtype=np.int64) for column in zip(*accesses,
+                                                                             strict=True))
+    expected = [len({b // unit for b in range(a, a + n)}) for a, n in accesses]
+    assert units_touched(addresses, sizes, unit).tolist() == expected
 
 
 def test_bytes_per_channel_splits_at_interleave_boundaries():

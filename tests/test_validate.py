@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import ROOT, embsim, experiment, write_yaml
 from scipy.stats import spearmanr
 
@@ -42,6 +43,7 @@ def test_arithmetic_on_a_hand_made_measurements_file(tmp_path):
     assert np.allclose(result.frame["error"], wanted)
     assert result.summary["mape"] == pytest.approx(np.mean(np.abs(wanted)) * 100)
     assert result.summary["max_error"] == pytest.approx(40.0)
+    assert result.summary["mean_error"] == pytest.approx(np.mean(wanted) * 100)
     assert result.summary["rank_correlation"] == pytest.approx(
         spearmanr(measured, predicted).statistic)
     assert result.summary["points"] == 4 and result.summary["unmeasured_points"] == []
@@ -86,6 +88,32 @@ def test_simulator_against_committed_measurements(name, preset, experiment_path,
     assert result.summary["mape"] <= mape
     assert result.summary["rank_correlation"] >= rank
     assert "gather" in result.summary["calibrated_on"]
+
+
+SMALL_CPU_POINTS = ("sweep.include=[{workload.generator.rows: 2000, workload.generator.dim: 32, "
+                    "workload.generator.batch_size: 32}]")
+
+
+def test_validate_warns_when_the_preset_is_another_machines(tmp_path):
+    """A preset calibrated on one CPU applied to another's measurements: a warning naming both,
+    carried by --json; none when they match."""
+    amd = "cpu-amd-epyc-2026-11-26"
+    preset = yaml.safe_load((MEASURED / f"{amd}-preset.yaml").read_text())
+    preset["provenance"]["device"] = "Intel(R) Xeon(R) Processor"
+    preset["provenance"]["caches"]["L3"] = 480 * 2**20
+    write_yaml(tmp_path / "other.yaml", preset)
+    args = ["validate", str(CPU_EXPERIMENT), "--measurements", str(MEASURED / f"{amd}.parquet"),
+            "--out", str(tmp_path / "v.parquet"), "--set", SMALL_CPU_POINTS, "--json"]
+    proc = embsim(*args, "--preset", str(tmp_path / "other.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" in proc.stderr and "Intel(R) Xeon(R) Processor != AMD EPYC" in proc.stderr
+    assert json.loads(proc.stdout)["machine_mismatch"] == [
+        "device: Intel(R) Xeon(R) Processor != AMD EPYC",
+        f"caches: {preset['provenance']['caches']} != "
+        "{'L1': 49152, 'L2': 1048576, 'L3': 33554432}"]
+    same = embsim(*args, "--preset", str(MEASURED / f"{amd}-preset.yaml"))
+    assert same.returncode == 0 and "warning" not in same.stderr
+    assert json.loads(same.stdout)["machine_mismatch"] == []
 
 
 def test_bad_measurement_inputs(tmp_path):

@@ -112,6 +112,10 @@ def validate(experiment: Path, measurements: Path, preset: Path | None, out: Pat
     from simulator.runs.results import write_parquet
 
     result = run_validation(experiment, measurements, preset, parse_assignments(sets))
+    if result.summary["machine_mismatch"]:
+        click.echo(f"warning: the preset {preset} was calibrated on another machine than the "
+                   f"measurements {measurements} come from (preset != measured: "
+                   f"{'; '.join(result.summary['machine_mismatch'])})", err=True)
     out = out or measurements.with_name(f"{measurements.stem}.validation.parquet")
     write_parquet(result.frame, out)
     if plot:
@@ -125,7 +129,8 @@ def validate(experiment: Path, measurements: Path, preset: Path | None, out: Pat
     columns = ["point", *[c for c in shown.columns if "." in c], "measured_us", "predicted_us",
                "error_pct"]
     click.echo(shown[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    click.echo(f"MAPE {summary['mape']:.1f}%  max error {summary['max_error']:.1f}%  "
+    click.echo(f"MAPE {summary['mape']:.1f}%  mean error {summary['mean_error']:+.1f}%  "
+               f"max error {summary['max_error']:.1f}%  "
                f"rank correlation {summary['rank_correlation']:.3f}  points {summary['points']}")
     click.echo(f"calibrated on: {summary['calibration_runs']} microbenchmark runs "
                f"({', '.join(summary['calibrated_on']) or 'no preset'}); validated on: all "

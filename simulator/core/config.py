@@ -176,8 +176,11 @@ class ComputeConfig(Strict):
 
     The overheads are processor time added to each query's pooling stage: per query
     (dispatch and synchronisation), per table (operator call or kernel launch), per bag and
-    per lookup. ``lookup_chain_latency`` is paid per row along each table's longest bag: a
-    bag's rows are walked one after another, so a table's pooling lasts at least that long.
+    per lookup, and per element a lookup adds (``element_overhead``: a row of ``dim`` elements
+    costs ``dim`` of them whatever its type, so an fp16 row reads half the bytes of an fp32 one
+    but is added as slowly). ``lookup_chain_latency`` is paid per row along each table's
+    longest bag: a bag's rows are walked one after another, so a table's pooling lasts at
+    least that long.
     All default to zero; ``embsim calibrate`` fits them from microbenchmarks. ``tlb`` and
     ``private_cache`` (both optional) model a CPU's address translation and its private
     cache level (``simulator.core.processor``). ``partial_overhead`` is its time to add one
@@ -190,6 +193,7 @@ class ComputeConfig(Strict):
     call_overhead: NonNegativeTime = 0.0
     bag_overhead: NonNegativeTime = 0.0
     lookup_overhead: NonNegativeTime = 0.0
+    element_overhead: NonNegativeTime = 0.0
     lookup_chain_latency: NonNegativeTime = 0.0
     partial_overhead: NonNegativeTime = 0.0
     tlb: TlbConfig | None = None

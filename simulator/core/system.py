@@ -273,7 +273,7 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
                     batch_size=meta.batch_size, seed=exp.run.seed, source=source,
                     training=training, profile=profile)
     units: list[ComputeUnit] = [HostUnit(sys_cfg.compute, site, layout,
-                                         overlap_fetch=bool(cache_cfg and cache_cfg.hardware),
+                                         hardware_cache=bool(cache_cfg and cache_cfg.hardware),
                                          source=source)]
     for name, (kind, options) in entries.items():
         units += kind.build(name, options, len(units), site)

@@ -49,6 +49,11 @@ GRID = {"tables": (1, 2, 4, 8), "batch_size": (32, 512, 4096), "pooling": (1, 16
 PRIVATE_GRID = {"tables": (1, 4), "batch_size": (32, 512, 4096), "pooling": (1, 16, 128),
                 "dim": (32, 256)}
 """Runs over tables that fit a CPU core's private cache (L2), to tell its cost from the LLC's."""
+HALF_GRID = {"tables": (1, 4), "batch_size": (32, 512, 4096), "pooling": (16, 128),
+             "dim": (32, 256), "dtype": ("float16",)}
+"""Runs over float16 tables (on a CPU, in the LLC and in the private cache): half the bytes of
+float32 rows for as many elements, so that the fit tells the cost per element from the cost
+per byte."""
 TLB_ENTRIES = tuple(int(n) for n in np.unique(np.round(2 ** np.arange(5, 14.1, 0.5) / 16) * 16))
 """TLB sizes (4 KiB pages) the CPU fit chooses among: 32 to 16384 entries."""
 CACHED, MEMORY, HOST = "cached", "memory", "host"
@@ -63,10 +68,10 @@ def entry(value: float | int | str | bool, source: str) -> dict[str, Any]:
 
 def cache_grid(backend: Backend, footprint: int, grid: dict[str, tuple[int, ...]] = GRID
                ) -> list[Sample]:
-    """Pooling over cache-resident tables, across tables x batch x pooling x dim."""
-    return [microbench.gather(backend, footprint=footprint, tables=t, dim=d, batch_size=b,
-                              pooling=p)
-            for t, b, p, d in itertools.product(*grid.values())]
+    """Pooling over cache-resident tables, across the grid's axes (tables x batch x pooling x
+    dim, and element types where it has them)."""
+    return [microbench.gather(backend, footprint=footprint, **dict(zip(grid, values, strict=True)))
+            for values in itertools.product(*grid.values())]
 
 
 def memory_gathers(backend: Backend, footprint: int, where: str = "local") -> list[Sample]:
@@ -104,9 +109,11 @@ def run_cpu(backend: Backend, memory_footprint: int = 2**30) -> list[Sample]:
     caches = backend.cache_bytes()
     llc = max(caches.values(), default=32 * 2**20)
     memory_footprint = max(memory_footprint, 4 * llc)
-    private = (cache_grid(backend, caches["L2"] // 2, PRIVATE_GRID)
+    private = ([*cache_grid(backend, caches["L2"] // 2, PRIVATE_GRID),
+                *cache_grid(backend, caches["L2"] // 2, HALF_GRID)]
                if {"L2", "L3"} <= caches.keys() else [])
-    return [*cache_grid(backend, llc // 2), *private, *memory_gathers(backend, memory_footprint),
+    return [*cache_grid(backend, llc // 2), *cache_grid(backend, llc // 2, HALF_GRID), *private,
+            *memory_gathers(backend, memory_footprint),
             *footprint_sweep(backend, llc),
             microbench.sequential_read(backend, memory_footprint),
             microbench.cpu_dependent_latency(llc // 2),

@@ -3,7 +3,7 @@
 A run pools ``tables`` x ``batch_size`` bags of ``pooling`` uniform random rows from tables
 of ``footprint_bytes`` in all (one table call after another). The engine's time for it is
 
-    pool  = processor costs (per query, table call, bag, lookup, longest-bag row)
+    pool  = processor costs (per query, table call, bag, lookup, element, longest-bag row)
             + TLB misses x miss time + private-cache lines x line time
             + bytes read at the compute tier (rows not in the private cache, and the pooled
               outputs written) / the compute tier's bandwidth
@@ -30,7 +30,7 @@ from embsim.errors import InputError
 from simulator.grounding.microbench import Sample
 
 COSTS = ("query_overhead", "call_overhead", "bag_overhead", "lookup_overhead",
-         "lookup_chain_latency")
+         "element_overhead", "lookup_chain_latency")
 TERMS = (*COSTS, "compute_bytes", "private_lines", "tlb_misses")
 """Columns of ``terms``: units of work whose costs the processor fit solves for."""
 
@@ -82,18 +82,28 @@ def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
         misses = tables * (per_call - expected_hits(per_call, pages, structures.tlb_entries,
                                                     tables, footprint <= reach))
     compute_bytes = (lookups - near_rows) * row + bags * row
-    return np.array([1, tables, bags, lookups, tables * pooling, compute_bytes, lines, misses],
-                    dtype=float)
+    return np.array([1, tables, bags, lookups, lookups * p["dim"], tables * pooling,
+                     compute_bytes, lines, misses], dtype=float)
+
+
+def element_bytes(sample: Sample) -> float:
+    """Bytes per element of a run's rows (4 for float32)."""
+    p = sample.params
+    return p["bytes"] / (p["tables"] * p["batch_size"] * p["pooling"] * p["dim"])
 
 
 def fit_processor(samples: list[Sample], structures: Structures = NO_STRUCTURES
                   ) -> dict[str, float]:
     """Seconds per unit of each term (``bandwidth`` for the compute tier's bytes), by NNLS on
-    relative error over runs served from the cache level. Terms no run has are zero."""
+    relative error over runs served from the cache level. Terms no run has are zero, and so is
+    the per-element cost when every run's rows have the same element type (elements and bytes
+    are then proportional, and the runs cannot tell them apart)."""
     A = np.array([terms(s, structures) for s in samples])
     seconds = np.array([s.seconds for s in samples])
     scale = A.max(axis=0)
     used = scale > 0
+    if len({element_bytes(s) for s in samples}) < 2:
+        used[TERMS.index("element_overhead")] = False
     solution = np.zeros(len(TERMS))
     solution[used], _ = nnls(A[:, used] / scale[used] / seconds[:, None],
                              np.ones(len(samples)))

@@ -20,6 +20,8 @@ from traces.generators import synthesize
 from traces.schema import TableSpec
 
 ROW_ALIGN_BYTES = 64
+ELEMENT_BYTES = {"float32": 4, "float16": 2}
+"""Element types the pooling microbenchmarks time."""
 WARMUP = 3
 """Untimed calls before a gather's timed passes (``embsim measure``'s default)."""
 
@@ -66,9 +68,9 @@ def zipf_batches(tables: int, rows: int, batch_size: int, pooling: int, batches:
 
 def gather(backend: Backend, *, footprint: int, tables: int, dim: int, batch_size: int,
            pooling: int, where: str = "local", batches: int = 5, passes: int = 3,
-           flush: bool = False, alpha: float = 0.0, seed: int = 0,
+           flush: bool = False, alpha: float = 0.0, seed: int = 0, dtype: str = "float32",
            name: str = "gather") -> Sample:
-    """Time ``embedding_bag`` over ``tables`` float32 tables of ``footprint`` bytes in all
+    """Time ``embedding_bag`` over ``tables`` tables of ``dtype`` of ``footprint`` bytes in all
     (recorded as ``name``, which says what the fit uses the run for).
 
     Rows are uniform random, or Zipf-skewed when ``alpha`` > 1. Timed as ``embsim measure``
@@ -77,17 +79,19 @@ def gather(backend: Backend, *, footprint: int, tables: int, dim: int, batch_siz
     back; the record is the median over batches of each batch's median over passes.
     """
     rng = np.random.default_rng(seed)
-    rows = max(pooling, footprint // (tables * dim * 4))
-    weights = [backend.random_table(rows, dim, "float32", where, seed + t)
+    row_bytes = dim * ELEMENT_BYTES[dtype]
+    rows = max(pooling, footprint // (tables * row_bytes))
+    weights = [backend.random_table(rows, dim, dtype, where, seed + t)
                for t in range(tables)]
     prepared = (zipf_batches(tables, rows, batch_size, pooling, batches, alpha, seed)
                 if alpha > 1 else
                 [uniform_batch(rng, tables, rows, batch_size, pooling) for _ in range(batches)])
     runs = [backend.pooled_batch(weights, batch, "sum", where) for batch in prepared]
     seconds, _ = typical_seconds(backend.timed_passes(runs, passes, WARMUP, flush))
-    params = {"footprint_bytes": tables * rows * dim * 4, "tables": tables, "rows": rows,
-              "dim": dim, "batch_size": batch_size, "pooling": pooling, "where": where,
-              "flush": flush, "alpha": alpha, "bytes": prepared[0].num_lookups * dim * 4,
+    params = {"footprint_bytes": tables * rows * row_bytes, "tables": tables, "rows": rows,
+              "dim": dim, "dtype": dtype, "batch_size": batch_size, "pooling": pooling,
+              "where": where, "flush": flush, "alpha": alpha,
+              "bytes": prepared[0].num_lookups * row_bytes,
               "protocol": f"{batches} batches, {WARMUP} warm-up calls, {passes} passes "
                           "(timed_passes, as embsim measure)"}
     return Sample(name, seconds, params)

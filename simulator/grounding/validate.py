@@ -20,7 +20,7 @@ from scipy.stats import spearmanr
 
 from embsim.errors import InputError
 from simulator.grounding.machine_preset import apply_machine, load_machine_preset
-from simulator.grounding.measure import workload_hash
+from simulator.grounding.measure import read_provenance, workload_hash
 from simulator.runs.experiment import Point, load_points, run_point
 
 REQUIRED = ("workload_hash", "time_per_batch_us")
@@ -67,7 +67,20 @@ def summarise_errors(frame: pd.DataFrame) -> dict[str, Any]:
     rho = (float(spearmanr(frame["measured_us"], frame["predicted_us"]).statistic)
            if len(frame) > 2 else float("nan"))
     return {"points": int(len(frame)), "mape": float(np.mean(np.abs(errors)) * 100),
+            "mean_error": float(np.mean(errors) * 100),
             "max_error": float(np.max(np.abs(errors)) * 100), "rank_correlation": rho}
+
+
+MACHINE_KEYS = ("backend", "kernel", "device", "caches", "torch_threads")
+"""What must agree between a preset's machine and the measured one for the preset to apply."""
+
+
+def machine_mismatch(preset: dict[str, Any], measured: dict[str, Any]) -> list[str]:
+    """The machine properties (``MACHINE_KEYS``) in which a preset's provenance and a
+    measurement's differ, each as ``key: preset value != measured value``; keys either side
+    does not record are skipped."""
+    return [f"{key}: {preset[key]} != {measured[key]}" for key in MACHINE_KEYS
+            if key in preset and key in measured and preset[key] != measured[key]]
 
 
 def validate(experiment: Path, measurements: Path, preset_path: Path | None,
@@ -108,6 +121,8 @@ def validate(experiment: Path, measurements: Path, preset_path: Path | None,
         "calibration_runs": len(calibration),
         "validation_points": [int(p) for p in frame["point"]],
         "measured_on": measured_device(measured),
+        "machine_mismatch": machine_mismatch(preset.get("provenance", {}) if preset else {},
+                                             read_provenance(measurements)),
     }
     return Validation(frame, summary)
 

@@ -5,17 +5,18 @@ It reads directly the tier it sits at (``compute.tier``: HBM, or the CPU's LLC-b
 where it keeps the row cache's slots and writes the pooled outputs; rows elsewhere are moved to
 it over their tier's link first (``stages.fetch``). A software row cache fetches every miss
 before pooling starts (as FBGEMM's UVM cache prefetches); behind a hardware cache
-(``system.cache.hardware``) fetching and pooling overlap and the unit waits for both.
+(``system.cache.hardware``) fetching and pooling overlap and the unit waits for both, and a
+row read from it touches the lines it touches at home (a hardware cache keeps lines, not rows).
 
 Pooling reads the bags' rows in the host's tier (cache slots, rows kept there), writes the
 cache fills and every bag's output, then adds the processor's fixed costs
 (``compute.query_overhead`` per query, ``call_overhead`` per table, ``bag_overhead`` per bag,
-``lookup_overhead`` per lookup it pools, ``lookup_chain_latency`` per row of each table's
-longest bag) and its TLB and private cache's (``simulator.core.processor``). Rows the cache
-serves without keeping (slot -1: FBGEMM's conflict misses, a pinned cache's misses) are pooled
-as fetched. The host runs the operator over every table and bag, whichever units pooled their
-rows, so the per-query, per-table and per-bag costs are paid in full; the others scale with
-its share.
+``lookup_overhead`` per lookup it pools, ``element_overhead`` per element of those rows,
+``lookup_chain_latency`` per row of each table's longest bag) and its TLB and private cache's
+(``simulator.core.processor``). Rows the cache serves without keeping (slot -1: FBGEMM's
+conflict misses, a pinned cache's misses) are pooled as fetched. The host runs the operator
+over every table and bag, whichever units pooled their rows, so the per-query, per-table and
+per-bag costs are paid in full; the others scale with its share.
 
 What it ignores: contention between concurrent queries for the processor's own cycles (each
 query's pooling time is its own; its memory traffic does contend).
@@ -43,14 +44,15 @@ class HostUnit(ComputeUnit):
 
     kind = "host"
 
-    def __init__(self, cfg: ComputeConfig, site: UnitSite, layout: Layout, overlap_fetch: bool,
+    def __init__(self, cfg: ComputeConfig, site: UnitSite, layout: Layout, hardware_cache: bool,
                  source: str | None = None):
         names = site.table_tiers
         super().__init__(HOST, 0, names.index(cfg.tier) if cfg.tier in names else None)
         self.cfg = cfg
         self.tier = site.tiers[cfg.tier]
         self.layout = layout
-        self.overlap_fetch = overlap_fetch
+        self.row_elements = site.row_elements
+        self.hardware_cache = hardware_cache
         self.processor = (Processor(cfg, source) if cfg.tlb is not None
                           or cfg.private_cache is not None else None)
         self.combined = 0           # partial vectors from other units added into outputs
@@ -67,13 +69,13 @@ class HostUnit(ComputeUnit):
 
     def serve(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
         env = fabric.env
-        if q.fetches and not self.overlap_fetch:
+        if q.fetches and not self.hardware_cache:
             yield env.all_of(q.fetches)
         pooled = yield from self._pool(q, share, fabric)
         if q.fetches:
             yield env.all_of(q.fetches)
         fetched = q.fetch_unloaded_s
-        return max(fetched, pooled) if self.overlap_fetch else fetched + pooled
+        return max(fetched, pooled) if self.hardware_cache else fetched + pooled
 
     def _pool(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
         """Read the share's rows in the host's tier, write fills and outputs, add the
@@ -93,6 +95,8 @@ class HostUnit(ComputeUnit):
         slotted = slot >= 0
         if slotted.any():
             slot_addr = self.slot_addresses(slot[slotted])
+            if self.hardware_cache:     # it keeps lines: a row sits at its home line offset
+                slot_addr = slot_addr + home[slotted] % self.tier.granularity
             filled = ~hit[slotted]
             read_slot = read[slotted]
             addresses += [slot_addr[read_slot], slot_addr[filled]]
@@ -144,21 +148,25 @@ class HostUnit(ComputeUnit):
 
     def fixed_costs(self, q: Query, share: np.ndarray | slice) -> float:
         """The processor's costs of one query: per query, table and bag in full (it runs the
-        operator over all of them), per lookup and along each table's longest bag for the
-        lookups it pools itself."""
+        operator over all of them), per lookup, per element and along each table's longest bag
+        for the lookups it pools itself."""
         costs = self.cfg
         batch = q.batch
         if isinstance(share, slice):
             lookups = batch.num_lookups
+            per_table = np.diff(batch.table_bounds())
             longest_bags = int(batch.lengths().max(axis=1).sum()) if lookups else 0
         else:
             lookups = share.size
-            per_bag = np.bincount(q.bags()[share], minlength=batch.offsets.size - 1)
+            bags = q.bags()[share]
+            per_table = np.bincount(bags // batch.batch_size, minlength=batch.num_tables)
+            per_bag = np.bincount(bags, minlength=batch.offsets.size - 1)
             longest_bags = (int(per_bag.reshape(batch.num_tables, -1).max(axis=1).sum())
                             if lookups else 0)
         return (costs.query_overhead + batch.num_tables * costs.call_overhead
                 + batch.num_tables * batch.batch_size * costs.bag_overhead
                 + lookups * costs.lookup_overhead
+                + int(per_table @ self.row_elements) * costs.element_overhead
                 + longest_bags * costs.lookup_chain_latency)
 
     def counters(self) -> dict[str, float]:
