@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
+from simulator.core.config import ComputeConfig
+from simulator.core.processor import Processor
 from simulator.grounding.calibrate import GRID, PRIVATE_GRID, TLB_ENTRIES, chain_was_warm, refit
 from simulator.grounding.cost_fit import (
     COSTS,
@@ -15,8 +17,10 @@ from simulator.grounding.cost_fit import (
     TERMS,
     Structures,
     best_tlb,
+    entry_hit_share,
     expected_hits,
     fit_cache_capacity,
+    fit_memory,
     fit_memory_bandwidth,
     fit_processor,
     terms,
@@ -65,7 +69,8 @@ def test_terms_count_work_the_way_the_engine_does():
 
 
 def test_processor_fit_recovers_known_parameters():
-    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.02e-9, 60e-9, 1 / 200e9, 0.1e-9, 2e-9])
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.02e-9, 60e-9, 1 / 200e9, 0.1e-9, 2e-9,
+                         0.0])
     structures = Structures(private_bytes=2**20, tlb_entries=512)
     samples = [timed(run_of(t, b, p, d, f, element=e), per_unit, structures)
                for t, b, p, d in itertools.product(*GRID.values())
@@ -81,7 +86,7 @@ def test_processor_fit_recovers_known_parameters():
 
 
 def test_processor_fit_without_structures_leaves_their_costs_zero():
-    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.0, 60e-9, 1 / 200e9, 0.0, 0.0])
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.0, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0])
     samples = [timed(run_of(t, b, p, d, 2**24), per_unit)
                for t, b, p, d in itertools.product(*GRID.values())]
     fitted = fit_processor(samples)
@@ -92,7 +97,7 @@ def test_processor_fit_without_structures_leaves_their_costs_zero():
 def test_one_element_type_cannot_tell_elements_from_bytes():
     """With float32 runs only, elements are bytes / 4: the per-element cost stays zero and the
     bytes carry it; float16 runs beside them separate the two."""
-    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.1e-9, 60e-9, 1 / 200e9, 0.0, 0.0])
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.1e-9, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0])
     grid = list(itertools.product(*GRID.values()))
     float32 = [timed(run_of(t, b, p, d, 2**24), per_unit) for t, b, p, d in grid]
     assert fit_processor(float32)["element_overhead"] == 0
@@ -116,6 +121,46 @@ def test_memory_bandwidth_fit(overlapped):
         seconds = missed / 50e9 if overlapped else pool + missed / 50e9
         samples.append(Sample("gather", seconds, sample.params))
     assert fit_memory_bandwidth(samples, fit, cache, overlapped) == pytest.approx(50e9)
+
+
+def test_entry_hit_share_closed_forms_and_the_engines_lru():
+    assert entry_hit_share(1000, 2, 10, 1.0, 4096) == 1.0          # all fits
+    assert entry_hit_share(1e6, 4, 1e4, 0.0, 4096) == 1.0          # no walks
+    shares = [entry_hit_share(1e6, 4, n, 1.0, 32768) for n in (1e3, 1e4, 1e5)]
+    assert 1 > shares[0] > shares[1] > shares[2] > 0
+    # the engine's private cache, fed uniform rows of a 1 GiB table through a small TLB
+    rng = np.random.default_rng(0)
+    row, footprint = 256, 2**30
+    cpu = Processor(ComputeConfig(tier="x", tlb={"entries": 16, "ways": 16, "miss_time": 0},
+                                  private_cache={"size": 2**20, "ways": 16, "line_time": 0}))
+    addresses = rng.integers(0, footprint // row, 400_000) * row
+    cpu.serve(np.zeros(addresses.size, dtype=np.int64), addresses, np.full(addresses.size, row))
+    simulated = 1 - cpu.walk_misses / cpu.tlb_misses
+    expected = entry_hit_share(footprint / row, 4, footprint / 4096 * 8 / 64,
+                               cpu.tlb_misses / addresses.size, 2**20 / 64)
+    assert simulated == pytest.approx(expected, abs=0.03)
+
+
+@pytest.mark.parametrize("dims", [(16, 32, 64, 256), (32, 256)])
+def test_memory_fit_tells_page_walks_from_bandwidth_given_three_row_sizes(dims):
+    structures = Structures(private_bytes=2**20, tlb_entries=512)
+    fit = dict.fromkeys(COSTS, 0.0) | {"bandwidth": 1e12, "private_lines": 0.0,
+                                       "tlb_misses": 1e-9, "walk_misses": 0.0}
+    per_unit = np.array([*(fit[t] for t in COSTS), 1e-12, 0.0, 1e-9, 20e-9])
+    footprint, cache, memory_bw = 2**31, 2**25, 15e9
+    samples = []
+    for dim in dims:
+        sample = run_of(4, 1024, 64, dim, footprint)
+        pool = float(terms(sample, structures) @ per_unit)
+        fetch = sample.params["bytes"] * (1 - cache / footprint) / memory_bw
+        samples.append(Sample("gather", max(pool, fetch), sample.params))
+    bandwidth, walk = fit_memory(samples, fit, cache, structures)
+    if len(dims) < 3:
+        assert walk == 0.0
+        assert bandwidth == fit_memory_bandwidth(samples, fit, cache, True, structures)
+    else:
+        assert walk == pytest.approx(20e-9, rel=0.06)
+        assert bandwidth == pytest.approx(memory_bw, rel=0.03)
 
 
 def test_cache_capacity_fit_finds_the_size_that_explains_the_sweep():

@@ -47,7 +47,26 @@ def test_tlb_misses_follow_lru_over_pages():
     assert cost.tlb_misses == 4
     assert cost.seconds == pytest.approx(40e-9)
     assert not cost.near.any()
-    assert cpu.counters() == {"tlb_misses": 4, "tlb_miss_rate": 0.8}
+    assert cpu.counters() == {"tlb_misses": 4, "tlb_miss_rate": 0.8, "tlb_walk_misses": 4}
+
+
+def test_a_walk_reads_its_page_table_entry_through_the_private_cache():
+    """Pages 0, 8, 0, 1, 16 with a one-entry TLB: all five miss. Entries are 8 B, so pages 0-7
+    share one 64 B line of entries: the walks of pages 0, 8 and 16 miss the private cache
+    (three lines), those of the second page 0 and of page 1 find their line there."""
+    cpu = Processor(compute(tlb={"entries": 1, "ways": 1, "miss_time": "10 ns",
+                                 "walk_miss_time": "100 ns"},
+                            private_cache={"size": "1 KiB", "ways": 16, "line": "64 B",
+                                           "line_time": "0 ns"}))
+    pages = np.array([0, 8, 0, 1, 16]) * 4096
+    cost = cpu.serve(np.zeros(5, dtype=np.int64), pages, np.full(5, 64))
+    assert cost.tlb_misses == 5 and cost.walk_misses == 3
+    assert cost.seconds == pytest.approx(5 * 10e-9 + 3 * 100e-9)
+    assert cost.near.tolist() == [False, False, True, False, False]   # entries keep rows
+    # without a private cache no walk finds its entry
+    bare = Processor(compute(tlb={"entries": 1, "ways": 1, "miss_time": "10 ns",
+                                  "walk_miss_time": "100 ns"}))
+    assert bare.serve(np.zeros(5, dtype=np.int64), pages, np.full(5, 64)).walk_misses == 5
 
 
 def test_tiers_are_apart_in_the_processors_address_space():

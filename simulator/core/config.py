@@ -129,12 +129,16 @@ def require_power_of_two(value: float, name: str) -> None:
 class TlbConfig(Strict):
     """The processor's translation lookaside buffer: ``entries`` pages of ``page`` bytes,
     ``ways``-way set associative (default: fully associative), LRU. A lookup whose row's page
-    misses it adds ``miss_time`` (a page walk, as the processor overlaps it) to pooling."""
+    misses it adds ``miss_time`` (a page walk, as the processor overlaps it) to pooling. The
+    walk reads the page's 8-byte page-table entry through the private cache (when there is
+    one); a walk whose entry misses it adds ``walk_miss_time`` more (the entry comes from the
+    LLC or memory: tables far larger than the caches)."""
 
     entries: PositiveInt
     page: PositiveSize = 4096
     ways: PositiveInt | None = None
     miss_time: NonNegativeTime
+    walk_miss_time: NonNegativeTime = 0.0
 
     @property
     def associativity(self) -> int:

@@ -38,9 +38,11 @@ from simulator.grounding.cost_fit import (
     Structures,
     best_tlb,
     fit_cache_capacity,
+    fit_memory,
     fit_memory_bandwidth,
     fit_processor,
     relative_error,
+    row_sizes,
 )
 from simulator.grounding.microbench import Sample
 
@@ -57,6 +59,9 @@ per byte."""
 TLB_ENTRIES = tuple(int(n) for n in np.unique(np.round(2 ** np.arange(5, 14.1, 0.5) / 16) * 16))
 """TLB sizes (4 KiB pages) the CPU fit chooses among: 32 to 16384 entries."""
 CACHED, MEMORY, HOST = "cached", "memory", "host"
+WALK_ROUNDS = 3
+"""Alternations of the processor fit (given the walk cost) and the memory fit (given the
+processor): the walk cost settles within them."""
 
 
 def entry(value: float | int | str | bool, source: str) -> dict[str, Any]:
@@ -74,11 +79,17 @@ def cache_grid(backend: Backend, footprint: int, grid: dict[str, tuple[int, ...]
             for values in itertools.product(*grid.values())]
 
 
-def memory_gathers(backend: Backend, footprint: int, where: str = "local") -> list[Sample]:
+def memory_gathers(backend: Backend, footprint: int, where: str = "local",
+                   dims: tuple[int, ...] = (32, 256)) -> list[Sample]:
     """Pooling over tables far larger than any cache (uniform rows: nearly all miss)."""
     return [microbench.gather(backend, footprint=footprint, tables=4, dim=dim,
                               batch_size=1024, pooling=64, batches=4, passes=2, where=where)
-            for dim in (32, 256)]
+            for dim in dims]
+
+
+CPU_MEMORY_DIMS = (16, 32, 64, 256)
+"""Row sizes of a CPU's memory runs: 1 to 16 lines, so that the fit tells the cost of each
+row's page walk from the bandwidth each line takes."""
 
 
 SWEEP_SHAPE = {"tables": 4, "batch_size": 1024, "pooling": 64, "dim": 64}
@@ -113,7 +124,7 @@ def run_cpu(backend: Backend, memory_footprint: int = 2**30) -> list[Sample]:
                 *cache_grid(backend, caches["L2"] // 2, HALF_GRID)]
                if {"L2", "L3"} <= caches.keys() else [])
     return [*cache_grid(backend, llc // 2), *cache_grid(backend, llc // 2, HALF_GRID), *private,
-            *memory_gathers(backend, memory_footprint),
+            *memory_gathers(backend, memory_footprint, dims=CPU_MEMORY_DIMS),
             *footprint_sweep(backend, llc),
             microbench.sequential_read(backend, memory_footprint),
             microbench.cpu_dependent_latency(llc // 2),
@@ -183,6 +194,17 @@ def _memory_source(what: str, samples: list[Sample]) -> str:
             f"{sorted({s.params['dim'] for s in samples})}), after the cached share")
 
 
+def _walk_source(samples: list[Sample], walk_time: float) -> str:
+    """Where the cost of a page walk that misses the private cache came from."""
+    sizes = sorted(int(size) for size in row_sizes(samples))
+    if walk_time or len(sizes) >= 3:
+        return (f"calibrated: with DRAM bandwidth, from embedding_bag over tables far larger "
+                f"than the caches, rows of {sizes} B (the walk of each row against the "
+                "bandwidth of its lines)")
+    return (f"not fitted: the runs over tables far larger than the caches have rows of only "
+            f"{sizes} B (three sizes needed); taken as 0")
+
+
 def _latency(sample: Sample | None, where: str, fallback: tuple[str, str] | None) -> dict:
     if sample is not None:
         return entry(sample.seconds, f"calibrated: dependent-load chain over "
@@ -231,7 +253,8 @@ def _cpu_structures(samples: list[Sample], caches: dict[str, int], llc: int
 
 
 def _cpu_compute(structures: Structures, fit: dict[str, float], fit_source: str,
-                 provenance: dict[str, Any], runs: list[Sample]) -> dict[str, Any]:
+                 walk_source: str, provenance: dict[str, Any], runs: list[Sample]
+                 ) -> dict[str, Any]:
     """The ``compute`` section of a CPU preset: costs, TLB and private cache."""
     compute: dict[str, Any] = {"tier": "llc", **{k: entry(fit[k], fit_source) for k in COSTS}}
     compute["tlb"] = {
@@ -240,7 +263,8 @@ def _cpu_compute(structures: Structures, fit: dict[str, float], fit_source: str,
                          f"{len(runs)} cache-resident runs best"),
         "page": entry(structures.page, "x86-64 base page (4 KiB): PyTorch's CPU allocator does "
                       "not ask for huge pages"),
-        "miss_time": entry(fit["tlb_misses"], fit_source)}
+        "miss_time": entry(fit["tlb_misses"], fit_source),
+        "walk_miss_time": entry(fit["walk_misses"], walk_source)}
     if structures.private_bytes:
         ways = provenance.get("l2_ways")
         compute["private_cache"] = {
@@ -259,10 +283,12 @@ def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]
     level = max(caches, default="L3")
     llc = caches.get(level, 32 * 2**20)
     runs, structures, cached = _cpu_structures(samples, caches, llc)
+    big = _gathers(samples, llc, MEMORY)
+    for _ in range(WALK_ROUNDS):
+        memory_bw, walk_time = fit_memory(big, cached, llc, structures)
+        cached = fit_processor(runs, structures, walk_time)
     fit_source = _fit_source(f"{level} bandwidth and processor costs", runs,
                              relative_error(runs, cached, structures))
-    big = _gathers(samples, llc, MEMORY)
-    memory_bw = fit_memory_bandwidth(big, cached, llc, overlapped=True, structures=structures)
     sweep = [s for s in samples if s.name == "gather_sweep"]
     if sweep:
         fitted = fit_cache_capacity(sweep, cached, memory_bw, llc, structures)
@@ -295,7 +321,8 @@ def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]
                                f"{stream.params['bytes'] / 2**30:.2f} GiB (torch sum)"),
             "latency": entry(0.0, "the DRAM tier carries the memory latency")}},
         "tables": {"tier": "dram"},
-        "compute": _cpu_compute(structures, cached, fit_source, provenance, runs),
+        "compute": _cpu_compute(structures, cached, fit_source, _walk_source(big, walk_time),
+                                provenance, runs),
         "cache": {"tier": "llc", "size": capacity,
                   "ways": entry(ways or 16, f"OS: {level} ways_of_associativity" if ways
                                 else "assumed 16 (the OS does not say)"),

@@ -4,7 +4,8 @@ A run pools ``tables`` x ``batch_size`` bags of ``pooling`` uniform random rows 
 of ``footprint_bytes`` in all (one table call after another). The engine's time for it is
 
     pool  = processor costs (per query, table call, bag, lookup, element, longest-bag row)
-            + TLB misses x miss time + private-cache lines x line time
+            + TLB misses x miss time + walks whose page-table entry misses the private
+              cache x walk miss time + private-cache lines x line time
             + bytes read at the compute tier (rows not in the private cache, and the pooled
               outputs written) / the compute tier's bandwidth
     fetch = bytes that miss the cache level / memory bandwidth
@@ -14,8 +15,10 @@ of ``footprint_bytes`` in all (one table call after another). The engine's time 
 Hit counts follow from uniform rows: an LRU holding ``K`` of a table's ``R`` units (rows or
 pages) hits with probability ``min(1, K / R)`` once warm. A call that starts with other
 tables' units in the cache first misses on each distinct unit it touches; when every table
-fits, the cache stays warm across calls. ``Structures`` says which of the processor's
-private cache and TLB a fit assumes.
+fits, the cache stays warm across calls. A walk's entry competes with the rows' lines in the
+private cache: its hit probability is Che's approximation of an LRU over both populations
+(``entry_hit_share``). ``Structures`` says which of the processor's private cache and TLB a
+fit assumes.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from simulator.grounding.microbench import Sample
 
 COSTS = ("query_overhead", "call_overhead", "bag_overhead", "lookup_overhead",
          "element_overhead", "lookup_chain_latency")
-TERMS = (*COSTS, "compute_bytes", "private_lines", "tlb_misses")
+TERMS = (*COSTS, "compute_bytes", "private_lines", "tlb_misses", "walk_misses")
 """Columns of ``terms``: units of work whose costs the processor fit solves for."""
 
 
@@ -62,6 +65,28 @@ def expected_hits(accesses: float, units: float, capacity: float, tables: int,
     return max(0.0, accesses - distinct) * share
 
 
+def entry_hit_share(rows: float, lines_per_row: float, entry_lines: float, walk_rate: float,
+                    capacity: float) -> float:
+    """Share of page walks whose entry line hits an LRU of ``capacity`` lines that also holds
+    the rows' lines, by Che's approximation: each of ``rows`` rows (``lines_per_row`` lines)
+    is read with probability 1 / rows per lookup, each of ``entry_lines`` entry lines with
+    ``walk_rate`` / entry_lines; the characteristic time T fills the capacity."""
+    if walk_rate <= 0 or rows * lines_per_row + entry_lines <= capacity:
+        return 1.0
+
+    def occupied(t: float) -> float:
+        return (rows * lines_per_row * -math.expm1(-t / rows)
+                + entry_lines * -math.expm1(-walk_rate * t / entry_lines))
+
+    low, high = 0.0, 1.0
+    while occupied(high) < capacity:
+        high *= 2
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if occupied(mid) < capacity else (low, mid)
+    return -math.expm1(-walk_rate * low / entry_lines)
+
+
 def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
     """Units of work of a run, in the order of ``TERMS``."""
     p = sample.params
@@ -71,7 +96,7 @@ def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
     row = p["bytes"] / lookups
     per_call = batch * pooling
     footprint = p["footprint_bytes"]
-    near_rows = lines = misses = 0.0
+    near_rows = lines = misses = walks = 0.0
     if structures.private_bytes:
         near_rows = tables * expected_hits(per_call, p["rows"], structures.private_bytes / row,
                                            tables, footprint <= structures.private_bytes)
@@ -81,9 +106,15 @@ def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
         reach = structures.tlb_entries * structures.page
         misses = tables * (per_call - expected_hits(per_call, pages, structures.tlb_entries,
                                                     tables, footprint <= reach))
+        walks = misses
+        if structures.private_bytes:
+            entry_lines = math.ceil(footprint / structures.page * 8 / structures.line)
+            walks *= 1 - entry_hit_share(footprint / row, math.ceil(row / structures.line),
+                                         entry_lines, misses / lookups,
+                                         structures.private_bytes / structures.line)
     compute_bytes = (lookups - near_rows) * row + bags * row
     return np.array([1, tables, bags, lookups, lookups * p["dim"], tables * pooling,
-                     compute_bytes, lines, misses], dtype=float)
+                     compute_bytes, lines, misses, walks], dtype=float)
 
 
 def element_bytes(sample: Sample) -> float:
@@ -92,22 +123,28 @@ def element_bytes(sample: Sample) -> float:
     return p["bytes"] / (p["tables"] * p["batch_size"] * p["pooling"] * p["dim"])
 
 
-def fit_processor(samples: list[Sample], structures: Structures = NO_STRUCTURES
-                  ) -> dict[str, float]:
+def fit_processor(samples: list[Sample], structures: Structures = NO_STRUCTURES,
+                  walk_time: float = 0.0) -> dict[str, float]:
     """Seconds per unit of each term (``bandwidth`` for the compute tier's bytes), by NNLS on
     relative error over runs served from the cache level. Terms no run has are zero, and so is
     the per-element cost when every run's rows have the same element type (elements and bytes
-    are then proportional, and the runs cannot tell them apart)."""
+    are then proportional, and the runs cannot tell them apart). The cost of a walk that
+    misses the private cache is given (``walk_time``: ``fit_memory`` fits it on tables far
+    larger than the caches, where walks miss)."""
     A = np.array([terms(s, structures) for s in samples])
-    seconds = np.array([s.seconds for s in samples])
+    walk = TERMS.index("walk_misses")
+    seconds = np.array([s.seconds for s in samples]) - A[:, walk] * walk_time
+    seconds = np.maximum(seconds, 1e-3 * np.array([s.seconds for s in samples]))
     scale = A.max(axis=0)
     used = scale > 0
+    used[walk] = False
     if len({element_bytes(s) for s in samples}) < 2:
         used[TERMS.index("element_overhead")] = False
     solution = np.zeros(len(TERMS))
     solution[used], _ = nnls(A[:, used] / scale[used] / seconds[:, None],
                              np.ones(len(samples)))
     per_unit = dict(zip(TERMS, solution / np.where(used, scale, 1.0), strict=True))
+    per_unit["walk_misses"] = walk_time
     per_byte = per_unit.pop("compute_bytes")
     return per_unit | {"bandwidth": 1.0 / per_byte if per_byte > 0 else 1e15}
 
@@ -115,7 +152,7 @@ def fit_processor(samples: list[Sample], structures: Structures = NO_STRUCTURES
 def pool_seconds(sample: Sample, fit: dict[str, float], structures: Structures) -> float:
     """The pooling stage's time for a run whose rows all come from the cache level."""
     per_unit = np.array([*(fit[t] for t in COSTS), 1.0 / fit["bandwidth"],
-                         fit["private_lines"], fit["tlb_misses"]])
+                         fit["private_lines"], fit["tlb_misses"], fit.get("walk_misses", 0.0)])
     return float(terms(sample, structures) @ per_unit)
 
 
@@ -145,6 +182,40 @@ def fit_memory_bandwidth(samples: list[Sample], fit: dict[str, float], cache_byt
     spent = np.array([s.seconds if overlapped else s.seconds - pool_seconds(s, fit, structures)
                       for s in samples])
     return float(np.dot(missed, missed) / np.dot(missed, np.maximum(spent, 1e-12)))
+
+
+WALK_TIMES = np.concatenate([[0.0], np.geomspace(0.1e-9, 1e-6, 161)])
+"""Costs of a page walk that misses the private cache that ``fit_memory`` chooses among."""
+
+
+def row_sizes(samples: list[Sample]) -> set[float]:
+    """The distinct row sizes (bytes) of some runs."""
+    return {s.params["bytes"] / (s.params["tables"] * s.params["batch_size"]
+                                 * s.params["pooling"]) for s in samples}
+
+
+def fit_memory(samples: list[Sample], fit: dict[str, float], cache_bytes: int,
+               structures: Structures) -> tuple[float, float]:
+    """Bytes/s of the memory behind a hardware cache level and seconds per page walk whose
+    entry misses the private cache, from runs over tables far larger than the caches: each
+    lasts ``max(pool with its walks, fetch)``, fitted on log time. Small rows show the walks
+    (a walk per row), large ones the bandwidth, so the walk cost is fitted only from runs of
+    at least three row sizes (two unknowns and a check); otherwise it is zero and the
+    bandwidth is ``fit_memory_bandwidth``'s."""
+    walk = TERMS.index("walk_misses")
+    walks = np.array([terms(s, structures)[walk] for s in samples])
+    if len(row_sizes(samples)) < 3 or not walks.any():
+        return fit_memory_bandwidth(samples, fit, cache_bytes, True, structures), 0.0
+    seconds = np.array([s.seconds for s in samples])
+    missed = np.array([missed_bytes(s, cache_bytes) for s in samples])
+    base = np.array([pool_seconds(s, fit | {"walk_misses": 0.0}, structures) for s in samples])
+    rates = missed / seconds
+    bandwidths = np.geomspace(rates.min() / 4, rates.max() * 4, 400)
+    pool = base[None, None, :] + WALK_TIMES[:, None, None] * walks[None, None, :]
+    fetch = missed[None, None, :] / bandwidths[None, :, None]
+    error = (np.log(np.maximum(pool, fetch) / seconds) ** 2).sum(axis=2)
+    w, b = np.unravel_index(np.argmin(error), error.shape)
+    return float(bandwidths[b]), float(WALK_TIMES[w])
 
 
 def fit_cache_capacity(samples: list[Sample], fit: dict[str, float], memory_bw: float,
