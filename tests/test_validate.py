@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,8 @@ def test_arithmetic_on_a_hand_made_measurements_file(tmp_path):
 
 # MAPE (%) of the committed validation runs (README); a rise above these is a regression.
 CPU_EXPERIMENT = ROOT / "experiments" / "validation_cpu.yaml"
+CPU_TEST_SET = ROOT / "experiments" / "validation_cpu_test.yaml"
+XEON = "cpu-intel-xeon-2026-12-04"
 RECORDED = [("h100-2026-11-26", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.9, 0.95),
             ("h100-2026-11-26-warm", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.0, 0.95),
             ("h100-2026-11-26b", "h100-2026-11-26b", GPU_EXPERIMENT, 144, 9.1, 0.95),
@@ -70,7 +73,9 @@ RECORDED = [("h100-2026-11-26", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.9, 0.9
             ("cpu-amd-epyc-2026-11-26", "cpu-amd-epyc-2026-11-26", CPU_EXPERIMENT, 108, 10.3,
              0.95),
             ("cpu-amd-epyc-tbe-2026-11-26", "cpu-amd-epyc-tbe-2026-11-26", CPU_EXPERIMENT,
-             108, 10.1, 0.95)]
+             108, 10.1, 0.95),
+            (XEON, XEON, CPU_EXPERIMENT, 108, 10.5, 0.95),
+            (f"{XEON}-test", XEON, CPU_TEST_SET, 48, 11.6, 0.95)]
 """(measurements, preset, experiment, points, the MAPE it gave when committed rounded up, the
 least rank correlation). One pair crosses sessions: the first H100 session's preset predicts
 the second's points. The two unflushed GPU runs whose small calls ran slow (README) rank
@@ -88,6 +93,27 @@ def test_simulator_against_committed_measurements(name, preset, experiment_path,
     assert result.summary["mape"] <= mape
     assert result.summary["rank_correlation"] >= rank
     assert "gather" in result.summary["calibrated_on"]
+
+
+def test_the_cpu_test_set_is_the_one_its_seed_draws():
+    """The committed test set is what make_cpu_test_set.py draws (nobody edited a shape), within
+    its size limits and over the ranges it claims."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import make_cpu_test_set as drawn
+
+    committed = yaml.safe_load(CPU_TEST_SET.read_text())
+    shapes = drawn.draw_shapes()
+    assert committed == drawn.experiment(shapes) and len(shapes) == drawn.SHAPES >= 40
+    for shape in shapes:
+        footprint, batch = drawn.sizes(shape)
+        assert footprint <= drawn.MAX_FOOTPRINT and batch <= drawn.MAX_BATCH_BYTES
+    column = {key: [shape[f"workload.generator.{key}"] for shape in shapes]
+              for key in ("num_tables", "rows", "dim", "pooling", "batch_size", "alpha", "dtype")}
+    assert min(column["num_tables"]) >= 1 and max(column["num_tables"]) <= 26
+    assert min(column["rows"]) >= 1e3 and max(column["rows"]) <= 4e7
+    assert min(column["dim"]) >= 16 and max(column["dim"]) <= 512
+    assert set(column["dtype"]) == {"float32", "float16"} and 0.0 in column["alpha"]
+    assert max(column["alpha"]) <= 1.3
 
 
 SMALL_CPU_POINTS = ("sweep.include=[{workload.generator.rows: 2000, workload.generator.dim: 32, "
