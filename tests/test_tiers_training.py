@@ -7,6 +7,7 @@ import pytest
 from conftest import experiment
 
 from hwmodels.cache.software import SoftwareCache
+from hwmodels.memory import units_touched
 from simulator.runs.experiment import load_points, prepare, run_point
 
 TWO_TIERS = {"tier": ["hbm", "dram"], "placement": "hot_rows", "budget": {"hbm": "96 KiB"},
@@ -68,12 +69,13 @@ def test_training_reads_and_writes_each_distinct_row_and_its_state(write_experim
                                                                    optimizer, state):
     data = experiment(system__cache=None, run__mode="training", run__optimizer=optimizer)
     row, point, source = run(write_experiment, data)
-    _, _, batches = lookups(point, source)
-    forward = sum(int(s.sum()) for _, s in batches)
-    update = 0
-    for keys, sizes in batches:
+    system, _, batches = lookups(point, source)
+    forward = update = 0
+    for keys, sizes in batches:     # whole 64 B lines, as many as each row touches
+        _, address = system.placement.locate(keys)
+        forward += int(units_touched(address, sizes, 64).sum()) * 64
         _, first = np.unique(keys, return_index=True)
-        update += int((-(-(sizes[first] + state) // 64) * 64).sum())   # whole 64 B lines
+        update += int(units_touched(address[first], sizes[first] + state, 64).sum()) * 64
     assert row["bytes_read_dram"] == forward + update
     assert row["bytes_written_dram"] == update
 
