@@ -33,7 +33,10 @@ from hwmodels.device import DEVICE_KINDS
 from hwmodels.specs import PRESET_KINDS, Spec
 
 PRESET_DIR = Path(__file__).parent / "presets"
-FILE_KEYS = {"name", "kind", "description", "params", "extends"}
+FILE_KEYS = {"name", "kind", "description", "params", "extends", "provenance",
+             "microbenchmarks"}
+"""A preset file's keys: a calibrated preset also records the machine it was measured on
+(``provenance``) and every microbenchmark run it was fitted to (``microbenchmarks``)."""
 PARAM_KEYS = {"value", "source"}
 
 
@@ -159,6 +162,11 @@ def kinds_of(name: str) -> list[str]:
 def load_preset(name: str, kind: str, *, source: str | None = None,
                 field: str | None = None) -> Preset:
     """The preset called ``name`` of the given kind; an ``InputError`` listing choices if none."""
+    if name.endswith((".yaml", ".yml")):              # a file: beside the experiment, or here
+        path = Path(name)
+        if not path.is_absolute() and not path.exists() and source:
+            path = Path(source).parent / path
+        return preset_file(path, kind, source=source, field=field)
     preset = all_presets().get((kind, name))
     if preset is None:
         raise InputError(
@@ -166,6 +174,26 @@ def load_preset(name: str, kind: str, *, source: str | None = None,
             source=source, field=field,
         )
     return preset
+
+
+def preset_file(path: Path, kind: str, *, source: str | None = None,
+                field: str | None = None) -> Preset:
+    """A preset of ``kind`` read from its own file (one ``embsim calibrate`` wrote, say);
+    its ``extends`` may name a shipped preset."""
+    if not path.is_file():
+        raise InputError(f"preset file {path} not found", source=source, field=field)
+    entry = _read_file(path)
+    if entry.kind != kind:
+        raise InputError(f"{path} is a {entry.kind} preset; expected a {kind} preset",
+                         source=source, field=field)
+    files = {k: read for k, read in _shipped_files().items() if k != (kind, entry.name)}
+    files[(kind, entry.name)] = entry
+    return _flatten((kind, entry.name), files)
+
+
+@cache
+def _shipped_files() -> dict[tuple[str, str], _PresetFile]:
+    return {(f.kind, f.name): f for f in map(_read_file, preset_files(PRESET_DIR))}
 
 
 def spec_class(kind: str, *, source: str | None = None, field: str | None = None) -> type[Spec]:

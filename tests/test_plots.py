@@ -45,3 +45,22 @@ def test_a_where_list_keeps_the_points_matching_any_of_its_values(tmp_path):
     assert proc.returncode == 2
     assert "plots.1.where" in proc.stderr and "no finished point matches" in proc.stderr
     assert (tmp_path / "out" / "both.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_log_axes_are_drawn_on_a_log_scale(tmp_path, monkeypatch):
+    import matplotlib.axes
+    from conftest import embsim_here
+
+    scales = []
+    for axis in ("x", "y"):
+        original = getattr(matplotlib.axes.Axes, f"set_{axis}scale")
+        monkeypatch.setattr(matplotlib.axes.Axes, f"set_{axis}scale",
+                            lambda self, value, *a, _axis=axis, _f=original, **k:
+                            (scales.append((_axis, value)), _f(self, value, *a, **k)))
+    data = sweep_with_plots([{"file": "log.png", "x": "system.cache.size",
+                              "metrics": ["latency_p50_us"], "log": ["y"]}])
+    data["sweep"]["grid"]["system.cache.size"] = [16384, 65536]
+    path = write_yaml(tmp_path / "exp.yaml", data)
+    proc = embsim_here("run", str(path), "--out", str(tmp_path / "out"), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert ("y", "log") in scales and ("x", "log") not in scales

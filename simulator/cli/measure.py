@@ -10,7 +10,10 @@ import click
 from embsim.assignments import parse_assignments
 from embsim.errors import InputError
 
-BACKEND_CHOICE = click.Choice(["torch-cpu", "torch-cuda"])
+BACKEND_CHOICE = click.Choice(["torch-cpu", "torch-cuda", "fhe-cpu"])
+FHE = "fhe-cpu"
+"""The backend that runs encrypted lookups with Microsoft SEAL (``simulator.grounding``'s
+``fhe_*`` modules) instead of torch's kernels."""
 KERNEL_OPTION = click.option(
     "--kernel", type=click.Choice(["embedding_bag", "tbe"]), default="embedding_bag",
     show_default=True, help="Pooling kernel: torch's embedding_bag per table, or FBGEMM's "
@@ -40,15 +43,21 @@ SET_OPTION = click.option("--set", "sets", multiple=True, metavar="DOTTED.PATH=V
 def measure(experiment: Path, backend: str, out: Path, repeats: int, warmup: int, flush: bool,
             rounds: int, kernel: str, sets: tuple[str, ...]) -> None:
     """Execute every point of EXPERIMENT for real and record its timings."""
-    from simulator.grounding.backends import backend_by_name
     from simulator.grounding.measure import MeasureSettings, measure_experiment
 
-    frame = measure_experiment(experiment, backend_by_name(backend, kernel), out,
-                               parse_assignments(sets),
-                               MeasureSettings(warmup=warmup, repeats=repeats, flush=flush,
-                                               rounds=rounds))
-    columns = ["point", *[c for c in frame.columns if "." in c], "time_per_batch_us",
-               "effective_bw_gbps", "lookups_per_s"]
+    settings = MeasureSettings(warmup=warmup, repeats=repeats, flush=flush, rounds=rounds)
+    if backend == FHE:
+        from simulator.grounding.fhe_measure import measure_fhe
+
+        frame = measure_fhe(experiment, out, parse_assignments(sets), settings)
+        shown = ["client_per_batch_us", "server_ops_per_batch"]
+    else:
+        from simulator.grounding.backends import backend_by_name
+
+        frame = measure_experiment(experiment, backend_by_name(backend, kernel), out,
+                                   parse_assignments(sets), settings)
+        shown = ["effective_bw_gbps", "lookups_per_s"]
+    columns = ["point", *[c for c in frame.columns if "." in c], "time_per_batch_us", *shown]
     click.echo(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     click.echo(f"wrote {out} ({len(frame)} points, {frame['device'].iloc[0]})")
 
@@ -74,6 +83,9 @@ def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
 
     if (backend is None) == (refit is None):
         raise InputError("give exactly one of --backend or --refit", field="--backend")
+    if backend == FHE:
+        calibrate_fhe_presets(out, rounds)
+        return
     if refit is not None:
         preset = calibration.refit(load_machine_preset(refit))
     else:
@@ -90,6 +102,34 @@ def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
     click.echo("processor: " + ", ".join(
         f"{key} {compute[key] * 1e9:.3g} ns" for key in calibration.COSTS))
     click.echo(f"wrote {out}")
+
+
+def calibrate_fhe_presets(out: Path, rounds: int) -> None:
+    """Time SEAL's CKKS operations here and write ``out`` (one thread) and ``<out>-mt``
+    (every core, at the measured parallel efficiency): ``fhe`` presets."""
+    import copy
+
+    from simulator.grounding.fhe_calibrate import calibrate_fhe
+    from simulator.grounding.machine_preset import save_machine_preset
+
+    preset = calibrate_fhe(out.stem, repeats=4 * rounds + 1,
+                           progress=lambda where: click.echo(f"timing {where}", err=True))
+    multi = copy.deepcopy(preset)
+    multi["name"] = f"{out.stem}-mt"
+    multi["description"] += f", {multi['params']['threads']['value']} threads"
+    for key in ("threads", "parallel_efficiency"):
+        preset["params"][key] = {"value": 1, "source": "one thread: SEAL runs each operation "
+                                                        "on one"}
+    mt_out = out.with_name(f"{out.stem}-mt{out.suffix}")
+    save_machine_preset(preset, out)
+    save_machine_preset(multi, mt_out)
+    for key, entry in preset["params"].items():
+        if key.endswith("_time"):
+            click.echo(f"{key[:-5]}: {entry['value'] * 1e9:.3g} ns per modular operation "
+                       f"({entry['source'].rsplit('; ', 1)[-1]})")
+    click.echo(f"parallel efficiency over {multi['params']['threads']['value']} threads: "
+               f"{multi['params']['parallel_efficiency']['value']:.2f}")
+    click.echo(f"wrote {out} and {mt_out}")
 
 
 @click.command()

@@ -388,6 +388,8 @@ class PlotConfig(Strict):
     by: str | None = None
     metrics: Annotated[list[str], Field(min_length=1)] = ["cache_hit_rate", "latency_p99_us"]
     where: dict[str, Any] = {}
+    log: list[Literal["x", "y"]] = []
+    """Axes drawn on a log scale (``x``, ``y``: every panel's metric)."""
 
 
 class Experiment(Strict):

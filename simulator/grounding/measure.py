@@ -77,12 +77,23 @@ def table_location(point: Point) -> str:
 def workload_hash(point: Point) -> str:
     """Identity of what a measurement ran: the workload, the seeds, the pooling mode and where
     the tables were placed, and nothing of the simulated hardware, so that editing a model's
-    parameters in the experiment keeps its measurements matched."""
+    parameters in the experiment keeps its measurements matched. An encrypted lookup's scheme
+    and CKKS parameters are part of what ran (an ``fhe`` unit's options but its presets)."""
     config = point.config
     data = {"workload": config.workload.model_dump(mode="json", exclude_defaults=True),
             "seed": config.run.seed, "pooling": config.system.compute.pooling,
             "tables": table_location(point)}
+    encrypted = {name: {k: v for k, v in unit.options().items()
+                        if k not in FHE_HARDWARE_KEYS}
+                 for name, unit in config.system.units.items() if unit.kind == "fhe"}
+    if encrypted:
+        data["fhe"] = encrypted
     return stable_hash(data)
+
+
+FHE_HARDWARE_KEYS = ("tier", "preset", "params", "client_preset", "link", "keys", "keys_link",
+                     "table_encoding")
+"""Options of an ``fhe`` unit that choose simulated hardware, not what a measurement ran."""
 
 
 def batch_bytes(meta: TraceMeta, batch: Batch) -> int:

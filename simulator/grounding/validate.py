@@ -19,6 +19,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from embsim.errors import InputError
+from simulator.core.config import Experiment, parse_experiment, read_yaml
 from simulator.grounding.machine_preset import apply_machine, load_machine_preset
 from simulator.grounding.measure import read_provenance, workload_hash
 from simulator.runs.experiment import Point, load_points, run_point
@@ -87,7 +88,9 @@ def validate(experiment: Path, measurements: Path, preset_path: Path | None,
              sets: dict[str, Any]) -> Validation:
     source = str(experiment)
     measured = read_measurements(measurements)
-    preset = load_machine_preset(preset_path) if preset_path else None
+    fhe_preset = preset_path is not None and is_fhe_preset(preset_path)
+    preset = (read_yaml(preset_path) if fhe_preset
+              else load_machine_preset(preset_path) if preset_path else None)
     _, points = load_points(experiment, sets)
     by_hash = measured.drop_duplicates("workload_hash", keep="last").set_index("workload_hash")
     rows, unmeasured = [], []
@@ -96,7 +99,12 @@ def validate(experiment: Path, measurements: Path, preset_path: Path | None,
         if key not in by_hash.index:
             unmeasured.append(point.index)
             continue
-        config = apply_machine(point.config, preset, str(preset_path)) if preset else point.config
+        if fhe_preset:
+            config = apply_fhe_engine(point.config, preset_path, source)
+        elif preset:
+            config = apply_machine(point.config, preset, str(preset_path))
+        else:
+            config = point.config
         row = by_hash.loc[key]
         flushed = bool(row["flush"]) if "flush" in row.index else True
         simulated = run_point(as_measured(Point(point.index, point.overrides, config,
@@ -125,6 +133,24 @@ def validate(experiment: Path, measurements: Path, preset_path: Path | None,
                                              read_provenance(measurements)),
     }
     return Validation(frame, summary)
+
+
+def is_fhe_preset(path: Path) -> bool:
+    """Whether ``path`` is an ``fhe`` engine preset (``embsim calibrate --backend fhe-cpu``)."""
+    data = read_yaml(path)
+    return isinstance(data, dict) and data.get("kind") == "fhe"
+
+
+def apply_fhe_engine(config: Experiment, path: Path, source: str) -> Experiment:
+    """``config`` with every ``fhe`` unit's server and client on the engine of ``path`` (the
+    measured CPU ran both)."""
+    data = config.model_dump(mode="json", exclude_none=True)
+    units = data["system"].get("units", {})
+    for entry in units.values():
+        if entry.get("kind") == "fhe":
+            entry["preset"] = entry["client_preset"] = str(path.resolve())
+            entry.pop("params", None)
+    return parse_experiment(data, source)
 
 
 def measured_device(frame: pd.DataFrame) -> str | None:

@@ -80,8 +80,10 @@ def compare(frame: pd.DataFrame, x: str | None = None, metrics: list[str] | None
     return Comparison(table, columns, metrics, described, len(frame) - len(ok))
 
 
-def plot(comparison: Comparison, x: str | None, by: str | None, path: Path) -> None:
-    """Each metric against ``x``, one line per ``by`` group, one panel per metric."""
+def plot(comparison: Comparison, x: str | None, by: str | None, path: Path,
+         log: tuple[str, ...] = ()) -> None:
+    """Each metric against ``x``, one line per ``by`` group, one panel per metric; the axes
+    named in ``log`` (``x``, ``y``) on a log scale."""
     if x is None:
         raise InputError("--plot needs --x (the column on the horizontal axis)", field="--x")
     import matplotlib
@@ -109,6 +111,10 @@ def plot(comparison: Comparison, x: str | None, by: str | None, path: Path) -> N
                     label=None if by is None else str(label))
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
+        if "y" in log:
+            ax.set_yscale("log")
+    if "x" in log and numeric:
+        axes[-1, 0].set_xscale("log", base=2)
     if not numeric:
         axes[-1, 0].set_xticks(range(len(order)), [str(v) for v in order])
     axes[-1, 0].set_xlabel(x)

@@ -49,6 +49,6 @@ def write_plots(plots: list[PlotConfig], frame: pd.DataFrame, out_dir: Path,
         except InputError as err:
             raise InputError(err.detail, source=source, field=f"plots.{index}") from None
         path = out_dir / spec.file
-        plot(comparison, spec.x, spec.by, path)
+        plot(comparison, spec.x, spec.by, path, log=tuple(spec.log))
         written.append(path)
     return written

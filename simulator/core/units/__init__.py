@@ -64,6 +64,8 @@ class UnitSite:
     source: str
     training: bool = False
     profile: Callable[[int | None], np.ndarray] | None = None
+    functional: bool = False
+    """``run.functional``: units that compute values for real check them."""
 
 
 class ComputeUnit(ABC):
