@@ -29,12 +29,12 @@ from hwmodels.fhe import OPS
 __all__ = ["OPS", "MAX_MODULUS_BITS", "CkksParams"]
 
 MAX_MODULUS_BITS = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881,
-                    65536: 1761, 131072: 3524}
+                    65536: 1772, 131072: 3544}
 """Largest total modulus (log2 of Q times P) for 128-bit classical security with a ternary
-secret, by ring dimension: the Homomorphic Encryption Security Standard (Albrecht et al., 2018,
-Table 1, uniform/ternary secret, 128 bits; Microsoft SEAL's ``CoeffModulus::MaxBitCount`` has
-the same values up to 32768). 65536 and 131072 double 32768's value per doubling of N, as the
-lattice estimator's figures for those sizes do (within 1%)."""
+secret, by ring dimension: the Homomorphic Encryption Security Standard (Albrecht et al., 2018)
+up to 32768, as Microsoft SEAL (``hestdparms.h``) and OpenFHE (``stdlatticeparms.cpp``) copy it;
+65536 from OpenFHE's table. 131072 is an ASSUMPTION: twice 65536's value, as each doubling of N
+about doubles the bound in the tables above."""
 
 
 @dataclass(frozen=True)
