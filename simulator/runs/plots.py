@@ -28,7 +28,8 @@ def check_plots(plots: list[PlotConfig], points: list[Point], metrics: set[str],
         for number, metric in enumerate(spec.metrics):
             if metric not in metrics:
                 near = difflib.get_close_matches(metric, metrics, n=3)
-                hint = f"did you mean {', '.join(near)}?" if near else "see docs/sweeps.md"
+                hint = (f"did you mean {', '.join(near)}?" if near
+                        else "see the results columns in docs/configuration.md")
                 raise InputError(f"{metric!r} is not a metric this run writes; {hint}",
                                  source=source, field=f"plots.{index}.metrics.{number}")
 
