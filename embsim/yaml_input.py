@@ -17,6 +17,9 @@ class YamlTooLarge(ValueError):
     """The document exceeds a nesting or expanded-size limit (the message says which)."""
 
 
+TOO_DEEP = f"is nested too deep (more than {MAX_YAML_DEPTH} levels)"
+
+
 def load_bounded(text: str) -> Any:
     """The Python value of one YAML document (safe tags only). Raises ``yaml.YAMLError`` for
     malformed YAML and ``YamlTooLarge`` past a limit (also when the parser, which recurses,
@@ -29,7 +32,7 @@ def load_bounded(text: str) -> Any:
         _check_shape(node)
         return loader.construct_document(node)
     except RecursionError:
-        raise YamlTooLarge(f"is nested too deep (more than {MAX_YAML_DEPTH} levels)") from None
+        raise YamlTooLarge(TOO_DEEP) from None
     finally:
         loader.dispose()
 
@@ -58,7 +61,7 @@ def _check_shape(root: yaml.Node) -> None:
         size[key] = 1 + sum(size[id(child)] for child in children)
         depth[key] = 1 + max((depth[id(child)] for child in children), default=0)
         if depth[key] > MAX_YAML_DEPTH:
-            raise YamlTooLarge(f"is nested too deep (more than {MAX_YAML_DEPTH} levels)")
+            raise YamlTooLarge(TOO_DEEP)
         if size[key] > MAX_YAML_NODES:
             raise YamlTooLarge(f"holds more than {MAX_YAML_NODES} values once its aliases "
                                "are expanded")

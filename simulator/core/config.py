@@ -458,7 +458,7 @@ def read_yaml(path: Path) -> Any:
     except OSError as err:
         raise InputError(f"cannot read the file ({err.strerror})", source=source) from None
     except YamlTooLarge as err:
-        raise InputError(f"the YAML document {err} (see the limits in docs/configuration.md)",
+        raise InputError(f"the YAML document {err}; see the limits in docs/configuration.md",
                          source=source) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
