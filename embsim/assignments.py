@@ -12,6 +12,7 @@ import yaml
 
 from embsim.errors import InputError
 from embsim.validation import shown
+from embsim.yaml_input import YamlTooLarge, load_bounded
 
 
 def parse_assignments(pairs: tuple[str, ...] | list[str], option: str = "--set") -> dict[str, Any]:
@@ -27,9 +28,9 @@ def parse_assignments(pairs: tuple[str, ...] | list[str], option: str = "--set")
         if "" in key.split("."):
             raise InputError(f"{key}: expected dotted names, with no empty part", field=option)
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError as err:
-            problem = getattr(err, "problem", None) or type(err).__name__
+            value = load_bounded(text) if text.strip() else ""
+        except (yaml.YAMLError, YamlTooLarge) as err:
+            problem = getattr(err, "problem", None) or f"the value {err}"
             raise InputError(f"{key}: value {shown(text)} is not a YAML value ({problem})",
                              field=option) from None
         if key in out and (out[key] != value or type(out[key]) is not type(value)):

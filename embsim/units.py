@@ -7,10 +7,14 @@ binary prefixes (KiB, MiB, ...) powers of 1024. A bare number is already in base
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
 from pydantic import BeforeValidator
+
+from embsim.limits import MAX_SIZE
+from embsim.validation import shown
 
 _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 _PATTERN = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-z/]*)\s*$")
@@ -26,13 +30,26 @@ def _split(text: str | float | int, kind: str) -> tuple[float, str]:
     if isinstance(text, bool):
         raise ValueError(f"expected a {kind}, got {text!r}")
     if isinstance(text, (int, float)):
-        return float(text), ""
-    if not isinstance(text, str):
+        value, unit = _finite(text, kind), ""
+    elif not isinstance(text, str):
         raise ValueError(f"expected a {kind}, got {text!r}")
-    match = _PATTERN.match(text)
-    if not match:
-        raise ValueError(f"expected a {kind} such as {_EXAMPLE[kind]!r}, got {text!r}")
-    return float(match.group(1)), match.group(2)
+    else:
+        match = _PATTERN.match(text)
+        if not match:
+            raise ValueError(f"expected a {kind} such as {_EXAMPLE[kind]!r}, got {text!r}")
+        value, unit = _finite(match.group(1), kind), match.group(2)
+    return value, unit
+
+
+def _finite(number: str | float | int, kind: str) -> float:
+    """``number`` as a finite float (an int too large for a float, inf and nan are refused)."""
+    try:
+        value = float(number)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite {kind}, got {shown(number)}")
+    return value
 
 
 _EXAMPLE = {"size": "64 GiB", "bandwidth": "3.35 TB/s", "time": "14 ns", "energy": "3.9 pJ",
@@ -51,9 +68,13 @@ def _prefixed(value: float, unit: str, base: str, kind: str, original: object) -
 
 
 def parse_size(text: str | float | int) -> float:
-    """Bytes from ``"64 GiB"``, ``"80 GB"``, ``"256 B"`` or a bare number of bytes."""
+    """Bytes from ``"64 GiB"``, ``"80 GB"``, ``"256 B"`` or a bare number of bytes; at most
+    ``limits.MAX_SIZE`` (1024 PiB), so that any size fits a 64-bit count of bytes."""
     value, unit = _split(text, "size")
-    return _prefixed(value, unit, "B", "size", text)
+    size = _prefixed(value, unit, "B", "size", text)
+    if size > MAX_SIZE:
+        raise ValueError(f"expected a size of at most 1024 PiB, got {shown(text)}")
+    return size
 
 
 def parse_bandwidth(text: str | float | int) -> float:

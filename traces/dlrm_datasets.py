@@ -114,8 +114,17 @@ def _torch_load(torch: Any, file: Path, magic: bytes, source: str) -> Any:
         return torch.load(file, map_location="cpu", weights_only=True,
                           mmap=magic.startswith(ZIP_MAGIC))
     except Exception as err:  # torch raises many types for a file it cannot read
-        raise InputError(f"not a readable torch.save file ({type(err).__name__}: {err})",
-                         source=source) from None
+        raise InputError(f"not a readable torch.save file ({type(err).__name__}: "
+                         f"{_gist(str(err))})", source=source) from None
+
+
+def _gist(text: str) -> str:
+    """What a torch error says was wrong, at most 200 characters: the weights-only unpickler's
+    verdict when there is one (the rest is advice on loading untrusted files), else the first
+    line."""
+    head, marker, verdict = text.partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in (verdict if marker else head).splitlines() if line.strip()]
+    return " ".join(lines[:1])[:200]
 
 
 def _check_layout(obj: Any, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -39,6 +39,7 @@ import numpy as np
 from numba import njit
 
 from embsim.errors import InputError
+from embsim.limits import MAX_BATCH_LOOKUPS, MAX_LOOKUPS
 from embsim.registry import Registry
 from traces.batch import Batch
 from traces.schema import TableSpec, TraceMeta
@@ -141,6 +142,7 @@ def _validate(tables: list[TableSpec], pooling: float | list[float], batches: in
         if not ok:
             raise InputError(message, field=name)
     POOLING_DISTS.get(pooling_dist, field="pooling_dist")
+    _check_volume(float(np.sum(mean)) * batch_size, batches)
     rows = np.array([t.rows for t in tables], dtype=np.int64)
     if alpha > 1 and pooling_dist == "fixed" and np.any(np.rint(mean) > rows):
         t = int(np.flatnonzero(np.rint(mean) > rows)[0])
@@ -148,6 +150,18 @@ def _validate(tables: list[TableSpec], pooling: float | list[float], batches: in
                          "cannot hold that many distinct rows (alpha > 1)", field="pooling")
     return _Params(rows, mean, batches, batch_size, float(alpha), float(reuse),
                    pooling_dist, float(pooling_sigma), int(zipf_oversample))
+
+
+def _check_volume(batch_lookups: float, batches: int) -> None:
+    """Refuse a batch too large for memory or a trace too long to generate (the limits of
+    ``embsim.limits``), before anything is drawn."""
+    if batch_lookups > MAX_BATCH_LOOKUPS:
+        raise InputError(f"a batch would hold about {batch_lookups:.3g} lookups (batch_size x "
+                         f"mean pooling summed over tables), some {batch_lookups * 24 / 2**30:.3g}"
+                         f" GiB; at most {MAX_BATCH_LOOKUPS} lookups", field="batch_size")
+    if batch_lookups * batches > MAX_LOOKUPS:
+        raise InputError(f"{batches} batches would hold about {batch_lookups * batches:.3g} "
+                         f"lookups; at most {MAX_LOOKUPS:.0e}", field="batches")
 
 
 def _generate(params: _Params, row_base: np.ndarray, rng: np.random.Generator,

@@ -251,7 +251,8 @@ def _read_meta(file: pq.ParquetFile, source: str) -> TraceMeta:
     try:
         return TraceMeta.from_json(json.loads(raw))
     except InputError as err:
-        raise InputError(err.detail, source=source, field=METADATA_KEY) from None
+        field = f"{METADATA_KEY}.{err.field}" if err.field else METADATA_KEY
+        raise InputError(err.detail, source=source, field=field) from None
     except (ValueError, KeyError, TypeError) as err:
         raise InputError(f"corrupt trace metadata ({type(err).__name__}: {err})",
                          source=source, field=METADATA_KEY) from None

@@ -5,12 +5,18 @@ The on-disk form (Parquet, one row per lookup) is described in ``traces/parquet_
 
 from __future__ import annotations
 
+import operator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from embsim.errors import InputError
+from embsim.limits import MAX_BATCH_SIZE, MAX_BATCHES, MAX_DIM, MAX_ROWS, MAX_TABLES
+from embsim.validation import shown
+
+VERSION = 1
+"""Version of the metadata layout that ``to_json`` writes and ``from_json`` reads."""
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "float64": 8}
 ROW_EXTRA_BYTES = {"int8": 8}
@@ -28,9 +34,8 @@ class TableSpec:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        if self.rows <= 0 or self.dim <= 0:
-            raise InputError(f"table rows and dim must be positive, got rows={self.rows}, "
-                             f"dim={self.dim}")
+        check_count("rows", self.rows, 1, MAX_ROWS)
+        check_count("dim", self.dim, 1, MAX_DIM)
         if self.dtype not in DTYPE_BYTES:
             raise InputError(f"unknown dtype {self.dtype!r}; expected one of: "
                              f"{', '.join(sorted(DTYPE_BYTES))}")
@@ -77,7 +82,7 @@ class TraceMeta:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": VERSION,
             "tables": [asdict(t) for t in self.tables],
             "batch_size": self.batch_size,
             "num_batches": self.num_batches,
@@ -86,9 +91,38 @@ class TraceMeta:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TraceMeta:
+        """The metadata ``to_json`` wrote; a version, count or size out of range is an
+        ``InputError`` (other malformed data raises ``KeyError``, ``TypeError`` or
+        ``ValueError``)."""
+        if data.get("version") != VERSION:
+            raise InputError(f"expected {VERSION} (the metadata layout this embsim reads), got "
+                             f"{shown(data.get('version'))}", field="version")
+        check_count("batch_size", data["batch_size"], 1, MAX_BATCH_SIZE)
+        if not isinstance(data["tables"], list) or not 1 <= len(data["tables"]) <= MAX_TABLES:
+            raise InputError(f"expected a list of 1 to {MAX_TABLES} tables", field="tables")
+        if data.get("num_batches") is not None:
+            check_count("num_batches", data["num_batches"], 0, MAX_BATCHES)
+        tables = []
+        for index, table in enumerate(data["tables"]):
+            try:
+                tables.append(TableSpec(**table))
+            except InputError as err:
+                raise InputError(err.detail, field=f"tables.{index}.{err.field}") from None
         return cls(
-            tables=[TableSpec(**t) for t in data["tables"]],
+            tables=tables,
             batch_size=int(data["batch_size"]),
             num_batches=data.get("num_batches"),
             provenance=dict(data.get("provenance", {})),
         )
+
+
+def check_count(name: str, value: Any, low: int, high: int) -> None:
+    """``InputError`` naming field ``name`` unless ``value`` is an integer (numpy's too) in
+    ``[low, high]``."""
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or not low <= number <= high:
+        raise InputError(f"expected an integer in [{low}, {high}], got {shown(value)}",
+                         field=name)

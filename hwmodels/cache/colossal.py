@@ -34,6 +34,7 @@ from numba import njit
 from pydantic import Field
 
 from embsim.errors import InputError
+from embsim.limits import MAX_BATCHES, count
 from hwmodels.cache.kernels import _sift_down, _sift_up
 from hwmodels.cache.row_cache import (
     ROW_CACHES,
@@ -130,7 +131,7 @@ class ColossalOptions(CacheOptions):
 
     strategy: Literal["dataset", "lfu"] = "dataset"
     warmup_ratio: Annotated[float, Field(ge=0, le=1)] = 0.7
-    profile_batches: Annotated[int, Field(gt=0)] | None = None
+    profile_batches: count(MAX_BATCHES) | None = None
 
 
 @ROW_CACHES.register("colossal")

@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embsim.errors import InputError
+from embsim.limits import MAX_WAYS, count
 from embsim.validation import first_problem
 from hwmodels.cache import hw_kernels as hk
 from hwmodels.cache.hardware import CacheState, HardwareCache, Requests, as_requests
@@ -109,7 +110,7 @@ class LevelConfig(BaseModel):
 
     name: str
     size: PositiveSize
-    ways: Annotated[int, Field(gt=0)]
+    ways: count(MAX_WAYS)
     line: PositiveSize = 64.0
     """64 B: the line size of current x86 and Arm server cores."""
     policy: str = "lru"

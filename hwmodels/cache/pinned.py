@@ -13,11 +13,9 @@ Counters: ``pinned_rows`` (rows placed), ``unpinned_keys`` (keys read from the b
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import numpy as np
-from pydantic import Field
 
+from embsim.limits import MAX_BATCHES, count
 from hwmodels.cache.row_cache import (
     ROW_CACHES,
     UNCACHED,
@@ -31,7 +29,7 @@ class PinnedOptions(CacheOptions):
     """``profile_batches``: leading batches of the trace that give the frequency profile
     (None: the whole trace, an oracle placement)."""
 
-    profile_batches: Annotated[int, Field(gt=0)] | None = None
+    profile_batches: count(MAX_BATCHES) | None = None
 
 
 @ROW_CACHES.register("pinned")

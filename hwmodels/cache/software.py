@@ -7,12 +7,12 @@ of ``ways`` lines, or fully associative when ``ways`` is None. Keys are global r
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
 from embsim.errors import InputError
+from embsim.limits import MAX_WAYS, count
 from hwmodels.cache import kernels
 from hwmodels.cache.policies import score_policy
 from hwmodels.cache.row_cache import ROW_CACHES, CacheOptions, RowCache
@@ -72,7 +72,7 @@ class SoftwareOptions(CacheOptions):
     """``ways``: lines per set (``full``: fully associative); ``policy``: a score policy of
     ``hwmodels.cache.policies`` (lru, fifo, lfu)."""
 
-    ways: Annotated[int, Field(gt=0)] | Literal["full"] = 32
+    ways: count(MAX_WAYS) | Literal["full"] = 32
     policy: str = "lru"
 
 

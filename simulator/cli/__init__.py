@@ -12,6 +12,7 @@ import sys
 import click
 
 from embsim.errors import InputError
+from embsim.signals import sigterm_as_interrupt
 
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("simulator.cli.run", "run",
@@ -35,6 +36,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                "Print the JSON Schema of the experiment YAML format (for editors)."),
 }
 """Subcommand -> (module, attribute, one-line help shown by ``embsim --help``)."""
+
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+"""What click (8.2 on) raises for a group given no subcommand."""
 
 
 class LazyGroup(click.Group):
@@ -72,14 +76,24 @@ def schema() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: runs the click group and turns ``InputError`` into exit status 2."""
+    """Entry point: runs the click group and turns ``InputError`` and bad options into exit
+    status 2 with one line; SIGTERM ends a command as Ctrl-C does (cleaning up)."""
     try:
-        rc = cli.main(args=argv, prog_name="embsim", standalone_mode=False)
+        with sigterm_as_interrupt():
+            rc = cli.main(args=argv, prog_name="embsim", standalone_mode=False)
     except InputError as err:
         click.echo(f"embsim: error: {err}", err=True)
         sys.exit(2)
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)
+    except click.UsageError as err:
+        if isinstance(err, NO_ARGS_IS_HELP):    # a bare group: its help, as click shows it
+            err.show()
+            sys.exit(err.exit_code)
+        command = err.ctx.command_path if err.ctx is not None else "embsim"
+        message = " ".join(err.format_message().split())
+        click.echo(f"embsim: error: {message} (see '{command} --help')", err=True)
+        sys.exit(err.exit_code)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)

@@ -21,7 +21,8 @@ from simulator.runs.compare import compare, plot, read_results
               help="The configuration the ratios are against (repeatable; all must hold; "
                    "default: the first configuration).")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Also draw each metric against --x into this image (PNG, PDF or SVG).")
+              help="Also draw each metric against --x (required with --plot) into this image "
+                   "(PNG, PDF or SVG).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def compare_command(results: Path, x: str | None, metrics: tuple[str, ...], by: str | None,
                     baseline: tuple[str, ...], plot_path: Path | None, as_json: bool) -> None:

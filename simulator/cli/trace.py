@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from embsim.errors import InputError
+from embsim.limits import MAX_BATCH_SIZE, MAX_BATCHES, MAX_POOLING, MAX_ROWS, MAX_SEED
 from traces.batch import Batch
 from traces.formats import FORMATS, open_any
 from traces.generators import POOLING_DISTS, synthesize
@@ -48,25 +49,27 @@ def _parse_rows(text: str | None) -> list[int] | int | None:
 @trace.command("gen")
 @click.option("--model", required=True, help=f"Model preset: {', '.join(MODELS.names())} "
               "(DeepRecSys RM1-RM3, see traces/presets/models.yaml).")
-@click.option("--batches", default=10, show_default=True,
+@click.option("--batches", default=10, show_default=True, type=click.IntRange(1, MAX_BATCHES),
               help="Number of batches: enough for a quick look; raise it for steady-state "
                    "cache studies.")
 @click.option("--batch-size", default=64, show_default=True,
+              type=click.IntRange(1, MAX_BATCH_SIZE),
               help="Samples per batch (bags per table): a mid-size inference batch.")
 @click.option("--alpha", default=1.05, show_default=True,
               help="Zipf exponent of row popularity; <= 1 draws rows uniformly (FBGEMM's "
                    "default 1.0). The default 1.05 gives a mildly skewed, cache-relevant "
                    "workload without the extreme concentration of larger exponents.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the random generator.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED),
+              help="Seed of the random generator.")
 @click.option("--reuse", default=0.0, show_default=True,
               help="Fraction of each table's lookups copied from the previous batch.")
-@click.option("--pooling", type=float, default=None,
-              help="Mean lookups per bag for every table [default: the model's].")
+@click.option("--pooling", type=click.FloatRange(0, MAX_POOLING, min_open=True),
+              default=None, help="Mean lookups per bag for every table [default: the model's].")
 @click.option("--pooling-dist", default="fixed", show_default=True,
               help=f"Pooling factor distribution: {', '.join(POOLING_DISTS.names())}.")
 @click.option("--pooling-sigma", default=0.0, show_default=True,
               help="Scale of the pooling distribution (normal: lookups; lognormal: log-space).")
-@click.option("--rows", type=int, default=None,
+@click.option("--rows", type=click.IntRange(1, MAX_ROWS), default=None,
               help="Rows of every table, overriding the model's.")
 @click.option("-o", "--output", required=True, help="Parquet file to write.")
 def gen(model: str, batches: int, batch_size: int, alpha: float, seed: int, reuse: float,

@@ -14,16 +14,30 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from embsim import limits
 from embsim.errors import InputError
+from embsim.limits import Seed, count
 from embsim.validation import first_problem
+from embsim.yaml_input import YamlTooLarge, load_bounded
 from hwmodels.device import FIDELITIES
 from hwmodels.specs import NonNegativeEnergy, NonNegativeTime, PositiveBandwidth, PositiveSize
 
 Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
+TableRows = count(limits.MAX_ROWS)
+TableDim = count(limits.MAX_DIM)
+TableCount = count(limits.MAX_TABLES)
+BatchCount = count(limits.MAX_BATCHES)
+BatchSize = count(limits.MAX_BATCH_SIZE)
+Pooling = Annotated[float, Field(gt=0, le=limits.MAX_POOLING)]
+Concurrency = count(limits.MAX_CONCURRENCY)
+RepeatCount = count(limits.MAX_REPEATS)
+Ways = count(limits.MAX_WAYS)
+TlbEntries = count(2**24)
+Oversample = count(1000)
 
 
 def require_one(first: Any, second: Any, message: str) -> None:
@@ -100,7 +114,7 @@ class TablesConfig(Strict):
     tier: str | list[str]
     placement: str = "whole_tables"
     budget: dict[str, PositiveSize] = {}
-    profile_batches: PositiveInt | None = None
+    profile_batches: BatchCount | None = None
     link: str | None = None
 
     @property
@@ -134,9 +148,9 @@ class TlbConfig(Strict):
     one); a walk whose entry misses it adds ``walk_miss_time`` more (the entry comes from the
     LLC or memory: tables far larger than the caches)."""
 
-    entries: PositiveInt
+    entries: TlbEntries
     page: PositiveSize = 4096
-    ways: PositiveInt | None = None
+    ways: Ways | None = None
     miss_time: NonNegativeTime
     walk_miss_time: NonNegativeTime = 0.0
 
@@ -160,7 +174,7 @@ class PrivateCacheConfig(Strict):
     ``line_time`` per line, instead of from the compute tier."""
 
     size: PositiveSize
-    ways: PositiveInt = 16
+    ways: Ways = 16
     line: PositiveSize = 64
     line_time: NonNegativeTime
 
@@ -269,31 +283,31 @@ ElementType = Literal["float32", "float16", "bfloat16", "int8", "float64"]
 
 
 class TableConfig(Strict):
-    rows: PositiveInt
-    dim: PositiveInt
+    rows: TableRows
+    dim: TableDim
     dtype: ElementType = "float32"
-    pooling: Positive | None = None
+    pooling: Pooling | None = None
 
 
 class GeneratorConfig(Strict):
     """Synthetic lookups with FBGEMM ``generate_requests`` semantics (see traces.generators)."""
 
     model: str | None = None
-    tables: list[TableConfig] | None = None
-    num_tables: PositiveInt | None = None
-    rows: PositiveInt | None = None
-    dim: PositiveInt | None = None
+    tables: Annotated[list[TableConfig], Field(max_length=limits.MAX_TABLES)] | None = None
+    num_tables: TableCount | None = None
+    rows: TableRows | None = None
+    dim: TableDim | None = None
     dtype: ElementType | None = None
     """Every table's element type, in place of the model's or the tables' own."""
-    pooling: Positive | None = None
-    batches: PositiveInt = 10
-    batch_size: PositiveInt = 64
+    pooling: Pooling | None = None
+    batches: BatchCount = 10
+    batch_size: BatchSize = 64
     alpha: Annotated[float, Field(ge=0)] = 1.05
     reuse: Fraction = 0.0
     pooling_dist: Literal["fixed", "normal", "lognormal"] = "fixed"
     pooling_sigma: Annotated[float, Field(ge=0)] = 0.0
-    zipf_oversample: PositiveInt = 3
-    seed: int = 0
+    zipf_oversample: Oversample = 3
+    seed: Seed = 0
     weighted: bool = False
 
     @model_validator(mode="after")
@@ -309,7 +323,14 @@ class GeneratorConfig(Strict):
 class WorkloadConfig(Strict):
     trace: Path | None = None
     generator: GeneratorConfig | None = None
-    max_batches: PositiveInt | None = None
+    max_batches: BatchCount | None = None
+
+    @field_validator("trace", mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty; expected the path of a Parquet trace")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> WorkloadConfig:
@@ -322,7 +343,7 @@ class ArrivalConfig(Strict):
     """Closed loop keeps ``concurrency`` queries in flight; open loop is Poisson at ``qps``."""
 
     mode: Literal["closed", "open"] = "closed"
-    concurrency: PositiveInt = 1
+    concurrency: Concurrency = 1
     qps: Positive | None = None
 
     @model_validator(mode="after")
@@ -344,7 +365,7 @@ class RunConfig(Strict):
     mode: Literal["inference", "training"] = "inference"
     optimizer: Literal["sgd", "rowwise_adagrad", "adagrad"] = "rowwise_adagrad"
     arrivals: ArrivalConfig = ArrivalConfig()
-    seed: int = 0
+    seed: Seed = 0
     fidelity: Literal[FIDELITIES] = "fast"  # type: ignore[valid-type]
     functional: bool = False
     warm_caches: bool = False
@@ -357,7 +378,7 @@ Condition = Annotated[dict[str, Any], Field(min_length=1)]
 class RepeatConfig(Strict):
     """Run every point ``count`` times; repeat r > 0 derives new values for the ``seeds``."""
 
-    count: PositiveInt
+    count: RepeatCount
     seeds: Annotated[list[str], Field(min_length=1)] = ["run.seed", "workload.generator.seed"]
 
 
@@ -373,7 +394,7 @@ class SweepConfig(Strict):
     grid: dict[str, Values] = {}
     zip: dict[str, Values] | list[dict[str, Values]] = {}
     cases: dict[str, dict[str, Any]] = {}
-    repeats: PositiveInt | RepeatConfig = 1
+    repeats: RepeatCount | RepeatConfig = 1
     include: list[Condition] = []
     exclude: list[Condition] = []
 
@@ -425,22 +446,27 @@ def parse_experiment(data: Any, source: str) -> Experiment:
 
 
 def read_yaml(path: Path) -> Any:
-    """Load a YAML file; a missing, unreadable or malformed file is an ``InputError``."""
+    """Load a YAML file (bounded: see ``embsim.yaml_input``); a missing, unreadable, malformed
+    or oversized file is an ``InputError``."""
+    source = str(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_bounded(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError("file not found", source=str(path)) from None
+        raise InputError("file not found", source=source) from None
     except IsADirectoryError:
-        raise InputError("expected a YAML file, got a folder", source=str(path)) from None
+        raise InputError("expected a YAML file, got a folder", source=source) from None
     except UnicodeDecodeError as err:
-        raise InputError(f"not a UTF-8 text file (byte {err.start})", source=str(path)) from None
-    except RecursionError:
-        raise InputError("YAML nested too deep to read", source=str(path)) from None
+        raise InputError(f"not a UTF-8 text file (byte {err.start})", source=source) from None
+    except OSError as err:
+        raise InputError(f"cannot read the file ({err.strerror})", source=source) from None
+    except YamlTooLarge as err:
+        raise InputError(f"the YAML document {err}; see the limits in docs/configuration.md",
+                         source=source) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "YAML"
-        raise InputError(f"not valid YAML ({getattr(err, 'problem', err)})", source=str(path),
-                         field=where) from None
+        raise InputError(f"not valid YAML ({getattr(err, 'problem', None) or err})",
+                         source=source, field=where) from None
 
 
 def set_dotted(data: dict[str, Any], path: str, value: Any, *, source: str) -> None:

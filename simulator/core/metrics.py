@@ -78,10 +78,10 @@ def summarise(log: QueryLog, system: System) -> dict[str, Any]:
                  ) if queries else float("nan")
         row[f"latency_{name}_us"] = value
     row["local_hit_rate"] = int(np.sum(log.hits)) / lookups if lookups else float("nan")
-    if log.tier_lookups:
-        per_tier = np.sum(log.tier_lookups, axis=0)
-        row.update({f"lookups_{name}": int(n)
-                    for name, n in zip(system.table_tiers, per_tier, strict=True)})
+    per_tier = (np.sum(log.tier_lookups, axis=0) if log.tier_lookups
+                else np.zeros(len(system.table_tiers), dtype=np.int64))
+    row.update({f"lookups_{name}": int(n)
+                for name, n in zip(system.table_tiers, per_tier, strict=True)})
     cache = system.cache
     row["cache_hit_rate"] = cache.hit_rate if cache is not None else float("nan")
     row["cache_hits"] = cache.hits if cache is not None else 0
@@ -118,3 +118,9 @@ def summarise(log: QueryLog, system: System) -> dict[str, Any]:
         energy += unit.energy_j
     row["energy_uj_per_query"] = energy * 1e6 / queries if queries else float("nan")
     return row
+
+
+def metric_columns(system: System) -> set[str]:
+    """The metric columns a run of ``system`` writes (known before it runs, so that a plot
+    naming another is refused up front)."""
+    return {*summarise(QueryLog(), system), "functional_checked_bags", "wall_s"}

@@ -114,22 +114,31 @@ Profile = Callable[[int | None], np.ndarray]
 """Reads per global row over the first N batches of the trace (all when None)."""
 
 
-def _row_cache(exp: Experiment, meta: TraceMeta, slot_bytes: int, source: str,
+def _check_cache_fits(cache_bytes: int, tier: Tier, name: str, source: str) -> None:
+    if cache_bytes > tier.spec.capacity:
+        raise InputError(f"the cache needs {format_size(cache_bytes)} but tier {name!r} holds "
+                         f"{format_size(tier.spec.capacity)}", source=source,
+                         field="system.cache.size")
+
+
+def _row_cache(exp: Experiment, meta: TraceMeta, slot_bytes: int, tier: Tier, source: str,
                profile: Profile | None) -> RowCache:
+    """The row cache in ``tier``; its size is checked against the tier before any of its
+    arrays is allocated (a cache far beyond the tier would not fit this machine either)."""
     cache_cfg = exp.system.cache
     assert cache_cfg is not None
     options = cache_cfg.options()
     kind = ROW_CACHES.get(cache_cfg.kind, source=source, field="system.cache.kind")
+    slots = _cache_slots(cache_cfg, kind, meta, slot_bytes, source)
+    _check_cache_fits(slots * slot_bytes, tier, cache_cfg.tier, source)
     frequency = None
     if kind.needs_profile:
         limit = parse_options(cache_cfg.kind, options, source=source).profile_batches
         frequency = (profile(limit) if profile is not None
                      else np.zeros(meta.total_rows, dtype=np.int64))
     try:
-        return build_row_cache(cache_cfg.kind, options,
-                               slots=_cache_slots(cache_cfg, kind, meta, slot_bytes, source),
-                               table_rows=meta.rows, frequency=frequency, seed=exp.run.seed,
-                               source=source)
+        return build_row_cache(cache_cfg.kind, options, slots=slots, table_rows=meta.rows,
+                               frequency=frequency, seed=exp.run.seed, source=source)
     except InputError as err:
         raise InputError(err.detail, source=source, field=err.field) from None
 
@@ -236,13 +245,9 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
     cache_bytes = 0
     if cache_cfg is not None:
         layout.slot_bytes = align(int(row_bytes.max()), compute.granularity)
-        cache = _row_cache(exp, meta, layout.slot_bytes, source, profile)
+        cache = _row_cache(exp, meta, layout.slot_bytes, compute, source, profile)
         cache_bytes = cache.slots * layout.slot_bytes
-        if cache_bytes > compute.spec.capacity:
-            raise InputError(
-                f"the cache needs {format_size(cache_bytes)} but tier {cache_cfg.tier!r} "
-                f"holds {format_size(compute.spec.capacity)}", source=source,
-                field="system.cache.size")
+        _check_cache_fits(cache_bytes, compute, cache_cfg.tier, source)   # kinds may round up
 
     rooms = []
     for name in table_tiers:

@@ -16,6 +16,7 @@ import numpy as np
 from embsim.errors import InputError
 from simulator.core.config import GeneratorConfig, WorkloadConfig
 from traces.batch import Batch
+from traces.formats import detect_format
 from traces.generators import synthesize
 from traces.models import model_preset
 from traces.parquet_io import open_trace
@@ -33,6 +34,10 @@ def _generator_tables(gen: GeneratorConfig, source: str) -> tuple[list[TableSpec
             preset = model_preset(gen.model)
         except InputError as err:
             raise InputError(err.detail, source=source, field="workload.generator.model") from None
+        if gen.num_tables is not None and gen.num_tables > len(preset.tables):
+            raise InputError(f"model {gen.model!r} has {len(preset.tables)} tables; expected "
+                             f"at most {len(preset.tables)}, got {gen.num_tables}",
+                             source=source, field="workload.generator.num_tables")
         tables = [TableSpec(rows=gen.rows or t.rows, dim=gen.dim or t.dim,
                             dtype=gen.dtype or t.dtype)
                   for t in preset.tables[: gen.num_tables or len(preset.tables)]]
@@ -53,7 +58,8 @@ def _synthesize(gen: GeneratorConfig, source: str) -> tuple[TraceMeta, Iterator[
                           pooling_sigma=gen.pooling_sigma, zipf_oversample=gen.zipf_oversample,
                           seed=gen.seed, weighted=gen.weighted)
     except InputError as err:
-        raise InputError(err.detail, source=source, field="workload.generator") from None
+        field = "workload.generator" + (f".{err.field}" if err.field else "")
+        raise InputError(err.detail, source=source, field=field) from None
 
 
 def _generate(gen: GeneratorConfig, source: str) -> tuple[TraceMeta, BatchSource]:
@@ -74,9 +80,19 @@ def _generate(gen: GeneratorConfig, source: str) -> tuple[TraceMeta, BatchSource
 
 
 def _trace_path(workload: WorkloadConfig, source: str) -> Path:
+    """The trace file's path (relative to the experiment's folder); a file of another format
+    that ``embsim trace convert`` reads is refused with the command that converts it."""
     assert workload.trace is not None
     path = Path(workload.trace)
-    return path if path.is_absolute() else Path(source).parent / path
+    path = path if path.is_absolute() else Path(source).parent / path
+    if path.is_file():
+        fmt = detect_format(path)
+        if fmt != "parquet":
+            needs = " --batch-size N" if fmt == "csv" else ""
+            raise InputError(f"{str(path)!r} is a {fmt} file, not an embsim trace; convert it "
+                             f"first: embsim trace convert {path} {path.with_suffix('.parquet')}"
+                             f"{needs}", source=source, field="workload.trace")
+    return path
 
 
 _checked_traces: set[tuple[str, float, int]] = set()
@@ -89,6 +105,9 @@ def checked_trace(path: Path) -> TraceMeta:
     row outside its table is bad input found before a sweep starts, not a failed point.
     """
     reader = open_trace(path)
+    if reader.num_lookups == 0:
+        raise InputError("the trace holds no lookups; expected at least one",
+                         source=str(path))
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime, stat.st_size)
     if key not in _checked_traces:

@@ -31,7 +31,7 @@ from simulator.core.metrics import check_invariants, summarise
 from simulator.core.query import Query
 from simulator.core.system import System, build_system
 from simulator.core.workload import open_workload, profile_rows, workload_meta
-from simulator.runs.sweep import repeat_config, repeat_seeds, variants
+from simulator.runs.sweep import check_points, repeat_config, repeat_seeds, variants
 
 
 @dataclass
@@ -99,8 +99,10 @@ def load_points(path: Path, sets: dict[str, Any]) -> tuple[dict[str, Any], list[
     body = copy.deepcopy(raw)
     body.pop("sweep", None)
     repeats = repeat_config(base.sweep)
+    kept = variants(base.sweep, source)
+    check_points(len(kept) * repeats.count, source)
     points: list[Point] = []
-    for variant in variants(base.sweep, source):
+    for variant in kept:
         config = _resolve(body, variant.case, variant.overrides, source)
         for repeat in range(repeats.count):
             overrides = {**variant.overrides,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +13,10 @@ from simulator.runs.compare import compare, plot
 from simulator.runs.experiment import Point
 
 
-def check_plots(plots: list[PlotConfig], points: list[Point], source: str) -> None:
-    """Before a run: every plot's ``x``, ``by`` and ``where`` name a point coordinate."""
+def check_plots(plots: list[PlotConfig], points: list[Point], metrics: set[str],
+                source: str) -> None:
+    """Before a run: every plot's ``x``, ``by`` and ``where`` name a point coordinate, and
+    its ``metrics`` columns the run will write (``metrics``)."""
     known = {"case"} | {key for point in points for key in point.overrides}
     for index, spec in enumerate(plots):
         for name, column in [("x", spec.x), ("by", spec.by),
@@ -22,6 +25,13 @@ def check_plots(plots: list[PlotConfig], points: list[Point], source: str) -> No
                 raise InputError(f"{column!r} is not a swept path; expected one of: "
                                  f"{', '.join(sorted(known))}", source=source,
                                  field=f"plots.{index}.{name}")
+        for number, metric in enumerate(spec.metrics):
+            if metric not in metrics:
+                near = difflib.get_close_matches(metric, metrics, n=3)
+                hint = (f"did you mean {', '.join(near)}?" if near
+                        else "see the results columns in docs/configuration.md")
+                raise InputError(f"{metric!r} is not a metric this run writes; {hint}",
+                                 source=source, field=f"plots.{index}.metrics.{number}")
 
 
 def _matching(frame: pd.DataFrame, where: dict, source: str, index: int) -> pd.DataFrame:

@@ -15,11 +15,8 @@ Order of events, so that bad input leaves nothing behind and a killed run loses 
 from __future__ import annotations
 
 import contextlib
-import signal
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from simulator.core.config import parse_experiment
+from embsim.atomic import check_creatable
+from embsim.signals import sigterm_as_interrupt
+from simulator.core.config import PlotConfig, parse_experiment
+from simulator.core.metrics import metric_columns
 from simulator.core.system import System
 from simulator.runs.executors import Task, make_executor
 from simulator.runs.experiment import Point, device_sources, load_points, validate_point
@@ -69,7 +69,7 @@ def plan(path: Path, out_dir: Path, sets: dict[str, Any]) -> list[dict[str, Any]
     """What ``run_experiment`` would do, one dict per point (validates, writes nothing)."""
     source = str(path)
     _, points = load_points(path, sets)
-    _validate(points, source)
+    _validate(points, [], source)
     store = ShardStore(out_dir)
     return [{**p.describe(),
              "finished": store.is_finished(store.read(p.config_hash), per_query=False)}
@@ -83,7 +83,7 @@ def run_experiment(path: Path, out_dir: Path, sets: dict[str, Any],
     source = str(path)
     raw, points = load_points(path, sets)
     plots = parse_experiment(raw, source).plots
-    check_plots(plots, points, source)
+    check_creatable(out_dir, field="--out")
     executor = make_executor(options.executor, options.workers, options.address)
     store = ShardStore(out_dir)
     measured = store.rows({p.config_hash for p in points})
@@ -97,7 +97,7 @@ def run_experiment(path: Path, out_dir: Path, sets: dict[str, Any],
     per_hash = Counter(p.config_hash for p in points)
     executor.start(len(todo))            # local workers start up while the points are validated
     try:
-        first_system = _validate(points, source)
+        first_system = _validate(points, plots, source)
     except BaseException:
         executor.stop()
         raise
@@ -107,7 +107,7 @@ def run_experiment(path: Path, out_dir: Path, sets: dict[str, Any],
         done = sum(per_hash[h] for h in finished)
         with SweepProgress(len(points), done, path.stem,
                            None if options.progress else False) as bar, \
-                _sigterm_as_interrupt():
+                sigterm_as_interrupt():
             outcomes = executor.run(list(todo.values()))
             merged_at = time.monotonic()
             try:
@@ -126,12 +126,15 @@ def run_experiment(path: Path, out_dir: Path, sets: dict[str, Any],
                        write_plots(plots, frame, out_dir, source))
 
 
-def _validate(points: list[Point], source: str) -> System:
-    """Check each distinct config once; the first point's system (for the device record)."""
+def _validate(points: list[Point], plots: list[PlotConfig], source: str) -> System:
+    """Check each distinct config once, then the plots against the points' coordinates and
+    metric columns; the first point's system (for the device record)."""
     systems: dict[str, System] = {}
     for point in points:
         if point.config_hash not in systems:
             systems[point.config_hash] = validate_point(point, source)
+    metrics = set().union(*(metric_columns(system) for system in systems.values()))
+    check_plots(plots, points, metrics, source)
     return systems[points[0].config_hash]
 
 
@@ -155,21 +158,3 @@ def _write_results(store: ShardStore, points: list[Point],
         if per_query:
             write_parquet(store.per_query(points), store.out_dir / "per_query.parquet")
     return frame
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while the sweep runs, so finished points get merged and
-    temporary files removed on the way out."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

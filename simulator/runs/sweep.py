@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from embsim.errors import InputError
+from embsim.limits import MAX_POINTS
 from simulator.core.config import Experiment, RepeatConfig, SweepConfig
 
 
@@ -46,6 +48,7 @@ def variants(sweep: SweepConfig | None, source: str) -> list[Variant]:
     if sweep is None:
         return [Variant(None, {})]
     axes = _axes(sweep, source)
+    check_points(math.prod(len(axis) for axis in axes), source)
     combos = [_combine(choice) for choice in itertools.product(*axes)]
     swept = _swept_values(axes)
     if sweep.include:
@@ -58,6 +61,14 @@ def variants(sweep: SweepConfig | None, source: str) -> list[Variant]:
         raise InputError("the filters leave no point to run", source=source,
                          field="sweep.include" if sweep.include else "sweep.exclude")
     return combos
+
+
+def check_points(count: int, source: str) -> None:
+    """``InputError`` when a sweep would have more than ``MAX_POINTS`` points (before its
+    filters; repeats included), refused before they are listed."""
+    if count > MAX_POINTS:
+        raise InputError(f"the sweep has {count} points (cases x grid x zip x repeats); at "
+                         f"most {MAX_POINTS}", source=source, field="sweep")
 
 
 def repeat_config(sweep: SweepConfig | None) -> RepeatConfig:
