@@ -165,3 +165,20 @@ def test_matches_reference(batches, fraction):
         assert np.array_equal(hit, want_hit) and np.array_equal(slot, want_slot)
     assert cache.evictions == reference.replaced
     assert cache.hits + cache.misses == sum(map(len, batches))
+
+
+def test_a_hugectr_cache_sized_by_its_fraction_alone_runs(tmp_path):
+    """HugeCTR's ``fraction`` sizes the cache, so neither ``size`` nor ``load_factor`` is
+    needed; a cache with none of the three is refused, naming ``system.cache.size``."""
+    from conftest import embsim_here, experiment, write_yaml
+
+    data = experiment(system__cache={"tier": "hbm", "kind": "hugectr", "fraction": 0.1})
+    path = write_yaml(tmp_path / "frac.yaml", data)
+    result = embsim_here("run", str(path), "--out", str(tmp_path / "out"), "--workers", "1",
+                         "--quiet")
+    assert result.returncode == 0, result.stderr
+    data["system"]["cache"].pop("fraction")
+    path = write_yaml(tmp_path / "none.yaml", data)
+    result = embsim_here("run", str(path), "--out", str(tmp_path / "out2"))
+    assert result.returncode == 2 and "system.cache.size" in result.stderr
+    assert "exactly one of 'size' or 'load_factor'" in result.stderr

@@ -197,3 +197,10 @@ def test_results_folder_is_not_created_for_bad_input(tmp_path):
         run_experiment(path, tmp_path / "out", {}, SERIAL)
     assert not (tmp_path / "out").exists()
     assert os.listdir(tmp_path) == ["exp.yaml"]
+
+
+def test_a_run_leaves_no_lock_file(tmp_path):
+    path = sweep_file(tmp_path, {"grid": {"system.cache.ways": [4]}})
+    run_experiment(path, tmp_path / "out", {}, SERIAL)
+    assert not list((tmp_path / "out").glob(".lock*"))
+    assert (tmp_path / "out" / "results.parquet").exists()

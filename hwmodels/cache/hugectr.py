@@ -160,6 +160,10 @@ class HugeCtrCache(RowCache):
 
     options_model = HugeCtrOptions
 
+    @classmethod
+    def own_load_factor(cls, options: HugeCtrOptions) -> float | None:
+        return options.fraction
+
     def __init__(self, options: HugeCtrOptions, *, slots: int, table_rows: np.ndarray,
                  frequency: np.ndarray | None = None, seed: int = 0):
         super().__init__()

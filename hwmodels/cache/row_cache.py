@@ -70,6 +70,12 @@ class RowCache(ABC):
     def _serve(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Serve a non-empty batch, updating the state and ``evictions``."""
 
+    @classmethod
+    def own_load_factor(cls, options: CacheOptions) -> float | None:
+        """The share of all rows the kind's own options size it to (HugeCTR's ``fraction``),
+        which then stands in for ``size``/``load_factor``; None when they do not."""
+        return None
+
     @staticmethod
     def slots_for_load_factor(load_factor: float, total_rows: int) -> int:
         """Rows to ask for when the size is given as a fraction of all rows."""

@@ -237,8 +237,9 @@ class CacheConfig(KindConfig):
     ``fbgemm_uvm``, ``colossal``, ``hugectr`` and ``pinned``: the caches of those systems).
     Every other key is an option of that kind, checked against it. Give the size either in
     bytes (``size``; a slot holds the widest row) or as a fraction of all rows
-    (``load_factor``). ``caches`` lists the tiers whose rows it holds (default: every tier but
-    the compute tier and those a compute unit pools at); rows elsewhere bypass it.
+    (``load_factor``), unless the kind's own options size it (``hugectr``'s ``fraction``).
+    ``caches`` lists the tiers whose rows it holds (default: every tier but the compute tier
+    and those a compute unit pools at); rows elsewhere bypass it.
     ``hardware: true`` models a processor cache: misses are fetched while hits are read,
     instead of all misses being fetched before pooling starts.
     """
@@ -251,8 +252,9 @@ class CacheConfig(KindConfig):
     load_factor: Annotated[float, Field(gt=0, le=1)] | None = None
 
     @model_validator(mode="after")
-    def _one_size(self) -> CacheConfig:
-        require_one(self.size, self.load_factor, "give exactly one of 'size' or 'load_factor'")
+    def _at_most_one_size(self) -> CacheConfig:
+        if self.size is not None and self.load_factor is not None:
+            raise ValueError("give exactly one of 'size' or 'load_factor'")
         return self
 
 class UnitConfig(KindConfig):

@@ -101,8 +101,16 @@ class System:
 
 def _cache_slots(cache: CacheConfig, kind: type[RowCache], meta: TraceMeta, slot_bytes: int,
                  source: str) -> int:
-    if cache.load_factor is not None:
-        return kind.slots_for_load_factor(cache.load_factor, meta.total_rows)
+    """Slots the cache asks for: from ``size``, ``load_factor`` or the kind's own options."""
+    load_factor = cache.load_factor
+    if load_factor is None and cache.size is None:
+        load_factor = kind.own_load_factor(parse_options(cache.kind, cache.options(),
+                                                         source=source))
+        if load_factor is None:
+            raise InputError("give exactly one of 'size' or 'load_factor'", source=source,
+                             field="system.cache.size")
+    if load_factor is not None:
+        return kind.slots_for_load_factor(load_factor, meta.total_rows)
     slots = int(cache.size // slot_bytes)
     if slots < 1:
         raise InputError(f"{format_size(cache.size)} holds no row of {slot_bytes} B",

@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import math
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,11 @@ class ShardStore:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the folder's lock while a sweep writes into it (a second run into the same
-        folder is an ``InputError``) and clear temporary files that a killed run left."""
+        folder is an ``InputError``) and clear temporary files that a killed run left. The
+        lock is on the shards folder itself, so no lock file is left behind."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.out_dir / ".lock", "a") as handle:
+        handle = os.open(self.dir, os.O_RDONLY)
+        try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -59,6 +62,8 @@ class ShardStore:
                 for temporary in folder.glob(".*.tmp"):
                     temporary.unlink(missing_ok=True)
             yield
+        finally:
+            os.close(handle)
 
     def read(self, config_hash: str) -> dict[str, Any] | None:
         """The shard's row, or None if there is none (or it cannot be read: it is rerun)."""
