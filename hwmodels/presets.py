@@ -162,7 +162,8 @@ def kinds_of(name: str) -> list[str]:
 def load_preset(name: str, kind: str, *, source: str | None = None,
                 field: str | None = None) -> Preset:
     """The preset called ``name`` of the given kind; an ``InputError`` listing choices if none."""
-    if name.endswith((".yaml", ".yml")):              # a file: beside the experiment, or here
+    if name.endswith((".yaml", ".yml")):        # a file: here (the working folder), else beside
+                                                # the experiment
         path = Path(name)
         if not path.is_absolute() and not path.exists() and source:
             path = Path(source).parent / path

@@ -172,11 +172,39 @@ def test_memory_traffic_shows_when_the_scratchpad_is_small(tmp_path):
     slow_keys = simulate(tmp_path, experiment(params={"scratchpad": "1 MiB"}, keys="host",
                                               keys_link="pcie"))
     assert slow_keys["fhe_memory_ms_he"] > small["fhe_memory_ms_he"]
+    # keys and tables both over PCIe share the link: the server waits for both, and the
+    # latency is still the sum of its parts
+    both = experiment(params={"scratchpad": "1 MiB"}, keys="host", keys_link="pcie",
+                      workspace="hbm", tier="host", tables_link="pcie")
+    both["system"]["tables"] = {"tier": "host"}
+    row = simulate(tmp_path, both)
+    parts = row["fhe_client_ms_he"] + row["fhe_link_ms_he"] + row["fhe_server_ms_he"]
+    assert row["latency_p50_us"] / 1e3 == pytest.approx(parts, rel=0.02)
+    pcie = 64e9
+    moved = (row["fhe_key_mb_he"] + row["fhe_plaintext_mb_he"]) * 1e6
+    assert row["fhe_memory_ms_he"] / 1e3 >= moved / pcie * 0.99
+
+
+def test_the_unit_plans_only_the_tables_at_its_tier(tmp_path):
+    """A large table elsewhere neither fills the unit's tier nor costs it anything."""
+    data = experiment(tables=1)
+    data["workload"]["generator"]["tables"] = [{"rows": 300, "dim": 8},
+                                               {"rows": 40_000_000, "dim": 8}]
+    data["system"]["tables"] = {"tier": ["hbm", "host"], "link": "pcie",
+                                "budget": {"hbm": "1 MiB"}}
+    row = simulate(tmp_path, data)
+    alone = simulate(tmp_path, experiment(tables=1))
+    assert row["fhe_server_ops_he"] == alone["fhe_server_ops_he"]
+    assert row["pooled_lookups_he"] < row["lookups"]
+
+
+GPU_BITS = {"preset": "gpu-h100-cheddar", "first_bits": 32, "scale_bits": 30,
+            "special_bits": 32}
 
 
 def test_bootstrapping_where_the_levels_run_out(tmp_path):
-    plain = simulate(tmp_path, experiment(preset="gpu-h100-cheddar"))
-    refreshed = simulate(tmp_path, experiment(preset="gpu-h100-cheddar", levels_after=3))
+    plain = simulate(tmp_path, experiment(**GPU_BITS))
+    refreshed = simulate(tmp_path, experiment(**GPU_BITS, levels_after=3))
     assert plain["fhe_bootstraps_he"] == 0 < refreshed["fhe_bootstraps_he"]
     assert refreshed["fhe_compute_ms_he"] > plain["fhe_compute_ms_he"]
 
@@ -187,6 +215,25 @@ def test_functional_check_encrypts_and_matches_torch(tmp_path):
         data["run"]["functional"] = True
         row = simulate(tmp_path, data)
         assert row["fhe_checked_bags_he"] == 2 * 2 * 2          # batches x tables x samples
+
+
+def test_functional_tolerance_follows_the_scale(tmp_path):
+    data = experiment(scale_bits=25)
+    data["run"]["functional"] = True
+    assert simulate(tmp_path, data)["fhe_checked_bags_he"] == 8
+
+
+@pytest.mark.parametrize("unit,field", [
+    ({"ring_dim": 65536, "levels": 2}, "system.units.he.ring_dim"),
+    ({"key_digits": 2, "ring_dim": 16384}, "system.units.he.key_digits"),
+])
+def test_functional_refuses_what_seal_cannot_run(tmp_path, unit, field):
+    data = experiment(**unit)
+    data["run"]["functional"] = True
+    path = write_yaml(tmp_path / "f.yaml", data)
+    result = embsim("run", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and field in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_functional_check_fails_on_a_wrong_lookup(tmp_path, monkeypatch):
@@ -210,6 +257,11 @@ def test_functional_check_fails_on_a_wrong_lookup(tmp_path, monkeypatch):
     ({"preset": "nosuch"}, "system.units.he.preset"),
     ({"levels_after": 4, "preset": "seal-cpu"}, "system.units.he.levels"),
     ({"digits": 0}, "system.units.he.digits"),
+    ({"preset": "craterlake"}, "system.units.he.first_bits"),
+    ({"preset": "craterlake", "first_bits": 28, "special_bits": 28},
+     "system.units.he.scale_bits"),
+    ({"preset": None}, "system.units.he.preset"),
+    ({"client_preset": "nosuch"}, "system.units.he.client_preset"),
 ])
 def test_bad_fhe_input_exits_2_naming_the_field(tmp_path, unit, field):
     data = experiment(rows=5000, **unit)
@@ -311,6 +363,24 @@ def test_measure_and_validate_encrypted_lookups(tmp_path):
 
     summary = json.loads(result.stdout)
     assert summary["points"] == 2 and summary["mape"] < 100
+
+
+@pytest.mark.parametrize("unit,field", [
+    ({"packing": True, "ring_dim": 4096, "levels": 1, "first_bits": 36, "scale_bits": 30,
+      "special_bits": 36}, "system.units.he.packing"),
+    ({"levels": 0, "ring_dim": 4096, "first_bits": 36, "scale_bits": 30,
+      "special_bits": 36}, "system.units.he.levels"),
+    ({"ring_dim": 65536}, "system.units.he.ring_dim"),
+])
+def test_measure_refuses_bad_fhe_options(tmp_path, unit, field):
+    data = experiment(rows=5000, link="direct", **unit)
+    data["system"]["tables"] = {"tier": "host"}
+    data["system"]["units"]["he"]["tier"] = "host"
+    path = write_yaml(tmp_path / "bad.yaml", data)
+    result = embsim("measure", str(path), "--backend", "fhe-cpu", "-o", str(tmp_path / "m"))
+    assert result.returncode == 2, result.stderr
+    assert field in result.stderr and "Traceback" not in result.stderr
+    assert str(path) in result.stderr and not (tmp_path / "m").exists()
 
 
 def test_measure_needs_one_fhe_unit(tmp_path):

@@ -47,6 +47,7 @@ def measure(experiment: Path, backend: str, out: Path, repeats: int, warmup: int
 
     settings = MeasureSettings(warmup=warmup, repeats=repeats, flush=flush, rounds=rounds)
     if backend == FHE:
+        reject_torch_options(rounds, kernel)
         from simulator.grounding.fhe_measure import measure_fhe
 
         frame = measure_fhe(experiment, out, parse_assignments(sets), settings)
@@ -84,6 +85,7 @@ def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
     if (backend is None) == (refit is None):
         raise InputError("give exactly one of --backend or --refit", field="--backend")
     if backend == FHE:
+        reject_torch_options(1, kernel)
         calibrate_fhe_presets(out, rounds)
         return
     if refit is not None:
@@ -102,6 +104,17 @@ def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
     click.echo("processor: " + ", ".join(
         f"{key} {compute[key] * 1e9:.3g} ns" for key in calibration.COSTS))
     click.echo(f"wrote {out}")
+
+
+def reject_torch_options(rounds: int, kernel: str) -> None:
+    """``--kernel`` picks a torch kernel, and ``measure --rounds`` a torch measurement's
+    rounds: neither applies to SEAL's encrypted lookups."""
+    if kernel != "embedding_bag":
+        raise InputError(f"--kernel {kernel} picks a torch kernel; fhe-cpu runs SEAL",
+                         field="--kernel")
+    if rounds != 1:
+        raise InputError("fhe-cpu measures each point in one round (use --repeats)",
+                         field="--rounds")
 
 
 def calibrate_fhe_presets(out: Path, rounds: int) -> None:

@@ -284,7 +284,8 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
                     row_elements=np.array([t.dim for t in meta.tables], dtype=np.int64),
                     table_rows=np.asarray(meta.rows, dtype=np.int64),
                     batch_size=meta.batch_size, seed=exp.run.seed, source=source,
-                    training=training, profile=profile, functional=exp.run.functional)
+                    training=training, profile=profile, functional=exp.run.functional,
+                    table_tier=placement.table_tier)
     units: list[ComputeUnit] = [HostUnit(sys_cfg.compute, site, layout,
                                          hardware_cache=bool(cache_cfg and cache_cfg.hardware),
                                          source=source)]

@@ -132,9 +132,9 @@ def fit(runs: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
 def calibrate_fhe(name: str, repeats: int = 5, threads: int | None = None,
                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the grid, fit, and return the preset (kind ``fhe``) as a mapping."""
+    sealapi()                                   # an InputError saying how to install it
     import tenseal
 
-    sealapi()
     runs = []
     for ring_dim, levels_list in GRID:
         for levels in levels_list:

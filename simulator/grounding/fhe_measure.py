@@ -4,7 +4,8 @@ the server's products, rotations and rescales, the client's decryption and decod
 
 A point must pool every table on one ``fhe`` unit. Its tables get seeded digit tables (the
 functional reference's); the keys and the encoded tables are made before timing (a server
-keeps them). Each point: ``warmup`` untimed passes over the first batch, then ``repeats`` passes
+keeps them). Caches are not flushed between passes (the measurement records ``flush:
+false``). Each point: ``warmup`` untimed passes over the first batch, then ``repeats`` passes
 over every batch, each batch timed alone; every pass's decrypted bags are checked against
 torch's ``embedding_bag`` (a wrong lookup is never timed as a right one). The time per batch
 is the median over batches of the per-batch median over passes, as for ``torch-cpu``.
@@ -21,6 +22,7 @@ import pandas as pd
 
 from embsim.errors import FunctionalMismatch, InputError
 from hwmodels.fhe import CLIENT_OPS
+from simulator.core.fhe.lookup import PlanError, plan_lookups
 from simulator.core.units import unit_options
 from simulator.core.units.fhe import (
     FheOptions,
@@ -29,7 +31,7 @@ from simulator.core.units.fhe import (
     lookup_scheme,
 )
 from simulator.core.workload import open_workload
-from simulator.grounding.fhe_seal import CKKS_TOLERANCE, EncryptedLookup, bag_counts
+from simulator.grounding.fhe_seal import EncryptedLookup, bag_counts, ckks_tolerance, sealapi
 from simulator.grounding.measure import MeasureSettings, workload_hash, write_measurements
 from simulator.runs.experiment import Point, load_points
 
@@ -67,16 +69,24 @@ def expected_bags(lookup: EncryptedLookup, indices: np.ndarray, offsets: np.ndar
 def time_fhe_point(point: Point, source: str, settings: MeasureSettings) -> dict[str, Any]:
     """Measure one point; returns its results row."""
     name, options = fhe_options(point, source)
-    params = ckks_params(options, 64, source, f"system.units.{name}")
+    field = f"system.units.{name}"
+    params = ckks_params(options, 64, source, field)
     scheme = lookup_scheme(options)
     meta, make_batches = open_workload(point.config.workload, source)
     batches = list(make_batches())
     if not batches:
         raise InputError("the workload has no batches", source=source, field="workload")
     shapes = [(t.rows, t.dim) for t in meta.tables]
-    lookup = EncryptedLookup(params, scheme, [n for n, _ in shapes],
-                             digit_tables(shapes, scheme.digits, point.config.run.seed))
     B = meta.batch_size
+    try:
+        plan_lookups(shapes, B, scheme, params)
+    except PlanError as err:
+        raise InputError(str(err), source=source, field=f"{field}.{err.field}") from None
+    lookup = EncryptedLookup(params, scheme, [n for n, _ in shapes],
+                             digit_tables(shapes, scheme.digits, point.config.run.seed),
+                             source=source, field=field)
+    lookup.prepare(B)
+    tolerance = ckks_tolerance(options.scale_bits)
     inputs = [(b, bag_counts(b.indices, b.offsets, b.weights, lookup.rows, scheme.digits, B))
               for b in batches]
     for _ in range(settings.warmup):
@@ -90,7 +100,7 @@ def time_fhe_point(point: Point, source: str, settings: MeasureSettings) -> dict
             got = lookup.pooled(counts, B)
             passes[r, i] = time.perf_counter() - start
             want = expected_bags(lookup, batch.indices, batch.offsets, batch.weights, B)
-            if not np.allclose(got, want, rtol=CKKS_TOLERANCE, atol=CKKS_TOLERANCE):
+            if not np.allclose(got, want, rtol=tolerance, atol=tolerance):
                 raise FunctionalMismatch(f"point {point.index}, batch {batch.index}: the "
                                          f"decrypted lookup is off by "
                                          f"{np.abs(got - want).max():.3g}")
@@ -101,7 +111,7 @@ def time_fhe_point(point: Point, source: str, settings: MeasureSettings) -> dict
     return {"point": point.index, **point.overrides, "config_hash": point.config_hash,
             "workload_hash": workload_hash(point), "batches": len(batches),
             "repeats": settings.repeats, "rounds": 1, "warmup": settings.warmup,
-            "flush": True, "table_location": "local",
+            "flush": False, "table_location": "local",
             "lookups_per_batch": float(np.mean([b.num_lookups for b in batches])),
             "time_per_batch_us": float(np.median(per_batch)) * 1e6,
             "time_per_batch_min_us": float(passes.min()) * 1e6,
@@ -114,6 +124,7 @@ def time_fhe_point(point: Point, source: str, settings: MeasureSettings) -> dict
 def measure_fhe(path: Path, out: Path, sets: dict[str, Any], settings: MeasureSettings,
                 progress: bool = True) -> pd.DataFrame:
     """Measure every point of the experiment at ``path`` and write ``out``."""
+    sealapi()                                   # an InputError saying how to install it
     import tenseal
     from tqdm import tqdm
 
@@ -123,7 +134,7 @@ def measure_fhe(path: Path, out: Path, sets: dict[str, Any], settings: MeasureSe
     provenance = {"backend": "fhe-cpu", "kernel": "seal", "device": cpu_model(),
                   "date": time.strftime("%Y-%m-%d"), "host": __import__("socket").gethostname(),
                   "torch": f"TenSEAL {tenseal.__version__}", "experiment": str(path),
-                  "warmup": settings.warmup, "repeats": settings.repeats, "flush": True,
+                  "warmup": settings.warmup, "repeats": settings.repeats, "flush": False,
                   "rounds": 1, "threads": 1}
     rows = [time_fhe_point(point, str(path), settings)
             | {k: provenance[k] for k in ("backend", "kernel", "device", "date", "host")}

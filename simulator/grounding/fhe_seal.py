@@ -26,10 +26,16 @@ from embsim.errors import InputError
 from simulator.core.fhe.ckks import CkksParams
 from simulator.core.fhe.lookup import Block, Scheme, _steps, block_of, digit_rows
 
-CKKS_TOLERANCE = 1e-3
-"""Absolute and relative tolerance of a decrypted lookup against torch: CKKS adds noise of
-about 2^-(scale_bits - 20) relative to the scale (40-bit scales keep errors near 1e-6 for
-sums of tens of rows of unit values); 1e-3 leaves room for bags of hundreds of rows."""
+SEAL_MAX_RING_DIM = 32768
+"""Largest ring dimension SEAL's 128-bit security table allows."""
+
+
+def ckks_tolerance(scale_bits: int) -> float:
+    """Absolute and relative tolerance of a decrypted lookup against torch. CKKS adds noise
+    of a few units in the last place of the scale, and a product of a count vector with a
+    table sums hundreds of such terms: ``2^(22 - scale_bits)`` covers that (3.9e-3 at 30 bits,
+    where 5,000-row tables were seen 2e-3 off), never tighter than 1e-3."""
+    return max(1e-3, 2.0 ** (22 - scale_bits))
 
 
 def sealapi() -> Any:
@@ -53,10 +59,15 @@ class OpLog:
 class SealCkks:
     """A SEAL CKKS context, its keys (Galois keys for ``steps`` only) and counted operations."""
 
-    def __init__(self, params: CkksParams, steps: list[int]):
+    def __init__(self, params: CkksParams, steps: list[int], *, source: str | None = None,
+                 field: str = ""):
+        where = f"{field}." if field else ""
         if params.digits is not None:
             raise InputError("SEAL switches keys with one special prime (key_digits: null)",
-                             field="key_digits")
+                             source=source, field=f"{where}key_digits")
+        if params.ring_dim > SEAL_MAX_RING_DIM:
+            raise InputError(f"SEAL runs ring dimensions up to {SEAL_MAX_RING_DIM} (got "
+                             f"{params.ring_dim})", source=source, field=f"{where}ring_dim")
         seal = sealapi()
         self.seal, self.params = seal, params
         parms = seal.EncryptionParameters(seal.SCHEME_TYPE.CKKS)
@@ -67,7 +78,8 @@ class SealCkks:
         self.context = seal.SEALContext(parms, True, seal.SEC_LEVEL_TYPE.TC128)
         if not self.context.parameters_set():
             raise InputError(f"SEAL rejects these parameters: "
-                             f"{self.context.parameters_error_message()}", field="levels")
+                             f"{self.context.parameters_error_message()}", source=source,
+                             field=f"{where}levels")
         keys = seal.KeyGenerator(self.context)
         public = seal.PublicKey()
         keys.create_public_key(public)
@@ -201,13 +213,21 @@ class EncryptedLookup:
     ``rows`` the model's rows per table."""
 
     def __init__(self, params: CkksParams, scheme: Scheme, rows: list[int],
-                 tables: list[list[np.ndarray]]):
+                 tables: list[list[np.ndarray]], *, source: str | None = None,
+                 field: str = ""):
         self.params, self.scheme, self.rows, self.tables = params, scheme, rows, tables
         self.blocks = [block_of(digit_rows(n, scheme.digits), t[0].shape[1], params,
                                 scheme.packing) for n, t in zip(rows, tables, strict=True)]
         steps = {s for block in self.blocks for s in _steps(block)[2]}
-        self.ckks = SealCkks(params, sorted(steps))
+        self.ckks = SealCkks(params, sorted(steps), source=source, field=field)
         self.encoded: dict[tuple, list[Any]] = {}
+
+    def prepare(self, batch_size: int) -> None:
+        """Encode every diagonal a batch of ``batch_size`` needs (a server keeps its tables
+        encoded; encoding them is not part of a lookup)."""
+        for block, inputs in self.layout(batch_size):
+            for placed in inputs:
+                self._diagonals(block, placed)
 
     def composed(self, t: int) -> np.ndarray:
         """Table ``t`` as the model sees it: row ``r`` is the sum of its digits' rows."""

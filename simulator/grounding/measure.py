@@ -92,7 +92,7 @@ def workload_hash(point: Point) -> str:
 
 
 FHE_HARDWARE_KEYS = ("tier", "preset", "params", "client_preset", "link", "keys", "keys_link",
-                     "table_encoding")
+                     "tables_link", "workspace", "table_encoding")
 """Options of an ``fhe`` unit that choose simulated hardware, not what a measurement ran."""
 
 

@@ -121,6 +121,8 @@ class LookupPlan:
     downloads: int = 0
     plaintext_reads: int = 0
     """Encoded diagonals read (one per plaintext multiply)."""
+    raw_values: int = 0
+    """Plain table values those diagonals hold (what encoding them on the fly reads)."""
     stored_plaintexts: int = 0
     """Encoded diagonals the server keeps for these tables."""
     working_ciphertexts: int = 0
@@ -172,7 +174,21 @@ def _add_products(plan: LookupPlan, block: Block, outputs: int) -> None:
     plan.uploads += inputs
     plan.downloads += outputs
     plan.plaintext_reads += inputs * block.cols
+    plan.raw_values += inputs * block.cols * block.rows
     plan.working_ciphertexts = max(plan.working_ciphertexts, n1 + n2 + 1)
+
+
+def packed_layouts(period: int, per_ct: int, total: int) -> int:
+    """Distinct arrangements of blocks over the ciphertexts that pack ``total`` blocks,
+    ``per_ct`` to one, in a sequence repeating every ``period`` blocks (one sample's tables
+    and digits): each needs its own encoded diagonals."""
+    count = -(-total // per_ct)
+    cycle = period // math.gcd(period, per_ct)
+    starts = {(i * per_ct % period, min(per_ct, total - i * per_ct))
+              for i in range(min(count, cycle))}
+    last = (count - 1) * per_ct
+    starts.add((last % period, total - last))
+    return len(starts)
 
 
 def plan_lookups(tables: list[tuple[int, int]], batch_size: int, scheme: Scheme,
@@ -192,10 +208,12 @@ def plan_lookups(tables: list[tuple[int, int]], batch_size: int, scheme: Scheme,
             per_ct = params.slots // block.width()
             if scheme.clients == "sample":
                 outputs = batch_size * math.ceil(per_sample / per_ct)
+                layouts = math.ceil(per_sample / per_ct)
             else:
                 outputs = math.ceil(batch_size * per_sample / per_ct)
+                layouts = packed_layouts(per_sample, per_ct, batch_size * per_sample)
             _add_products(plan, block, outputs)
-            plan.stored_plaintexts += math.ceil(per_sample / per_ct) * block.cols
+            plan.stored_plaintexts += layouts * block.cols
         else:
             _add_products(plan, block, batch_size * per_sample)
             plan.stored_plaintexts += per_sample * block.chunks * block.cols

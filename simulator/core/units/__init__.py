@@ -66,6 +66,9 @@ class UnitSite:
     profile: Callable[[int | None], np.ndarray] | None = None
     functional: bool = False
     """``run.functional``: units that compute values for real check them."""
+    table_tier: np.ndarray | None = None
+    """The index (into ``table_tiers``) of the tier each table lives in, for whole-table
+    placements (None when rows of a table may be split over tiers)."""
 
 
 class ComputeUnit(ABC):

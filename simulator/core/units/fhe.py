@@ -26,7 +26,7 @@ The cost of an encrypted lookup does not depend on which rows are read: only the
 those shapes, and with ``run.functional: true`` its real indices are encrypted and looked up
 with Microsoft SEAL (``simulator.grounding.fhe_seal``) and the decrypted bags are checked
 against ``torch.nn.functional.embedding_bag`` on the model's table (for digits, the sum of the
-digit tables' rows) within ``CKKS_TOLERANCE``.
+digit tables' rows) within ``ckks_tolerance(scale_bits)``.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ from simulator.core.fhe.lookup import LookupPlan, PlanError, Scheme, digit_rows,
 from simulator.core.query import Query
 from simulator.core.units import UNITS, PlacedUnit, UnitOptions, UnitSite
 from simulator.core.units.near_memory import partial_link
+
+RAW_VALUE_BYTES = 4
+"""Bytes of one plain table value the server reads to encode a diagonal on the fly (fp32)."""
 
 FUNCTIONAL_MAX_ROWS = 1 << 16
 """Largest table the functional check encrypts lookups into (its composed table is built)."""
@@ -81,7 +84,8 @@ class FheOptions(UnitOptions):
 
 @dataclass
 class FheTotals:
-    """What the unit did over a run (seconds are unloaded: its own time, no queueing)."""
+    """What the unit did over a run: the server's seconds run from when its engine takes the
+    query (no queueing); memory's until its last stream is done."""
 
     queries: int = 0
     compute_s: float = 0.0
@@ -107,10 +111,16 @@ class FheUnit(PlacedUnit):
         self.link = partial_link(name, options, site)
         super().__init__(name, index, site.table_tiers.index(options.tier))
         self.options, self.site = options, site
+        if options.preset is None and not options.params:
+            raise InputError("give the server's engine: an fhe preset (hwmodels/presets/fhe/) "
+                             "or its params", source=site.source, field=f"{field_}.preset")
         self.server, self.server_sources = resolve("fhe", options.preset, options.params,
                                                    source=site.source, field=field_)
-        self.client, _ = resolve("fhe", options.client_preset, {}, source=site.source,
-                                 field=f"{field_}.client_preset")
+        try:
+            self.client, _ = resolve("fhe", options.client_preset, {})
+        except InputError as err:
+            raise InputError(err.detail, source=site.source,
+                             field=f"{field_}.client_preset") from None
         self.ckks = ckks_params(options, self.server.word_bits, site.source, field_)
         self.scheme = lookup_scheme(options)
         self.tier = site.tiers[options.tier]
@@ -120,7 +130,8 @@ class FheUnit(PlacedUnit):
                                       site, local=options.workspace or options.tier)[1]
         self.workspace = self._path(name, "workspace", options.workspace or options.tier,
                                     None, site)[0]
-        shapes = list(zip(site.table_rows.tolist(), site.row_elements.tolist(), strict=True))
+        self.tables = self._own_tables(field_)
+        shapes = [(int(site.table_rows[t]), int(site.row_elements[t])) for t in self.tables]
         whole = self._plan(tuple(shapes), site.batch_size)
         if whole.bootstraps and self.server.bootstrap_time is None:
             raise InputError(f"results must keep {options.levels_after} levels but the lookup "
@@ -132,6 +143,16 @@ class FheUnit(PlacedUnit):
         self.engine: simpy.Resource | None = None
         self.reference = (EncryptedReference(self, shapes, site.seed)
                           if site.functional else None)
+
+    def _own_tables(self, field_: str) -> np.ndarray:
+        """The tables whose rows all live at the unit's tier: it encrypts lookups into whole
+        tables, so a placement that splits tables over tiers cannot feed it."""
+        site = self.site
+        if site.table_tier is None:
+            raise InputError("an fhe unit looks up whole tables; use a whole-table placement "
+                             "(placement: whole_tables)", source=site.source,
+                             field="system.tables.placement")
+        return np.flatnonzero(site.table_tier == self.tier_index)
 
     def _path(self, name: str, what: str, tier: str, link: str | None, site: UnitSite,
               local: str | None = None) -> tuple[Any, str | None]:
@@ -161,7 +182,8 @@ class FheUnit(PlacedUnit):
 
     def _check_room(self, plan: LookupPlan, field_: str) -> None:
         """The encoded tables (and keys) must fit their tiers beside the plain tables."""
-        tables = int((self.site.table_rows * self.site.row_bytes).sum())
+        mine = self.tables
+        tables = int((self.site.table_rows[mine] * self.site.row_bytes[mine]).sum())
         encoded = (plan.stored_plaintexts * self.ckks.plaintext_bytes(plan.limbs_in)
                    if self.options.table_encoding == "stored" else 0)
         keys = plan.key_bytes()
@@ -176,15 +198,12 @@ class FheUnit(PlacedUnit):
             raise InputError(f"the keys need {format_size(keys)}; the keys tier holds "
                              f"{format_size(self.keys_tier.spec.capacity)}",
                              source=self.site.source, field=f"{field_}.keys")
-        self.footprint = {"encoded": encoded, "keys": keys}
 
-    def query_plan(self, q: Query, share: np.ndarray | slice) -> tuple[LookupPlan, np.ndarray]:
-        """The plan of ``q``'s tables with lookups in ``share``, and those tables."""
-        B = q.batch.batch_size
-        tables = np.unique(q.bags()[share] // B)
+    def query_plan(self, q: Query) -> LookupPlan:
+        """The plan of a query: every table at the unit's tier, whichever rows it reads."""
         shapes = tuple((int(self.site.table_rows[t]), int(self.site.row_elements[t]))
-                       for t in tables)
-        return self._plan(shapes, B), tables
+                       for t in self.tables)
+        return self._plan(shapes, q.batch.batch_size)
 
     def resident(self, plan: LookupPlan) -> dict[str, bool]:
         """Which of ciphertexts, keys and encoded tables stay in the scratchpad."""
@@ -209,7 +228,8 @@ class FheUnit(PlacedUnit):
             moved["ciphertext"] += count * ct
             moved["key"] += count * key
         moved["plaintext"] = (plan.plaintext_reads * self.ckks.plaintext_bytes(plan.limbs_in)
-                              if self.options.table_encoding == "stored" else 0)
+                              if self.options.table_encoding == "stored"
+                              else plan.raw_values * RAW_VALUE_BYTES)
         return {k: 0 if stays[k] else v for k, v in moved.items()}
 
     def compute_time(self, plan: LookupPlan) -> float:
@@ -240,7 +260,7 @@ class FheUnit(PlacedUnit):
         env = fabric.env
         if self.engine is None:
             self.engine = simpy.Resource(env, capacity=1)
-        plan, tables = self.query_plan(q, share)
+        plan, tables = self.query_plan(q), self.tables
         totals = self.totals
         before = self.client_time(plan, ("encode", "encrypt"))
         after = self.client_time(plan, ("decrypt", "decode"))
@@ -251,17 +271,21 @@ class FheUnit(PlacedUnit):
             link_s += yield from fabric.cross(self.link, plan.upload_bytes(), write=True)
         with self.engine.request() as turn:
             yield turn
+            start = env.now
             compute = self.compute_time(plan)
             moved = self.traffic(plan)
             streams = [env.process(self._stream(fabric, kind, nbytes))
                        for kind, nbytes in moved.items() if nbytes]
             finished = yield env.all_of([env.timeout(compute), *streams])
-            memory = max([0.0, *[finished[s] for s in streams]])
+            # streams sharing a tier or a link delay each other: the memory time is until the
+            # last one is done; the floor only knows each alone
+            memory = max([start, *[finished[s][1] for s in streams]]) - start
+            alone = max([0.0, *[finished[s][0] for s in streams]])
+            server = env.now - start
         if self.link is not None:
             link_s += yield from fabric.cross(self.link, plan.download_bytes(), write=False)
         yield env.timeout(after)
-        server = max(compute, memory)
-        floor += server + link_s + after
+        floor += max(compute, alone) + link_s + after
         totals.queries += 1
         totals.compute_s += compute
         totals.memory_s += memory
@@ -275,7 +299,7 @@ class FheUnit(PlacedUnit):
         totals.server_ops += sum(plan.server.values())
         totals.bootstraps += plan.bootstraps
         if self.reference is not None:
-            self.reference.check(q, tables)
+            self.reference.check(q)
         B = q.batch.batch_size
         bags = (tables[:, None] * B + np.arange(B)[None, :]).ravel()
         self.pooled_lookups += int(np.size(q.unit[share]))
@@ -283,8 +307,8 @@ class FheUnit(PlacedUnit):
         return floor
 
     def _stream(self, fabric: Fabric, kind: str, nbytes: int) -> Process:
-        """``nbytes`` of one kind of data between its tier and the engine; returns the
-        unloaded time."""
+        """``nbytes`` of one kind of data between its tier and the engine; returns (its
+        unloaded time, when it finished)."""
         env = fabric.env
         tier, link = {"key": (self.keys_tier, self.keys_link),
                       "plaintext": (self.tier, self.tables_link),
@@ -298,8 +322,9 @@ class FheUnit(PlacedUnit):
                                   np.full(count, kind == "ciphertext"))
         if link is None:
             yield env.timeout(done - env.now)
-            return tier.unloaded_time(moved)
-        return (yield from fabric.cross(link, nbytes, False, done, tier.unloaded_time(moved)))
+            return tier.unloaded_time(moved), env.now
+        unloaded = yield from fabric.cross(link, nbytes, False, done, tier.unloaded_time(moved))
+        return unloaded, env.now
 
     def counters(self) -> dict[str, float]:
         t = self.totals
@@ -316,7 +341,13 @@ class FheUnit(PlacedUnit):
 
 def ckks_params(options: FheOptions, word_bits: int, source: str | None,
                 field_: str) -> CkksParams:
-    """The unit's CKKS parameters (an InputError naming the field when unusable)."""
+    """The unit's CKKS parameters (an InputError naming the field when unusable). Every
+    prime must fit the engine's words: an engine of 28-bit words runs 28-bit primes."""
+    for key in ("first_bits", "scale_bits", "special_bits"):
+        bits = getattr(options, key)
+        if bits > word_bits:
+            raise InputError(f"{bits}-bit primes do not fit the engine's {word_bits}-bit words; "
+                             f"use at most {word_bits}", source=source, field=f"{field_}.{key}")
     params = CkksParams(options.ring_dim, options.levels, options.scale_bits,
                         options.first_bits, options.special_bits, options.key_digits,
                         word_bytes=-(-word_bits // 8))
@@ -349,41 +380,38 @@ class EncryptedReference:
     of every query's bags (SEAL) and the comparison with torch's ``embedding_bag``."""
 
     def __init__(self, unit: FheUnit, shapes: list[tuple[int, int]], seed: int):
-        from simulator.grounding.fhe_seal import EncryptedLookup
+        from simulator.grounding.fhe_seal import EncryptedLookup, ckks_tolerance, sealapi
 
         field_ = f"system.units.{unit.name}"
+        source = unit.site.source
         too_big = [n for n, _ in shapes if n > FUNCTIONAL_MAX_ROWS]
         if too_big:
             raise InputError(f"the functional check encrypts lookups into tables of at most "
                              f"{FUNCTIONAL_MAX_ROWS} rows (a table has {max(too_big)}); "
-                             f"use smaller tables", source=unit.site.source,
-                             field="run.functional")
-        if unit.ckks.digits is not None:
-            raise InputError("the functional check runs SEAL, which switches keys with one "
-                             "special prime: leave key_digits unset", source=unit.site.source,
-                             field=f"{field_}.key_digits")
-        self.tables = digit_tables(shapes, unit.scheme.digits, seed)
-        self.shapes, self.unit = shapes, unit
-        self.lookups: dict[tuple[int, ...], Any] = {}
-        self.make = EncryptedLookup
+                             f"use smaller tables", source=source, field="run.functional")
+        try:
+            sealapi()
+        except InputError as err:
+            raise InputError(err.detail, source=source, field="run.functional") from None
+        self.unit = unit
+        self.rows = [n for n, _ in shapes]
+        self.dims = [d for _, d in shapes]
+        self.lookup = EncryptedLookup(unit.ckks, unit.scheme, self.rows,
+                                      digit_tables(shapes, unit.scheme.digits, seed),
+                                      source=source, field=field_)
+        self.tolerance = ckks_tolerance(unit.options.scale_bits)
         self.checked = 0
 
-    def check(self, q: Query, tables: np.ndarray) -> None:
-        """Encrypt ``q``'s bags of ``tables``, look them up, decrypt, compare with torch."""
+    def check(self, q: Query) -> None:
+        """Encrypt ``q``'s bags of the unit's tables, look them up, decrypt and compare with
+        torch on the model's tables."""
         import torch
 
-        from simulator.grounding.fhe_seal import CKKS_TOLERANCE, bag_counts
+        from simulator.grounding.fhe_seal import bag_counts
 
-        key = tuple(int(t) for t in tables)
-        unit = self.unit
-        if key not in self.lookups:
-            self.lookups[key] = self.make(unit.ckks, unit.scheme,
-                                          [self.shapes[t][0] for t in key],
-                                          [self.tables[t] for t in key])
-        lookup = self.lookups[key]
-        batch, B = q.batch, q.batch.batch_size
+        batch, B, lookup = q.batch, q.batch.batch_size, self.lookup
         indices, offsets, weights = [], [0], []
-        for t in key:
+        for t in self.unit.tables:
             lo, hi = batch.offsets[t * B], batch.offsets[(t + 1) * B]
             indices.append(batch.indices[lo:hi])
             offsets += list(batch.offsets[t * B + 1:(t + 1) * B + 1] - lo + offsets[-1])
@@ -392,9 +420,9 @@ class EncryptedReference:
         flat = np.concatenate(indices)
         bounds = np.array(offsets, dtype=np.int64)
         wts = np.concatenate(weights) if weights else None
-        got = lookup.pooled(bag_counts(flat, bounds, wts, [self.shapes[t][0] for t in key],
-                                       unit.scheme.digits, B), B)
-        for i, t in enumerate(key):
+        got = lookup.pooled(bag_counts(flat, bounds, wts, self.rows, self.unit.scheme.digits,
+                                       B), B)
+        for i, t in enumerate(self.unit.tables):
             lo, hi = bounds[i * B], bounds[(i + 1) * B]
             expected = torch.nn.functional.embedding_bag(
                 torch.from_numpy(flat[lo:hi].astype(np.int64)),
@@ -402,11 +430,11 @@ class EncryptedReference:
                 torch.from_numpy(bounds[i * B:(i + 1) * B] - lo), mode="sum",
                 per_sample_weights=None if wts is None else torch.from_numpy(
                     wts[lo:hi].astype(np.float64))).numpy()
-            dim = self.shapes[t][1]
-            if not np.allclose(got[:, i, :dim], expected, rtol=CKKS_TOLERANCE,
-                               atol=CKKS_TOLERANCE):
+            dim = self.dims[i]
+            if not np.allclose(got[:, i, :dim], expected, rtol=self.tolerance,
+                               atol=self.tolerance):
                 worst = float(np.abs(got[:, i, :dim] - expected).max())
                 raise FunctionalMismatch(f"batch {batch.index}, table {t}: the decrypted "
                                          f"encrypted lookup differs from torch by {worst:.3g} "
-                                         f"(tolerance {CKKS_TOLERANCE})")
-        self.checked += len(key) * B
+                                         f"(tolerance {self.tolerance:.3g})")
+        self.checked += len(self.rows) * B
