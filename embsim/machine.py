@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from embsim.errors import InputError
+from embsim.units import format_size
+
 MEMORY_FRACTION = 0.8
 """Share of the available memory one point may be estimated to need."""
 
@@ -35,3 +38,15 @@ def memory_limit() -> int | None:
     """The most host memory one point may be estimated to need (None: no limit known)."""
     available = available_memory()
     return None if available is None else int(available * MEMORY_FRACTION)
+
+
+def refuse_above(needed: int, limit: int, what: str, *, source: str, field: str) -> None:
+    """``InputError`` naming ``field`` when ``needed`` bytes (mostly for ``what``) are above
+    ``limit``, saying how to run it anyway."""
+    if needed <= limit:
+        return
+    raise InputError(
+        f"{what} needs an estimated {format_size(needed)} of host memory; this machine's "
+        f"limit is {format_size(limit)} ({MEMORY_FRACTION:.0%} of the memory available now): "
+        "make it smaller, or pass --allow-large-memory to run it anyway", source=source,
+        field=field)

@@ -14,17 +14,17 @@ The estimate adds the dominant arrays of a run (each is named with the field tha
   row values;
 - the private cache's tags.
 
-The per-lookup and per-row constants were measured (peak RSS growth of real runs, see
-``tests/test_memory_estimate.py``); the estimate aims at the right factor of two, not at the
-byte. Python's, numba's and the libraries' own footprint is not counted.
+The per-lookup and per-row constants were measured (peak resident-size growth of real runs;
+``tests/test_memory_estimate.py`` checks one against tracemalloc's peak); the estimate aims
+at the right factor of two, not at the byte. Zero-filled arrays count whole, as a long run
+touches them. Python's, numba's and the libraries' own footprint is not counted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embsim.errors import InputError
-from embsim.machine import MEMORY_FRACTION
+from embsim.machine import refuse_above
 from embsim.units import format_size
 from hwmodels.cache.row_cache import ROW_CACHES, parse_options
 from simulator.core.config import Experiment, WorkloadConfig
@@ -186,13 +186,7 @@ def check_memory(exp: Experiment, meta: TraceMeta, slots: int, limit: int,
                  source: str) -> None:
     """``InputError`` naming the largest part's field when the estimate is above ``limit``."""
     needs = estimate(exp, meta, slots, source)
-    total = sum(need.bytes for need in needs)
-    if total <= limit:
-        return
     largest = max(needs, key=lambda need: need.bytes)
-    raise InputError(
-        f"the point needs an estimated {format_size(total)} of host memory, most of it for "
-        f"{largest.what} ({format_size(largest.bytes)}); this machine's limit is "
-        f"{format_size(limit)} ({MEMORY_FRACTION:.0%} of the memory available now): make it "
-        "smaller, or pass --allow-large-memory to run it anyway", source=source,
-        field=largest.field)
+    refuse_above(sum(need.bytes for need in needs), limit,
+                 f"the point (most of it {largest.what}: {format_size(largest.bytes)})",
+                 source=source, field=largest.field)
