@@ -21,6 +21,7 @@ import gzip
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,10 +110,14 @@ def _import_torch(source: str) -> Any:
 
 
 def _torch_load(torch: Any, file: Path, magic: bytes, source: str) -> Any:
-    """``torch.load`` with ``weights_only=True``; memory-mapped for zip-format files."""
+    """``torch.load`` with ``weights_only=True``; memory-mapped for zip-format files. Its
+    warnings (a garbage file can look like a pickle of another protocol) are silenced: the
+    user reads one line, the error, when the file is not a readable one."""
     try:
-        return torch.load(file, map_location="cpu", weights_only=True,
-                          mmap=magic.startswith(ZIP_MAGIC))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(file, map_location="cpu", weights_only=True,
+                              mmap=magic.startswith(ZIP_MAGIC))
     except Exception as err:  # torch raises many types for a file it cannot read
         raise InputError(f"not a readable torch.save file ({type(err).__name__}: "
                          f"{_gist(str(err))})", source=source) from None

@@ -116,11 +116,14 @@ class TraceWriter:
             self._optional = _optional_of(batch)
         elif self._optional != _optional_of(batch):
             raise ValueError("every batch must carry the same optional columns (ts_ns, weight)")
+        self.num_batches += 1
+        if batch.num_lookups == 0:      # no rows: the reader restores it from its neighbours
+            return                      # (buffering empty tables would grow without bound)
         num_bags = batch.num_tables * batch.batch_size
         bag_id = np.repeat(np.arange(num_bags, dtype=np.int32), np.diff(batch.offsets))
         table = bag_id // np.int32(batch.batch_size)
         columns = [
-            np.full(batch.num_lookups, self.num_batches, dtype=np.int32),
+            np.full(batch.num_lookups, self.num_batches - 1, dtype=np.int32),
             table,
             bag_id - table * np.int32(batch.batch_size),
             batch.indices.astype(np.int64, copy=False),
@@ -131,7 +134,6 @@ class TraceWriter:
             columns.append(batch.weights.astype(np.float32, copy=False))
         self._buffer.append(pa.Table.from_arrays(columns, schema=_schema(self._optional)))
         self._buffered += batch.num_lookups
-        self.num_batches += 1
         self.num_lookups += batch.num_lookups
         if self._buffered >= self._row_group:
             self._flush(final=False)
@@ -239,7 +241,7 @@ def _open_parquet(path: Path) -> pq.ParquetFile:
         raise InputError("no such trace file", source=str(path))
     try:
         return pq.ParquetFile(path)
-    except (OSError, pa.ArrowException) as err:
+    except (OSError, ValueError, pa.ArrowException) as err:   # a garbled footer: ValueError
         raise InputError(f"not a Parquet file ({err})", source=str(path)) from None
 
 

@@ -94,6 +94,9 @@ class TraceMeta:
         """The metadata ``to_json`` wrote; a version, count or size out of range is an
         ``InputError`` (other malformed data raises ``KeyError``, ``TypeError`` or
         ``ValueError``)."""
+        if not isinstance(data, dict):
+            raise InputError(f"expected a JSON object of the trace's tables and batch shape, "
+                             f"got {shown(data)}")
         if data.get("version") != VERSION:
             raise InputError(f"expected {VERSION} (the metadata layout this embsim reads), got "
                              f"{shown(data.get('version'))}", field="version")

@@ -90,6 +90,20 @@ def _pooling_summary(histogram: np.ndarray) -> dict[str, float | int | None]:
     }
 
 
+STATS_ROW_BYTES = 20
+"""Host bytes per row of the tables ``TraceStats`` takes: its read count (4 B, 8 B past 2^32
+lookups) and the Zipf fit's sorted copy of a table's counts."""
+MRC_ROW_BYTES = 32
+"""Host bytes per row that the LRU miss-ratio curve (``--mrc``) adds: each row's last
+position, the stack-distance histogram and the position tree."""
+
+
+def memory_bytes(meta: TraceMeta, mrc: bool) -> int:
+    """Host memory ``embsim trace stats`` needs for the tables of ``meta`` (estimated, without
+    allocating), with the miss-ratio curve when ``mrc``."""
+    return (STATS_ROW_BYTES + (MRC_ROW_BYTES if mrc else 0)) * meta.total_rows
+
+
 class TraceStats:
     """Accumulates statistics batch by batch; ``result()`` gives the summary dict."""
 

@@ -182,6 +182,15 @@ class ColossalCache(RowCache):
         self.stats = {"num_hits": 0, "num_miss": 0, "cache_miss": 0, "total_cache": 0,
                       "rows_cpu_to_cuda": 0, "rows_cuda_to_cpu": 0, "warmup_rows": preload}
 
+    @classmethod
+    def memory_bytes(cls, options: CacheOptions, slots: int, table_rows: np.ndarray) -> int:
+        """Cached row, score, heap and position per slot; per row of the key space its slot
+        (``inverted``) and the batch-uniques scratch, plus, while the profile is ranked, the
+        ranking and (``dataset``) the renumbering with its ``arange``."""
+        assert isinstance(options, ColossalOptions)
+        per_key = 8 + BatchUniques.BYTES_PER_KEY + (16 if options.strategy == "lfu" else 24)
+        return 32 * int(slots) + per_key * int(np.sum(table_rows))
+
     def _serve(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = keys if self.renumber is None else self.renumber[keys]
         uniq, first, inverse, counts = self.unique_keys(rows)

@@ -254,6 +254,16 @@ class FbgemmUvmCache(RowCache):
             ("num_calls", "num_requested_indices", "num_unique_indices", "num_unique_misses",
              "num_conflict_unique_misses", "num_conflict_misses"), 0)
 
+    @classmethod
+    def memory_bytes(cls, options: CacheOptions, slots: int, table_rows: np.ndarray) -> int:
+        """Per slot (whole sets of ``WAYS``) its state, and its LRU stamp or, for LFU, a count
+        per row of the key space; plus the batch-uniques scratch per row."""
+        assert isinstance(options, FbgemmUvmOptions)
+        key_space = int(np.sum(table_rows))
+        cached = max(1, -(-int(slots) // WAYS)) * WAYS
+        per_policy = 8 * cached if options.policy == "lru" else 8 * key_space
+        return 8 * cached + per_policy + BatchUniques.BYTES_PER_KEY * key_space
+
     @staticmethod
     def slots_for_load_factor(load_factor: float, total_rows: int) -> int:
         """Rows FBGEMM sizes the cache for: ``int(total_rows * cache_load_factor)`` (an empty

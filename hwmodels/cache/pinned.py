@@ -52,6 +52,12 @@ class PinnedCache(RowCache):
         self.unpinned_keys = 0
         self._preloaded = (np.arange(hottest.size, dtype=np.int64), hottest.astype(np.int64))
 
+    @classmethod
+    def memory_bytes(cls, options: CacheOptions, slots: int, table_rows: np.ndarray) -> int:
+        """A slot per row of the key space, plus the negated profile and its ranking while
+        the hottest rows are picked."""
+        return 24 * int(np.sum(table_rows))
+
     def preloaded(self) -> tuple[np.ndarray, np.ndarray]:
         return self._preloaded
 

@@ -81,6 +81,14 @@ class RowCache(ABC):
         """Rows to ask for when the size is given as a fraction of all rows."""
         return max(1, int(np.ceil(load_factor * total_rows)))
 
+    @classmethod
+    def memory_bytes(cls, options: CacheOptions, slots: int, table_rows: np.ndarray) -> int:
+        """Host bytes the kind's arrays take for ``slots`` rows over tables of ``table_rows``
+        rows, at their peak while it is built or serves a batch, worked out without building
+        it (the memory estimate before a run). Each kind gives its own arrays; this default
+        is generous: 32 B per slot and 16 B per row of the key space."""
+        return 32 * int(slots) + 16 * int(np.sum(table_rows))
+
     def counters(self) -> dict[str, int]:
         """The kind's own statistics (running totals), named as its published source names them."""
         return {}
@@ -161,6 +169,9 @@ def _distinct_in_order(keys, position):
 
 class BatchUniques:
     """``unique_keys`` in linear time for keys of a known key space (scratch kept here)."""
+
+    BYTES_PER_KEY = 8
+    """Its scratch, per row of the key space (for ``RowCache.memory_bytes``)."""
 
     def __init__(self, key_space: int):
         self.position = np.full(key_space, -1, dtype=np.int64)

@@ -89,6 +89,17 @@ class SoftwareRowCache(RowCache):
         self.cache = SoftwareCache(slots, ways, options.policy, int(np.sum(table_rows)))
         self.slots = self.cache.slots
 
+    @classmethod
+    def memory_bytes(cls, options: CacheOptions, slots: int, table_rows: np.ndarray) -> int:
+        """Tags and scores per slot (sets rounded up to whole sets of ``ways``); fully
+        associative adds a heap and its positions per slot and a slot per row of the key
+        space."""
+        assert isinstance(options, SoftwareOptions)
+        ways = None if options.ways == "full" else int(options.ways)
+        if ways is None or ways >= slots:
+            return 32 * int(slots) + 8 * int(np.sum(table_rows))
+        return 16 * -(-int(slots) // ways) * ways
+
     def _serve(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         evicted_before = self.cache.evictions
         hit, slot = self.cache.lookup(keys)

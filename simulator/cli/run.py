@@ -35,11 +35,14 @@ SHOW_ROWS = 40
 @click.option("--force", is_flag=True, help="Rerun points that already finished.")
 @click.option("--dry-run", is_flag=True,
               help="Print the points as JSON lines; run nothing, write nothing.")
+@click.option("--allow-large-memory", is_flag=True,
+              help="Run points whose estimated host memory is above this machine's limit "
+                   "(80% of the memory available; such points are refused otherwise).")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary table.")
 @click.pass_context
 def run(ctx: click.Context, experiment: Path, out_dir: Path | None, sets: tuple[str, ...],
         per_query: bool, executor: str, workers: int | None, address: str | None, force: bool,
-        dry_run: bool, quiet: bool) -> None:
+        dry_run: bool, allow_large_memory: bool, quiet: bool) -> None:
     """Simulate EXPERIMENT (a YAML file) and write DIR/results.parquet.
 
     Each finished point is kept in DIR/shards/, so running the same command again runs only
@@ -47,10 +50,12 @@ def run(ctx: click.Context, experiment: Path, out_dir: Path | None, sets: tuple[
     """
     out_dir = out_dir or Path("results") / experiment.stem
     if dry_run:
-        for item in plan(experiment, out_dir, parse_assignments(sets)):
+        for item in plan(experiment, out_dir, parse_assignments(sets),
+                         allow_large_memory=allow_large_memory):
             click.echo(json.dumps(item, default=str))
         return
-    options = RunOptions(per_query, executor, workers, address, force, progress=not quiet)
+    options = RunOptions(per_query, executor, workers, address, force, progress=not quiet,
+                         allow_large_memory=allow_large_memory)
     report = run_experiment(experiment, out_dir, parse_assignments(sets), options)
     if not quiet:
         _print_summary(report, out_dir)

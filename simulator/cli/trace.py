@@ -5,20 +5,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import click
 
 from embsim.errors import InputError
 from embsim.limits import MAX_BATCH_SIZE, MAX_BATCHES, MAX_POOLING, MAX_ROWS, MAX_SEED
+from embsim.machine import memory_limit, refuse_above
 from traces.batch import Batch
-from traces.formats import FORMATS, open_any
+from traces.formats import FORMATS, detect_format, open_any
 from traces.generators import POOLING_DISTS, synthesize
 from traces.models import MODELS, model_preset
 from traces.mrc import StackDistanceMRC, default_capacities
-from traces.parquet_io import TraceWriter
+from traces.parquet_io import METADATA_KEY, TraceWriter
 from traces.schema import DTYPE_BYTES, TraceMeta
-from traces.stats import TraceStats
+from traces.stats import TraceStats, memory_bytes
 
 
 @click.group("trace")
@@ -129,11 +131,21 @@ def convert(source: str, output: str, fmt: str | None, batch_size: int | None,
 @click.option("--mrc", is_flag=True,
               help="Also compute the LRU hit rate against cache capacity in rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--allow-large-memory", is_flag=True,
+              help="Count rows of tables whose estimated host memory is above this machine's "
+                   "limit (80% of the memory available; refused otherwise).")
 @_import_options
-def stats(path: str, mrc: bool, as_json: bool, fmt: str | None, batch_size: int | None,
-          rows: str | None, dim: int | None, dtype: str | None) -> None:
+def stats(path: str, mrc: bool, as_json: bool, allow_large_memory: bool, fmt: str | None,
+          batch_size: int | None, rows: str | None, dim: int | None,
+          dtype: str | None) -> None:
     """Print lookups, distinct rows, per-table Zipf alpha and pooling factors of PATH."""
     meta, batches = _open(path, fmt, batch_size, rows, dim, dtype)
+    limit = None if allow_large_memory else memory_limit()
+    if limit is not None:
+        parquet = (fmt or detect_format(Path(path))) == "parquet"
+        refuse_above(memory_bytes(meta, mrc), limit,
+                     f"counting the reads of {meta.total_rows} rows", source=path,
+                     field=f"{METADATA_KEY}.tables" if parquet else "rows")
     summary = TraceStats(meta)
     curve = StackDistanceMRC(meta.total_rows) if mrc else None
     row_base = meta.row_base

@@ -22,6 +22,7 @@ from hwmodels.cache.write_back import WriteBackRows
 from hwmodels.link import Link
 from hwmodels.memory import Tier
 from simulator.core.config import CacheConfig, ComputeConfig, Experiment
+from simulator.core.memory_estimate import check_memory
 from simulator.core.placement import RANKED, Placement, TierRoom, align, align_each, place
 from simulator.core.processor import Processor
 from simulator.core.tiers import BuiltTier, build_links, build_tier, check_name, host_links
@@ -129,16 +130,25 @@ def _check_cache_fits(cache_bytes: int, tier: Tier, name: str, source: str) -> N
                          field="system.cache.size")
 
 
-def _row_cache(exp: Experiment, meta: TraceMeta, slot_bytes: int, tier: Tier, source: str,
+def _asked_slots(exp: Experiment, meta: TraceMeta, slot_bytes: int, tier: Tier,
+                 source: str) -> int:
+    """The slots the row cache asks for, checked against ``tier`` before any of its arrays is
+    allocated (a cache far beyond the tier would not fit this machine either)."""
+    cache_cfg = exp.system.cache
+    assert cache_cfg is not None
+    kind = ROW_CACHES.get(cache_cfg.kind, source=source, field="system.cache.kind")
+    slots = _cache_slots(cache_cfg, kind, meta, slot_bytes, source)
+    _check_cache_fits(slots * slot_bytes, tier, cache_cfg.tier, source)
+    return slots
+
+
+def _row_cache(exp: Experiment, meta: TraceMeta, slots: int, source: str,
                profile: Profile | None) -> RowCache:
-    """The row cache in ``tier``; its size is checked against the tier before any of its
-    arrays is allocated (a cache far beyond the tier would not fit this machine either)."""
+    """The row cache of ``slots`` rows (as asked; a kind may round them)."""
     cache_cfg = exp.system.cache
     assert cache_cfg is not None
     options = cache_cfg.options()
     kind = ROW_CACHES.get(cache_cfg.kind, source=source, field="system.cache.kind")
-    slots = _cache_slots(cache_cfg, kind, meta, slot_bytes, source)
-    _check_cache_fits(slots * slot_bytes, tier, cache_cfg.tier, source)
     frequency = None
     if kind.needs_profile:
         limit = parse_options(cache_cfg.kind, options, source=source).profile_batches
@@ -204,11 +214,12 @@ def _cached_tiers(exp: Experiment, unit_tiers: set[str], source: str) -> np.ndar
 
 
 def build_system(exp: Experiment, meta: TraceMeta, source: str,
-                 profile: Profile | None = None) -> System:
+                 profile: Profile | None = None, memory_limit: int | None = None) -> System:
     """Validate the system's cross references and capacities; instantiate its models, place
     the rows and assemble its units and stages. ``profile`` serves the placements and caches
     that rank rows by how often they are read; without it (validation before a run) every row
-    counts as unread."""
+    counts as unread. With ``memory_limit`` (bytes), a point whose estimated host memory is
+    above it is refused before the cache, the placement or the units allocate anything."""
     from simulator.core.stages import pipeline
 
     sys_cfg = exp.system
@@ -251,9 +262,14 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
                          field="system.cache.tier")
     cache = None
     cache_bytes = 0
+    slots = 0
     if cache_cfg is not None:
         layout.slot_bytes = align(int(row_bytes.max()), compute.granularity)
-        cache = _row_cache(exp, meta, layout.slot_bytes, compute, source, profile)
+        slots = _asked_slots(exp, meta, layout.slot_bytes, compute, source)
+    if memory_limit is not None:
+        check_memory(exp, meta, slots, memory_limit, source)
+    if cache_cfg is not None:
+        cache = _row_cache(exp, meta, slots, source, profile)
         cache_bytes = cache.slots * layout.slot_bytes
         _check_cache_fits(cache_bytes, compute, cache_cfg.tier, source)   # kinds may round up
 

@@ -24,7 +24,8 @@ from traces.schema import TableSpec, TraceMeta
 
 BatchSource = Callable[[], Iterator[Batch]]
 
-_KEEP_LOOKUPS = 50_000_000
+KEEP_LOOKUPS = 50_000_000
+"""Lookups of generated workloads kept in memory between the points of a sweep, at most."""
 _generated: OrderedDict[str, tuple[TraceMeta, list[Batch]]] = OrderedDict()
 
 
@@ -70,16 +71,16 @@ def _generate(gen: GeneratorConfig, source: str) -> tuple[TraceMeta, BatchSource
         return meta, lambda: iter(kept)
     meta, batches = _synthesize(gen, source)
     mean_pooling = meta.provenance["pooling"]          # one mean per table, as synthesized
-    if gen.batches * gen.batch_size * sum(mean_pooling) > _KEEP_LOOKUPS:
+    if gen.batches * gen.batch_size * sum(mean_pooling) > KEEP_LOOKUPS:
         return meta, lambda: _synthesize(gen, source)[1]
     kept = list(batches)
     _generated[key] = (meta, kept)
-    while sum(sum(b.num_lookups for b in v[1]) for v in _generated.values()) > _KEEP_LOOKUPS:
+    while sum(sum(b.num_lookups for b in v[1]) for v in _generated.values()) > KEEP_LOOKUPS:
         _generated.popitem(last=False)
     return meta, lambda: iter(kept)
 
 
-def _trace_path(workload: WorkloadConfig, source: str) -> Path:
+def trace_path(workload: WorkloadConfig, source: str) -> Path:
     """The trace file's path (relative to the experiment's folder); a file of another format
     that ``embsim trace convert`` reads is refused with the command that converts it."""
     assert workload.trace is not None
@@ -121,7 +122,7 @@ def workload_meta(workload: WorkloadConfig, source: str) -> TraceMeta:
     """The workload's metadata without generating its batches (for validation); trace files
     are read through once to check their rows."""
     if workload.trace is not None:
-        return checked_trace(_trace_path(workload, source))
+        return checked_trace(trace_path(workload, source))
     assert workload.generator is not None
     cached = _generated.get(workload.generator.model_dump_json())
     return cached[0] if cached else _synthesize(workload.generator, source)[0]
@@ -130,7 +131,7 @@ def workload_meta(workload: WorkloadConfig, source: str) -> TraceMeta:
 def open_workload(workload: WorkloadConfig, source: str) -> tuple[TraceMeta, BatchSource]:
     """Trace metadata and a function returning a fresh iterator over the run's batches."""
     if workload.trace is not None:
-        path = _trace_path(workload, source)
+        path = trace_path(workload, source)
         meta = open_trace(path).meta
         make = lambda: iter(open_trace(path))  # noqa: E731
     else:

@@ -141,10 +141,12 @@ def prepare(point: Point, source: str) -> tuple[System, Any, Any]:
     return build_system(point.config, meta, source, profile), meta, batches
 
 
-def validate_point(point: Point, source: str) -> System:
-    """Check a point before the sweep starts (names, capacities, trace files) without
-    generating or reading its lookups; returns its system."""
-    return build_system(point.config, workload_meta(point.config.workload, source), source)
+def validate_point(point: Point, source: str, memory_limit: int | None = None) -> System:
+    """Check a point before the sweep starts (names, capacities, trace files and, given
+    ``memory_limit``, its estimated host memory) without generating or reading its lookups;
+    returns its system."""
+    return build_system(point.config, workload_meta(point.config.workload, source), source,
+                        memory_limit=memory_limit)
 
 
 def simulate_point(point: Point, source: str, per_query: bool = False,

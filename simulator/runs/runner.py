@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from embsim.atomic import check_creatable
+from embsim.machine import memory_limit
 from embsim.signals import sigterm_as_interrupt
 from simulator.core.config import PlotConfig, parse_experiment
 from simulator.core.metrics import metric_columns
@@ -49,6 +50,7 @@ class RunOptions:
     address: str | None = None
     force: bool = False
     progress: bool = True
+    allow_large_memory: bool = False
 
 
 @dataclass
@@ -65,11 +67,12 @@ class SweepReport:
         return self.frame[self.frame["status"] != "ok"]
 
 
-def plan(path: Path, out_dir: Path, sets: dict[str, Any]) -> list[dict[str, Any]]:
+def plan(path: Path, out_dir: Path, sets: dict[str, Any], *,
+         allow_large_memory: bool = False) -> list[dict[str, Any]]:
     """What ``run_experiment`` would do, one dict per point (validates, writes nothing)."""
     source = str(path)
     _, points = load_points(path, sets)
-    _validate(points, [], source)
+    _validate(points, [], source, allow_large_memory)
     store = ShardStore(out_dir)
     return [{**p.describe(),
              "finished": store.is_finished(store.read(p.config_hash), per_query=False)}
@@ -97,7 +100,7 @@ def run_experiment(path: Path, out_dir: Path, sets: dict[str, Any],
     per_hash = Counter(p.config_hash for p in points)
     executor.start(len(todo))            # local workers start up while the points are validated
     try:
-        first_system = _validate(points, plots, source)
+        first_system = _validate(points, plots, source, options.allow_large_memory)
     except BaseException:
         executor.stop()
         raise
@@ -126,13 +129,16 @@ def run_experiment(path: Path, out_dir: Path, sets: dict[str, Any],
                        write_plots(plots, frame, out_dir, source))
 
 
-def _validate(points: list[Point], plots: list[PlotConfig], source: str) -> System:
-    """Check each distinct config once, then the plots against the points' coordinates and
-    metric columns; the first point's system (for the device record)."""
+def _validate(points: list[Point], plots: list[PlotConfig], source: str,
+              allow_large_memory: bool = False) -> System:
+    """Check each distinct config once (its estimated host memory against this machine's
+    limit too, unless ``allow_large_memory``), then the plots against the points' coordinates
+    and metric columns; the first point's system (for the device record)."""
+    limit = None if allow_large_memory else memory_limit()
     systems: dict[str, System] = {}
     for point in points:
         if point.config_hash not in systems:
-            systems[point.config_hash] = validate_point(point, source)
+            systems[point.config_hash] = validate_point(point, source, limit)
     metrics = set().union(*(metric_columns(system) for system in systems.values()))
     check_plots(plots, points, metrics, source)
     return systems[points[0].config_hash]
