@@ -189,3 +189,40 @@ def test_convert_bad_inputs(tmp_path, capsys, rm3_trace):
     assert_input_error(capsys, "trace", "convert", str(tmp_path / "v.csv"), out,
                        "--batch-size", "1", expect=("v.csv", "cannot parse CSV"))
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_long_trace_work_shows_progress_on_a_terminal(tmp_path):
+    """``trace gen`` and ``trace stats`` draw a progress bar (batches, lookups, rate) on a
+    terminal's stderr once the work takes over half a second; stdout is unchanged."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    from conftest import ROOT
+
+    out = tmp_path / "t.parquet"
+    for args in (["gen", "--model", "rm1", "--batches", "150", "-o", str(out)],
+                 ["stats", str(out)]):
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        proc = subprocess.run(
+            [sys.executable, "-c", "from simulator.cli import main; main()", "trace", *args],
+            stdout=subprocess.PIPE, stderr=slave, cwd=ROOT, timeout=300)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        os.close(master)
+        assert proc.returncode == 0
+        assert b"batch" in seen and b"M/s" in seen, seen[-300:]
+        assert b"M/s" not in proc.stdout

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,9 +30,27 @@ def trace() -> None:
     """Generate, convert and inspect embedding access traces."""
 
 
+def _progress(batches: Iterable[Batch], meta: TraceMeta, label: str) -> Iterator[Batch]:
+    """The batches, counted on a progress bar on stderr (a terminal only; after half a second,
+    so short work prints nothing): batches of the total, lookups so far, lookups per second."""
+    from tqdm import tqdm
+
+    total = meta.num_batches if meta.num_batches else None
+    with tqdm(total=total, unit="batch", desc=label, leave=False, delay=0.5,
+              disable=None, file=sys.stderr) as bar:
+        lookups = 0
+        start = time.perf_counter()
+        for batch in batches:
+            yield batch
+            lookups += batch.num_lookups
+            rate = lookups / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix_str(f"{lookups:.3g} lookups, {rate / 1e6:.3g} M/s", refresh=False)
+            bar.update(1)
+
+
 def _write(path: str, meta: TraceMeta, batches: Iterable[Batch]) -> None:
     with TraceWriter(path, meta) as writer:
-        for batch in batches:
+        for batch in _progress(batches, meta, f"write {Path(path).name}"):
             writer.write(batch)
     click.echo(f"wrote {writer.num_lookups} lookups in {writer.num_batches} batches "
                f"({meta.num_tables} tables, batch size {meta.batch_size}) to {path}")
@@ -149,7 +169,7 @@ def stats(path: str, mrc: bool, as_json: bool, allow_large_memory: bool, fmt: st
     summary = TraceStats(meta)
     curve = StackDistanceMRC(meta.total_rows) if mrc else None
     row_base = meta.row_base
-    for batch in batches:
+    for batch in _progress(batches, meta, f"read {Path(path).name}"):
         summary.update(batch)
         if curve is not None:
             curve.update(batch.global_rows(row_base))
