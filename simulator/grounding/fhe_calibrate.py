@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from simulator.core.fhe.ckks import MAX_MODULUS_BITS, OPS, CkksParams
+from simulator.grounding.backends.torch_cpu import cpu_model_name, os_cache_bytes
 from simulator.grounding.fhe_seal import SealCkks, sealapi
 
 GRID = ((4096, (1,)), (8192, (1, 2, 3, 4)), (16384, (1, 2, 4, 8)),
@@ -32,6 +33,8 @@ GRID = ((4096, (1,)), (8192, (1, 2, 3, 4)), (16384, (1, 2, 4, 8)),
 """Ring dimensions and the levels timed at each (those 128-bit security allows)."""
 
 SCALE_BITS, FIRST_BITS, SPECIAL_BITS = 40, 60, 60
+LLC_UNKNOWN = 32 * 2**20
+"""The scratchpad assumed when the OS reports no cache."""
 SMALL_RING = CkksParams(4096, 1, 30, 36, 36)
 """N = 4096 allows 109 modulus bits: one level of 30 bits between 36-bit primes."""
 
@@ -150,7 +153,7 @@ def calibrate_fhe(name: str, repeats: int = 5, threads: int | None = None,
     costs = fit(runs)
     threads = threads or os.cpu_count() or 1
     efficiency, alone, together = parallel_efficiency(threads)
-    cpu = cpu_model()
+    cpu = cpu_model_name()
     date = datetime.date.today().isoformat()
     where = (f"measured: embsim calibrate --backend fhe-cpu on {cpu} ({socket.gethostname()}),"
              f" {date}, SEAL via TenSEAL {tenseal.__version__}")
@@ -164,7 +167,7 @@ def calibrate_fhe(name: str, repeats: int = 5, threads: int | None = None,
         "source": f"{where}: {threads} processes rotating at once (N=16384, 4 levels) took "
                   f"{together * 1e3:.2f} ms per rotation each against {alone * 1e3:.2f} ms "
                   f"alone"}
-    params["scratchpad"] = {"value": llc_bytes(),
+    params["scratchpad"] = {"value": max(os_cache_bytes().values(), default=LLC_UNKNOWN),
                             "source": f"{where}: the last-level cache the OS reports"}
     return {"name": name, "kind": "fhe",
             "description": f"Microsoft SEAL CKKS on {cpu}, fitted per operation kind",
@@ -173,30 +176,3 @@ def calibrate_fhe(name: str, repeats: int = 5, threads: int | None = None,
                            "date": date, "seal": f"TenSEAL {tenseal.__version__}",
                            "python": platform.python_version(), "threads": threads},
             "microbenchmarks": runs}
-
-
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def llc_bytes() -> int:
-    """The largest cache the OS reports (bytes), or 32 MiB when it reports none."""
-    sizes = []
-    base = "/sys/devices/system/cpu/cpu0/cache"
-    for entry in (os.listdir(base) if os.path.isdir(base) else []):
-        try:
-            with open(f"{base}/{entry}/size") as f:
-                text = f.read().strip()
-        except OSError:
-            continue
-        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1], 1)
-        sizes.append(int(text.rstrip("KMG")) * scale)
-    return max(sizes, default=32 * 2**20)

@@ -7,12 +7,14 @@ functional reference's); the keys and the encoded tables are made before timing 
 keeps them). Caches are not flushed between passes (the measurement records ``flush:
 false``). Each point: ``warmup`` untimed passes over the first batch, then ``repeats`` passes
 over every batch, each batch timed alone; every pass's decrypted bags are checked against
-torch's ``embedding_bag`` (a wrong lookup is never timed as a right one). The time per batch
+torch's ``embedding_bag`` (a wrong lookup is never timed as a right one), as the
+functional check does. The time per batch
 is the median over batches of the per-batch median over passes, as for ``torch-cpu``.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from embsim.errors import FunctionalMismatch, InputError
+from embsim.errors import InputError
 from hwmodels.fhe import CLIENT_OPS
 from simulator.core.fhe.lookup import PlanError, plan_lookups
 from simulator.core.units import unit_options
@@ -31,7 +33,14 @@ from simulator.core.units.fhe import (
     lookup_scheme,
 )
 from simulator.core.workload import open_workload
-from simulator.grounding.fhe_seal import EncryptedLookup, bag_counts, ckks_tolerance, sealapi
+from simulator.grounding.fhe_seal import (
+    EncryptedLookup,
+    bag_counts,
+    check_bags,
+    ckks_tolerance,
+    sealapi,
+    torch_bags,
+)
 from simulator.grounding.measure import MeasureSettings, workload_hash, write_measurements
 from simulator.runs.experiment import Point, load_points
 
@@ -51,19 +60,6 @@ def fhe_options(point: Point, source: str) -> tuple[str, FheOptions]:
         raise InputError(f"every table must live at the fhe unit's tier {options.tier!r} to "
                          f"be measured", source=source, field="system.tables.tier")
     return name, options
-
-
-def expected_bags(lookup: EncryptedLookup, indices: np.ndarray, offsets: np.ndarray,
-                  weights: np.ndarray | None, batch_size: int) -> np.ndarray:
-    """What the encrypted lookup must decrypt to: the bags over the composed tables."""
-    out = np.zeros((batch_size, len(lookup.rows), max(t[0].shape[1] for t in lookup.tables)))
-    for t in range(len(lookup.rows)):
-        table = lookup.composed(t)
-        for s in range(batch_size):
-            lo, hi = offsets[t * batch_size + s], offsets[t * batch_size + s + 1]
-            w = np.ones(hi - lo) if weights is None else weights[lo:hi]
-            out[s, t, :table.shape[1]] = w @ table[indices[lo:hi]]
-    return out
 
 
 def time_fhe_point(point: Point, source: str, settings: MeasureSettings) -> dict[str, Any]:
@@ -99,11 +95,9 @@ def time_fhe_point(point: Point, source: str, settings: MeasureSettings) -> dict
             start = time.perf_counter()
             got = lookup.pooled(counts, B)
             passes[r, i] = time.perf_counter() - start
-            want = expected_bags(lookup, batch.indices, batch.offsets, batch.weights, B)
-            if not np.allclose(got, want, rtol=tolerance, atol=tolerance):
-                raise FunctionalMismatch(f"point {point.index}, batch {batch.index}: the "
-                                         f"decrypted lookup is off by "
-                                         f"{np.abs(got - want).max():.3g}")
+            check_bags(got, torch_bags(lookup, batch.indices, batch.offsets, batch.weights,
+                                       B), tolerance,
+                       f"{source}: point {point.index}, batch {batch.index}")
     per_batch = np.median(passes, axis=0)
     runs = settings.repeats * len(batches)
     log = lookup.ckks.log
@@ -128,11 +122,11 @@ def measure_fhe(path: Path, out: Path, sets: dict[str, Any], settings: MeasureSe
     import tenseal
     from tqdm import tqdm
 
-    from simulator.grounding.fhe_calibrate import cpu_model
+    from simulator.grounding.backends.torch_cpu import cpu_model_name
 
     _, points = load_points(path, sets)
-    provenance = {"backend": "fhe-cpu", "kernel": "seal", "device": cpu_model(),
-                  "date": time.strftime("%Y-%m-%d"), "host": __import__("socket").gethostname(),
+    provenance = {"backend": "fhe-cpu", "kernel": "seal", "device": cpu_model_name(),
+                  "date": time.strftime("%Y-%m-%d"), "host": socket.gethostname(),
                   "torch": f"TenSEAL {tenseal.__version__}", "experiment": str(path),
                   "warmup": settings.warmup, "repeats": settings.repeats, "flush": False,
                   "rounds": 1, "threads": 1}

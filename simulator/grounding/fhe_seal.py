@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from embsim.errors import InputError
+from embsim.errors import FunctionalMismatch, InputError
 from simulator.core.fhe.ckks import CkksParams
 from simulator.core.fhe.lookup import Block, Scheme, _steps, block_of, digit_rows
 
@@ -102,13 +102,17 @@ class SealCkks:
         self.log.seconds[op] += time.perf_counter() - start
         self.log.counts[(op, limbs)] += 1
 
-    def encode(self, values: np.ndarray, limbs: int | None = None) -> Any:
-        """A plaintext of ``values`` (padded to the slots) at the top level."""
+    def encode(self, values: np.ndarray, *, counted: bool = True) -> Any:
+        """A plaintext of ``values`` (padded to the slots) at the top level; ``counted: False``
+        for a server's tables, whose encoding is not part of any lookup."""
         plain = self.seal.Plaintext()
         full = np.zeros(self.params.slots)
         full[:values.size] = values
-        self._timed("encode", limbs or self.params.top_limbs, self.encoder.encode,
-                    full.tolist(), self.scale, plain)
+        if counted:
+            self._timed("encode", self.params.top_limbs, self.encoder.encode, full.tolist(),
+                        self.scale, plain)
+        else:
+            self.encoder.encode(full.tolist(), self.scale, plain)
         return plain
 
     def encrypt(self, values: np.ndarray) -> Any:
@@ -322,13 +326,41 @@ class EncryptedLookup:
         if key not in self.encoded:
             n1 = _steps(block)[0]
             raw = diagonals(block, placed, self.tables, self.params.slots)
-            saved = dict(self.ckks.log.seconds), Counter(self.ckks.log.counts)
-            self.encoded[key] = [self.ckks.encode(rotate_right(u, (j // n1) * n1))
+            self.encoded[key] = [self.ckks.encode(rotate_right(u, (j // n1) * n1),
+                                                  counted=False)
                                  for j, u in enumerate(raw)]
-            self.ckks.log.seconds.clear()
-            self.ckks.log.seconds.update(saved[0])
-            self.ckks.log.counts = saved[1]             # encoding tables is not a lookup's
         return self.encoded[key]
+
+
+def torch_bags(lookup: EncryptedLookup, indices: np.ndarray, offsets: np.ndarray,
+               weights: np.ndarray | None, batch_size: int) -> np.ndarray:
+    """What ``lookup`` must decrypt to for a batch in embsim's layout (bags table-major):
+    torch's ``embedding_bag`` (sum) of each table's bags over the model's table, the sum of
+    its digit tables' rows; (batch_size, tables, largest dim)."""
+    from simulator.grounding.backends.base import import_torch
+
+    torch = import_torch()
+    B = batch_size
+    out = np.zeros((B, len(lookup.rows), max(t[0].shape[1] for t in lookup.tables)))
+    for t in range(len(lookup.rows)):
+        lo, hi = offsets[t * B], offsets[(t + 1) * B]
+        table = lookup.composed(t)
+        bags = torch.nn.functional.embedding_bag(
+            torch.from_numpy(indices[lo:hi].astype(np.int64)), torch.from_numpy(table),
+            torch.from_numpy(offsets[t * B:(t + 1) * B] - lo), mode="sum",
+            per_sample_weights=None if weights is None else torch.from_numpy(
+                weights[lo:hi].astype(np.float64)))
+        out[:, t, :table.shape[1]] = bags.numpy()
+    return out
+
+
+def check_bags(got: np.ndarray, want: np.ndarray, tolerance: float, where: str) -> None:
+    """Raise ``FunctionalMismatch`` (naming ``where``) unless the decrypted bags ``got`` are
+    within ``tolerance`` (absolute and relative) of torch's ``want``."""
+    if not np.allclose(got, want, rtol=tolerance, atol=tolerance):
+        raise FunctionalMismatch(f"{where}: the decrypted encrypted lookup differs from torch "
+                                 f"by {np.abs(got - want).max():.3g} (tolerance "
+                                 f"{tolerance:.3g})")
 
 
 def bag_counts(indices: np.ndarray, offsets: np.ndarray, weights: np.ndarray | None,

@@ -39,7 +39,7 @@ import numpy as np
 import simpy
 from pydantic import Field
 
-from embsim.errors import FunctionalMismatch, InputError
+from embsim.errors import InputError
 from embsim.units import format_size
 from hwmodels.presets import resolve
 from simulator.core.config import DIRECT
@@ -114,8 +114,8 @@ class FheUnit(PlacedUnit):
         if options.preset is None and not options.params:
             raise InputError("give the server's engine: an fhe preset (hwmodels/presets/fhe/) "
                              "or its params", source=site.source, field=f"{field_}.preset")
-        self.server, self.server_sources = resolve("fhe", options.preset, options.params,
-                                                   source=site.source, field=field_)
+        self.server, _ = resolve("fhe", options.preset, options.params, source=site.source,
+                                 field=field_)
         try:
             self.client, _ = resolve("fhe", options.client_preset, {})
         except InputError as err:
@@ -127,12 +127,13 @@ class FheUnit(PlacedUnit):
         self.keys_tier, self.keys_link = self._path(name, "keys", options.keys or options.tier,
                                                     options.keys_link, site)
         self.tables_link = self._path(name, "tables", options.tier, options.tables_link,
-                                      site, local=options.workspace or options.tier)[1]
+                                      site)[1]
         self.workspace = self._path(name, "workspace", options.workspace or options.tier,
                                     None, site)[0]
         self.tables = self._own_tables(field_)
-        shapes = [(int(site.table_rows[t]), int(site.row_elements[t])) for t in self.tables]
-        whole = self._plan(tuple(shapes), site.batch_size)
+        self.shapes = tuple((int(site.table_rows[t]), int(site.row_elements[t]))
+                            for t in self.tables)
+        whole = self._plan(site.batch_size)
         if whole.bootstraps and self.server.bootstrap_time is None:
             raise InputError(f"results must keep {options.levels_after} levels but the lookup "
                              f"leaves {options.levels - 1}, and preset {options.preset!r} has "
@@ -141,7 +142,7 @@ class FheUnit(PlacedUnit):
         self._check_room(whole, field_)
         self.totals = FheTotals()
         self.engine: simpy.Resource | None = None
-        self.reference = (EncryptedReference(self, shapes, site.seed)
+        self.reference = (EncryptedReference(self, list(self.shapes), site.seed)
                           if site.functional else None)
 
     def _own_tables(self, field_: str) -> np.ndarray:
@@ -154,12 +155,12 @@ class FheUnit(PlacedUnit):
                              field="system.tables.placement")
         return np.flatnonzero(site.table_tier == self.tier_index)
 
-    def _path(self, name: str, what: str, tier: str, link: str | None, site: UnitSite,
-              local: str | None = None) -> tuple[Any, str | None]:
+    def _path(self, name: str, what: str, tier: str, link: str | None,
+              site: UnitSite) -> tuple[Any, str | None]:
         """The tier holding ``what`` and the link it crosses to the engine (None: it is the
-        engine's own memory, ``local``, or the link is ``direct``)."""
+        engine's own memory, ``workspace``, or the link is ``direct``)."""
         field_ = f"system.units.{name}"
-        local = local or self.options.workspace or self.options.tier
+        local = self.options.workspace or self.options.tier
         if tier not in site.tiers:
             raise InputError(f"unknown memory tier {tier!r}; expected one of: "
                              f"{', '.join(site.tiers)}", source=site.source,
@@ -173,9 +174,11 @@ class FheUnit(PlacedUnit):
                              source=site.source, field=f"{field_}.{what}_link")
         return site.tiers[tier], link
 
-    def _plan(self, shapes: tuple[tuple[int, int], ...], batch_size: int) -> LookupPlan:
+    def _plan(self, batch_size: int) -> LookupPlan:
+        """The plan of a batch of ``batch_size``: every table at the unit's tier, whichever
+        rows it reads."""
         try:
-            return _cached_plan(shapes, batch_size, self.scheme, self.ckks)
+            return _cached_plan(self.shapes, batch_size, self.scheme, self.ckks)
         except PlanError as err:
             raise InputError(str(err), source=self.site.source,
                              field=f"system.units.{self.name}.{err.field}") from None
@@ -198,12 +201,6 @@ class FheUnit(PlacedUnit):
             raise InputError(f"the keys need {format_size(keys)}; the keys tier holds "
                              f"{format_size(self.keys_tier.spec.capacity)}",
                              source=self.site.source, field=f"{field_}.keys")
-
-    def query_plan(self, q: Query) -> LookupPlan:
-        """The plan of a query: every table at the unit's tier, whichever rows it reads."""
-        shapes = tuple((int(self.site.table_rows[t]), int(self.site.row_elements[t]))
-                       for t in self.tables)
-        return self._plan(shapes, q.batch.batch_size)
 
     def resident(self, plan: LookupPlan) -> dict[str, bool]:
         """Which of ciphertexts, keys and encoded tables stay in the scratchpad."""
@@ -260,7 +257,7 @@ class FheUnit(PlacedUnit):
         env = fabric.env
         if self.engine is None:
             self.engine = simpy.Resource(env, capacity=1)
-        plan, tables = self.query_plan(q), self.tables
+        plan, tables = self._plan(q.batch.batch_size), self.tables
         totals = self.totals
         before = self.client_time(plan, ("encode", "encrypt"))
         after = self.client_time(plan, ("decrypt", "decode"))
@@ -395,7 +392,6 @@ class EncryptedReference:
             raise InputError(err.detail, source=source, field="run.functional") from None
         self.unit = unit
         self.rows = [n for n, _ in shapes]
-        self.dims = [d for _, d in shapes]
         self.lookup = EncryptedLookup(unit.ckks, unit.scheme, self.rows,
                                       digit_tables(shapes, unit.scheme.digits, seed),
                                       source=source, field=field_)
@@ -405,9 +401,7 @@ class EncryptedReference:
     def check(self, q: Query) -> None:
         """Encrypt ``q``'s bags of the unit's tables, look them up, decrypt and compare with
         torch on the model's tables."""
-        import torch
-
-        from simulator.grounding.fhe_seal import bag_counts
+        from simulator.grounding.fhe_seal import bag_counts, check_bags, torch_bags
 
         batch, B, lookup = q.batch, q.batch.batch_size, self.lookup
         indices, offsets, weights = [], [0], []
@@ -422,19 +416,6 @@ class EncryptedReference:
         wts = np.concatenate(weights) if weights else None
         got = lookup.pooled(bag_counts(flat, bounds, wts, self.rows, self.unit.scheme.digits,
                                        B), B)
-        for i, t in enumerate(self.unit.tables):
-            lo, hi = bounds[i * B], bounds[(i + 1) * B]
-            expected = torch.nn.functional.embedding_bag(
-                torch.from_numpy(flat[lo:hi].astype(np.int64)),
-                torch.from_numpy(lookup.composed(i)),
-                torch.from_numpy(bounds[i * B:(i + 1) * B] - lo), mode="sum",
-                per_sample_weights=None if wts is None else torch.from_numpy(
-                    wts[lo:hi].astype(np.float64))).numpy()
-            dim = self.dims[i]
-            if not np.allclose(got[:, i, :dim], expected, rtol=self.tolerance,
-                               atol=self.tolerance):
-                worst = float(np.abs(got[:, i, :dim] - expected).max())
-                raise FunctionalMismatch(f"batch {batch.index}, table {t}: the decrypted "
-                                         f"encrypted lookup differs from torch by {worst:.3g} "
-                                         f"(tolerance {self.tolerance:.3g})")
+        check_bags(got, torch_bags(lookup, flat, bounds, wts, B), self.tolerance,
+                   f"batch {batch.index}, tables {list(map(int, self.unit.tables))}")
         self.checked += len(self.rows) * B
