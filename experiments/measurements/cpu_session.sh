@@ -15,8 +15,7 @@ set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 DIR=${DIR:-experiments/measurements}
 EMBSIM=${EMBSIM:-embsim}
-model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | tr 'A-Z' 'a-z' \
-        | sed -E 's/\((r|tm)\)//g; s/ (processor|cpu)//g; s/[^a-z0-9]+/-/g; s/^-|-$//g')
+model=$(bash "$(dirname "$0")/cpu_slug.sh" || true)
 NAME=${1:-cpu-${model:-unknown}-$(date -u +%F)}
 P="$DIR/$NAME"
 mkdir -p "$DIR"

@@ -16,8 +16,7 @@ set -euo pipefail
 REPEATS=${REPEATS:-3}
 DIR=${DIR:-experiments/measurements}
 EMBSIM=${EMBSIM:-embsim}
-model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | tr 'A-Z' 'a-z' \
-        | sed -E 's/\((r|tm)\)//g; s/ (processor|cpu)//g; s/[^a-z0-9]+/-/g; s/^-|-$//g')
+model=$(bash "$(dirname "$0")/cpu_slug.sh" || true)
 NAME=${1:-fhe-cpu-${model:-unknown}-$(date -u +%F)}
 P="$DIR/$NAME"
 EXP=experiments/validation_fhe.yaml
