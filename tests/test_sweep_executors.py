@@ -10,6 +10,7 @@ import pytest
 from conftest import experiment, write_yaml
 from test_sweep_resume import UNGENERATABLE
 
+from simulator.runs import progress
 from simulator.runs.executors import Outcome, Task, execute
 from simulator.runs.executors.local import WorkerPool
 from simulator.runs.experiment import load_points
@@ -70,11 +71,11 @@ def test_ray_runs_a_sweep_and_a_failing_point_fails_alone(tmp_path, ray_instance
     assert sorted(per_query["point"].unique()) == [2, 3]
 
 
-def crash_on_second_point(task: Task) -> Outcome:
+def crash_on_second_point(task: Task, report) -> Outcome:
     """Runs the point, except that point 1 kills its worker process outright."""
     if task.point.index == 1:
         os._exit(3)
-    return execute(task)
+    return execute(task, report)
 
 
 def test_a_worker_that_dies_fails_only_its_point(write_experiment):
@@ -89,3 +90,34 @@ def test_a_worker_that_dies_fails_only_its_point(write_experiment):
     assert status == ["ok", "failed", "ok", "ok"]
     assert outcomes[points[1].config_hash].row["error"] == (
         "the worker process died (exit code 3) while simulating this point")
+
+
+def halfway_then_run(task: Task, report) -> Outcome:
+    """Says it is half done (as a running point's ticker would), then runs the point."""
+    report(0.5)
+    return execute(task, report)
+
+
+def test_workers_send_progress_before_the_outcome(write_experiment):
+    data = experiment()
+    data["sweep"] = {"grid": {"system.cache.ways": [2, 4]}}
+    path = write_experiment(data)
+    _, points = load_points(path, {})
+    heard: list[tuple[str, float]] = []
+    with WorkerPool(2, halfway_then_run) as pool:
+        outcomes = list(pool.run([Task(p, str(path)) for p in points],
+                                 lambda h, share: heard.append((h, share))))
+    assert sorted(o.config_hash for o in outcomes) == sorted(p.config_hash for p in points)
+    assert all(o.ok for o in outcomes)
+    assert sorted(heard) == sorted((p.config_hash, 0.5) for p in points)
+
+
+def test_a_point_reports_its_share_of_queries_done(write_experiment, monkeypatch):
+    monkeypatch.setattr(progress, "TICK_S", 0.0)         # report after every query
+    path = write_experiment(experiment())
+    _, points = load_points(path, {})
+    shares: list[float] = []
+    outcome = execute(Task(points[0], str(path)), shares.append)
+    batches = points[0].config.workload.generator.batches
+    assert outcome.ok and len(shares) == batches
+    assert shares == [(i + 1) / batches for i in range(batches)]

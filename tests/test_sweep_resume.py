@@ -188,7 +188,19 @@ def test_progress_bar_counts_points_and_failures():
         progress.advance(1, ok=True)
         progress.advance(1, ok=False)
         text = str(progress.bar)
-    assert "4/5" in text and "failed=1" in text and "point" in text
+    assert "4.0/5" in text and "failed=1" in text and "point" in text
+
+
+def test_progress_bar_counts_running_points_by_their_share_once():
+    stream = io.StringIO()
+    with SweepProgress(total=4, done=0, label="exp", show=True, stream=stream) as progress:
+        progress.partly("a", points=2, share=0.25)       # a config standing for two points
+        progress.partly("a", points=2, share=0.5)
+        progress.partly("b", points=1, share=0.5)
+        assert progress.bar.n == pytest.approx(1.5)
+        progress.advance(2, ok=True, config_hash="a")     # its shares are not counted twice
+        assert progress.bar.n == pytest.approx(2.5)
+        assert "2.5/4" in str(progress.bar)
 
 
 def test_results_folder_is_not_created_for_bad_input(tmp_path):

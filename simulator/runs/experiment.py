@@ -28,9 +28,9 @@ from simulator.core.config import Experiment, parse_experiment, read_yaml, set_d
 from simulator.core.engine import Engine
 from simulator.core.functional import FunctionalReference
 from simulator.core.metrics import check_invariants, summarise
-from simulator.core.query import Query
 from simulator.core.system import System, build_system
 from simulator.core.workload import open_workload, profile_rows, workload_meta
+from simulator.runs.progress import QueryTicker, expected_queries
 from simulator.runs.sweep import check_points, repeat_config, repeat_seeds, variants
 
 
@@ -150,9 +150,11 @@ def validate_point(point: Point, source: str, memory_limit: int | None = None) -
 
 
 def simulate_point(point: Point, source: str, per_query: bool = False,
-                   on_query_done: Callable[[Query], None] | None = None) -> PointResult:
+                   on_progress: Callable[[float], None] | None = None) -> PointResult:
     """Simulate one point: its measurement (``config_hash``, ``status``, ``error``, metrics,
-    ``wall_s``; no coordinates) and, if asked, its per-query latencies (no ``point`` column)."""
+    ``wall_s``; no coordinates) and, if asked, its per-query latencies (no ``point`` column).
+    ``on_progress`` hears the share of the point's queries done, now and then (when the
+    workload says how many batches it has)."""
     started = time.perf_counter()
     system, meta, batches = prepare(point, source)
     run = point.config.run
@@ -162,7 +164,10 @@ def simulate_point(point: Point, source: str, per_query: bool = False,
         functional = FunctionalReference(meta, run.seed, system.compute.pooling,
                                          cache.slots if cache is not None else None,
                                          cache.preloaded() if cache is not None else None)
-    engine = Engine(system, meta, batches(), run, functional, on_query_done)
+    queries = expected_queries(meta.num_batches, point.config.workload.max_batches)
+    ticker = (QueryTicker(queries, on_progress)
+              if on_progress is not None and queries is not None else None)
+    engine = Engine(system, meta, batches(), run, functional, ticker)
     if run.warm_caches:
         engine.warm(batches())
     log = engine.run()
@@ -181,10 +186,9 @@ def simulate_point(point: Point, source: str, per_query: bool = False,
     return PointResult(row, frame)
 
 
-def run_point(point: Point, source: str, per_query: bool = False,
-              on_query_done: Callable[[Query], None] | None = None) -> PointResult:
+def run_point(point: Point, source: str, per_query: bool = False) -> PointResult:
     """Simulate one point and return its results row (and per-query latencies if asked)."""
-    result = simulate_point(point, source, per_query, on_query_done)
+    result = simulate_point(point, source, per_query)
     frame = result.per_query
     if frame is not None:
         frame.insert(0, "point", point.index)

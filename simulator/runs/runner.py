@@ -111,13 +111,14 @@ def run_experiment(path: Path, out_dir: Path, sets: dict[str, Any],
         with SweepProgress(len(points), done, path.stem,
                            None if options.progress else False) as bar, \
                 sigterm_as_interrupt():
-            outcomes = executor.run(list(todo.values()))
+            outcomes = executor.run(list(todo.values()),
+                                    lambda h, share: bar.partly(h, per_hash[h], share))
             merged_at = time.monotonic()
             try:
                 for outcome in outcomes:
                     store.save(outcome)
                     measured[outcome.config_hash] = outcome.row
-                    bar.advance(per_hash[outcome.config_hash], outcome.ok)
+                    bar.advance(per_hash[outcome.config_hash], outcome.ok, outcome.config_hash)
                     if time.monotonic() - merged_at > MERGE_EVERY_S:
                         write_parquet(results_table(points, measured),
                                       out_dir / "results.parquet")

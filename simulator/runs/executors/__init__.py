@@ -18,7 +18,7 @@ import pkgutil
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -53,11 +53,18 @@ class Outcome:
         return self.row["status"] == "ok"
 
 
-def execute(task: Task) -> Outcome:
+Report = Callable[[float], None]
+"""Hears a running task's share of queries done (``simulate_point``'s ``on_progress``)."""
+
+Progress = Callable[[str, float], None]
+"""Hears, per running config hash, the share of its queries done."""
+
+
+def execute(task: Task, report: Report | None = None) -> Outcome:
     """Simulate ``task``'s point; any exception becomes a failed outcome."""
     started = time.perf_counter()
     try:
-        result = simulate_point(task.point, task.source, task.per_query)
+        result = simulate_point(task.point, task.source, task.per_query, report)
     except Exception as err:
         message = str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
         return failed(task, message, time.perf_counter() - started, traceback.format_exc())
@@ -104,9 +111,11 @@ class Executor(ABC):
         """Let the workers go."""
 
     @abstractmethod
-    def run(self, tasks: list[Task]) -> Generator[Outcome, None, None]:
-        """Yield one outcome per task as each finishes. Closing the iterator early stops the
-        tasks still running."""
+    def run(self, tasks: list[Task],
+            progress: Progress | None = None) -> Generator[Outcome, None, None]:
+        """Yield one outcome per task as each finishes; ``progress`` hears how far running
+        tasks are, where the executor can tell. Closing the iterator early stops the tasks
+        still running."""
 
 
 EXECUTORS: Registry[type[Executor]] = Registry("executor")
@@ -125,4 +134,5 @@ def available_cpus() -> int:
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["EXECUTORS", "Executor", "Outcome", "Task", "execute", "failed", "make_executor"]
+__all__ = ["EXECUTORS", "Executor", "Outcome", "Progress", "Report", "Task", "execute", "failed",
+           "make_executor"]

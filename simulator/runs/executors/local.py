@@ -5,7 +5,9 @@ is a ``spawn``ed process (a fresh interpreter: no locks or threads inherited fro
 which ``fork`` would copy) started with numeric libraries limited to one thread, and it keeps
 its workloads between points. Each worker runs one task at a time, so the pool knows which
 point was running when a worker dies (a crash or the out-of-memory killer): that point alone
-is recorded as failed, a new worker takes the dead one's place, and the sweep goes on.
+is recorded as failed, a new worker takes the dead one's place, and the sweep goes on. While
+a point runs, its worker sends the share of its queries done (``simulator.runs.progress``)
+ahead of the outcome, for the progress bar.
 """
 
 from __future__ import annotations
@@ -23,7 +25,16 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
 from embsim.errors import InputError
-from simulator.runs.executors import EXECUTORS, Executor, Outcome, Task, execute, failed
+from simulator.runs.executors import (
+    EXECUTORS,
+    Executor,
+    Outcome,
+    Progress,
+    Report,
+    Task,
+    execute,
+    failed,
+)
 
 STOP_GRACE_S = 2.0
 PARENT_CHECK_S = 1.0
@@ -54,13 +65,28 @@ class LocalExecutor(Executor):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def run(self, tasks: list[Task]) -> Generator[Outcome, None, None]:
+    def run(self, tasks: list[Task],
+            progress: Progress | None = None) -> Generator[Outcome, None, None]:
         self.start(len(tasks))
         if self.pool is None:
             for task in tasks:
-                yield execute(task)
+                yield execute(task, _reporter(task, progress))
             return
-        yield from self.pool.run(tasks)
+        yield from self.pool.run(tasks, progress)
+
+
+def _reporter(task: Task, progress: Progress | None) -> Report | None:
+    """``progress`` bound to ``task``'s config (None when nobody listens)."""
+    if progress is None:
+        return None
+    return lambda share: progress(task.point.config_hash, share)
+
+
+@dataclass(frozen=True)
+class _Share:
+    """A worker's message before its outcome: its task's share of queries done."""
+
+    value: float
 
 
 @dataclass
@@ -75,7 +101,7 @@ class WorkerPool:
     """``size`` spawned worker processes, each fed one task at a time over its own pipe;
     a worker runs ``work`` (an importable function) on each task."""
 
-    def __init__(self, size: int, work: Callable[[Task], Outcome] = execute):
+    def __init__(self, size: int, work: Callable[[Task, Report], Outcome] = execute):
         self.size = size
         self.work = work
         self.context = multiprocessing.get_context("spawn")
@@ -88,8 +114,10 @@ class WorkerPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def run(self, tasks: list[Task]) -> Generator[Outcome, None, None]:
-        """Yield each task's outcome as it finishes (a worker's death fails its task only)."""
+    def run(self, tasks: list[Task],
+            progress: Progress | None = None) -> Generator[Outcome, None, None]:
+        """Yield each task's outcome as it finishes (a worker's death fails its task only);
+        ``progress`` hears the shares of queries done that workers send meanwhile."""
         queue = deque(tasks)
         while queue or any(w.task is not None for w in self.workers):
             for worker in self.workers:
@@ -99,7 +127,9 @@ class WorkerPool:
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
             for worker in busy:
                 if worker.conn in ready or worker.process.sentinel in ready:
-                    yield self._collect(worker)
+                    outcome = self._collect(worker, progress)
+                    if outcome is not None:
+                        yield outcome
 
     def _assign(self, worker: _Worker, task: Task) -> None:
         """Send a task to an idle worker (replaced first if it died while idle); should it die
@@ -110,13 +140,22 @@ class WorkerPool:
         with contextlib.suppress(OSError):
             worker.conn.send(task)
 
-    def _collect(self, worker: _Worker) -> Outcome:
-        """The outcome the worker sent, or a failure if it died; the worker is then idle."""
-        task, worker.task = worker.task, None
+    def _collect(self, worker: _Worker, progress: Progress | None) -> Outcome | None:
+        """The outcome the worker sent, or a failure if it died (the worker is then idle);
+        None when it sent its task's progress instead (passed on to ``progress``)."""
+        task = worker.task
         assert task is not None
         try:
-            outcome: Outcome = worker.conn.recv()
+            message: Outcome | _Share | None = worker.conn.recv()
         except (EOFError, OSError):
+            message = None
+        if isinstance(message, _Share):
+            if progress is not None:
+                progress(task.point.config_hash, message.value)
+            return None
+        worker.task = None
+        outcome = message
+        if outcome is None:
             worker.process.join(STOP_GRACE_S)
             outcome = failed(task, f"the worker process died ({_exit_reason(worker.process)}) "
                              "while simulating this point", time.perf_counter() - worker.started)
@@ -154,7 +193,7 @@ class WorkerPool:
             worker.conn.close()
 
 
-def _serve(conn: Connection, work: Callable[[Task], Outcome], parent: int) -> None:
+def _serve(conn: Connection, work: Callable[[Task, Report], Outcome], parent: int) -> None:
     """A worker's loop: run tasks until told to stop (``None``) or the pool goes away.
 
     Ctrl-C reaches the whole process group; the pool, not the workers, decides what stops. If
@@ -164,7 +203,7 @@ def _serve(conn: Connection, work: Callable[[Task], Outcome], parent: int) -> No
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     with contextlib.suppress(EOFError, OSError):
         while (task := conn.recv()) is not None:
-            conn.send(work(task))
+            conn.send(work(task, lambda share: conn.send(_Share(share))))
 
 
 def _exit_with(parent: int) -> None:

@@ -20,7 +20,15 @@ from collections.abc import Generator
 from typing import Any
 
 from embsim.errors import InputError
-from simulator.runs.executors import EXECUTORS, Executor, Outcome, Task, execute, failed
+from simulator.runs.executors import (
+    EXECUTORS,
+    Executor,
+    Outcome,
+    Progress,
+    Task,
+    execute,
+    failed,
+)
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -49,7 +57,10 @@ class RayExecutor(Executor):
         if self.started_here:
             self.ray.shutdown()
 
-    def run(self, tasks: list[Task]) -> Generator[Outcome, None, None]:
+    def run(self, tasks: list[Task],
+            progress: Progress | None = None) -> Generator[Outcome, None, None]:
+        """Tasks run as Ray tasks; they report no progress within a point (the bar counts
+        whole points), so ``progress`` is not called."""
         if not tasks:
             return
         ray = self.ray
