@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from embsim.errors import InputError
 from embsim.validation import first_problem
+from embsim.yaml_input import YamlTooLarge, load_bounded
 from hwmodels.device import DEVICE_KINDS
 from hwmodels.specs import PRESET_KINDS, Spec
 
@@ -63,16 +64,30 @@ class _PresetFile:
     path: Path
 
 
+SHIPPED_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""Preset files are read with libyaml's safe loader where PyYAML has it: the same values as
+``yaml.safe_load``, parsed in C (every command that names a preset reads them all; this took
+0.1 to 0.25 s off ``embsim presets list`` and ``embsim memtrace`` here, docs/benchmarks.md)."""
+
+
 def preset_files(root: Path = PRESET_DIR) -> list[Path]:
     """Every preset file under ``root`` (any depth), in a stable order."""
     return sorted(root.rglob("*.yaml"))
 
 
-def _read_file(path: Path) -> _PresetFile:
-    """One preset file, its shape checked (every param a ``{value, source}`` pair)."""
+def _read_file(path: Path, shipped: bool = False) -> _PresetFile:
+    """One preset file, its shape checked (every param a ``{value, source}`` pair); a user's
+    file is read with the bounded loader (``embsim.yaml_input``), a shipped one with
+    ``SHIPPED_LOADER``."""
     source = str(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+        data = (yaml.load(text, Loader=SHIPPED_LOADER) if shipped  # noqa: S506 (a safe loader)
+                else load_bounded(text))
+    except UnicodeDecodeError as err:
+        raise InputError(f"not a UTF-8 text file (byte {err.start})", source=source) from None
+    except YamlTooLarge as err:
+        raise InputError(f"the YAML document {err}", source=source) from None
     except yaml.YAMLError as err:
         raise InputError(f"not valid YAML: {err}", source=source) from None
     if not isinstance(data, dict):
@@ -133,14 +148,14 @@ def _flatten(key: tuple[str, str], files: dict[tuple[str, str], _PresetFile],
 @cache
 def all_presets() -> dict[tuple[str, str], Preset]:
     """Every shipped preset by (kind, name), ``extends`` applied (files are read once)."""
-    return read_presets(PRESET_DIR)
+    return read_presets(PRESET_DIR, shipped=True)
 
 
-def read_presets(root: Path) -> dict[tuple[str, str], Preset]:
+def read_presets(root: Path, shipped: bool = False) -> dict[tuple[str, str], Preset]:
     """The presets of the YAML files under ``root`` by (kind, name), ``extends`` applied."""
     files: dict[tuple[str, str], _PresetFile] = {}
     for path in preset_files(root):
-        entry = _read_file(path)
+        entry = _read_file(path, shipped)
         key = (entry.kind, entry.name)
         if key in files:
             raise InputError(f"{entry.kind} preset {entry.name!r} is also defined in "
@@ -194,7 +209,8 @@ def preset_file(path: Path, kind: str, *, source: str | None = None,
 
 @cache
 def _shipped_files() -> dict[tuple[str, str], _PresetFile]:
-    return {(f.kind, f.name): f for f in map(_read_file, preset_files(PRESET_DIR))}
+    return {(f.kind, f.name): f for f in (_read_file(path, shipped=True)
+                                          for path in preset_files(PRESET_DIR))}
 
 
 def spec_class(kind: str, *, source: str | None = None, field: str | None = None) -> type[Spec]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from embsim.errors import InputError
-from hwmodels.presets import resolve
+from embsim.limits import MAX_YAML_DEPTH
+from hwmodels.presets import SHIPPED_LOADER, load_preset, preset_files, resolve
 
 
 def test_pcie_preset_figures():
@@ -27,3 +29,17 @@ def test_unknown_preset_and_bad_override():
         resolve("link", "pcie5-x16", {"bandwidth": -1}, field="system.links.pcie")
     with pytest.raises(InputError, match="unknown memory preset 'pcie5-x16'"):
         resolve("memory", "pcie5-x16", {})
+
+
+def test_shipped_presets_read_the_same_with_the_fast_loader():
+    for path in preset_files():
+        text = path.read_text()
+        assert yaml.load(text, Loader=SHIPPED_LOADER) == yaml.safe_load(text), path
+
+
+def test_a_users_preset_file_is_read_bounded(tmp_path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * (MAX_YAML_DEPTH + 10) + "]" * (MAX_YAML_DEPTH + 10))
+    with pytest.raises(InputError, match="nested too deep") as err:
+        load_preset(str(deep), "dram")
+    assert err.value.source == str(deep)
