@@ -12,16 +12,18 @@ are the operator's, paid once as without cores.
 
 Mapping policies, registered by name in ``MAPPINGS``:
 
-- ``round_robin``: table ``t`` to core ``t mod count`` (the vendor default of Ruggeri et al.,
-  and what a compiler does that knows nothing of the tables).
+- ``round_robin``: table ``t`` to core ``t mod count`` (what a compiler does that knows
+  nothing of the tables; embsim's stand-in for the vendor default Ruggeri et al. compare
+  against, whose exact rule was not reachable).
 - ``size_balanced``: tables by bytes, largest first, each to the core holding the fewest
   bytes (a capacity planner's greedy).
 - ``asymmetric``: driven by a profile of the access distribution (reads per row over the first
   ``profile_batches`` batches): each table's cost is its profiled lookups times its
   per-lookup cost; a table costing more than one core's fair share (total cost over total
-  speed, times the core's speed) is split by row ranges of equal profiled reads over as many
-  cores as it needs, filling each to its share; the other tables go whole, costliest first, to
-  the core that would finish them first (longest processing time first). Cores thus get
+  speed, times the fastest core's speed) is split; the other tables go whole first, costliest
+  first, to the core that would finish them first (longest processing time first); then each
+  split table is cut into row ranges of equal profiled reads that fill the least loaded cores
+  up to their share (the last range takes what is left). Cores thus get
   different numbers of tables and of rows: the asymmetric mapping of Ruggeri et al.,
   "Deep Recommender Models Inference: Automatic Asymmetric Data Flow Optimization" (arXiv
   2507.01676), as embsim reads it (the paper's exact cost model was not reachable; this is
@@ -117,8 +119,8 @@ def size_balanced(m: MappingInput) -> CoreMap:
 
 @MAPPINGS.register("asymmetric")
 def asymmetric(m: MappingInput) -> CoreMap:
-    """Split the tables that cost more than a core's fair share by rows of equal profiled
-    reads, then the rest whole, longest first (see the module's docstring)."""
+    """The tables within a core's fair share whole, longest first; then those above it split
+    by rows of equal profiled reads into the room left (see the module's docstring)."""
     reads = np.array([float(h.sum()) for h in m.heat])
     cost = reads * m.lookup_cost
     share = cost.sum() / m.speed.sum()            # a core of speed 1's fair time
@@ -126,6 +128,8 @@ def asymmetric(m: MappingInput) -> CoreMap:
     table_core = np.full(cost.size, -1, dtype=np.int64)
     splits: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     big = cost > share * m.speed.max() if share > 0 else np.zeros(cost.size, dtype=bool)
+    rest = np.flatnonzero(~big)
+    table_core[rest] = _greedy(cost, m.speed, load, rest)[rest]
     for t in np.flatnonzero(big)[np.argsort(-cost[big], kind="stable")]:
         cuts, cores, left = [], [], cost[t]
         while left > 0:
@@ -141,8 +145,6 @@ def asymmetric(m: MappingInput) -> CoreMap:
         ends = np.searchsorted(cumulative, np.array(cuts[:-1]), side="left") + 1
         bounds = np.concatenate([[0], np.minimum(ends, m.table_rows[t]), [m.table_rows[t]]])
         splits[int(t)] = (bounds.astype(np.int64), np.array(cores, dtype=np.int64))
-    rest = np.flatnonzero(~big)
-    table_core[rest] = _greedy(cost, m.speed, load, rest)[rest]
     return CoreMap(table_core, splits)
 
 
