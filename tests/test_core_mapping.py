@@ -64,6 +64,15 @@ def test_asymmetric_splits_a_hot_table_by_rows_of_equal_reads():
     assert core_loads(m, "round_robin").max() == 7000
 
 
+def test_asymmetric_without_a_profile_splits_by_row_counts():
+    m = mapping_input([3000, 500, 500], speed=[1, 1])
+    m.heat = None                                          # validation: every row read once
+    mapped = MAPPINGS.get("asymmetric")(m)
+    bounds, cores = mapped.splits[0]        # 500 + 1500 rows per core: 2000 each
+    assert bounds.tolist() == [0, 1500, 3000] and sorted(cores.tolist()) == [0, 1]
+    assert sorted(mapped.table_core[1:].tolist()) == [0, 1]
+
+
 def test_asymmetric_gives_a_core_twice_as_fast_twice_the_work():
     heat = [np.ones(600)] + [np.ones(100)] * 3
     m = mapping_input([600, 100, 100, 100], heat=heat, speed=[2, 1, 1])

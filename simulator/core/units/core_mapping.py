@@ -57,17 +57,30 @@ FIELD = "system.compute.cores"
 @dataclass
 class MappingInput:
     """What a mapping policy sees: the cores' relative speeds, each table's rows and bytes,
-    its per-lookup cost on a core of speed 1, and its profiled reads per row."""
+    its per-lookup cost on a core of speed 1, and its profiled reads per row (None: no
+    profile, every row read once)."""
 
     speed: np.ndarray
     table_rows: np.ndarray
     table_bytes: np.ndarray
     lookup_cost: np.ndarray
-    heat: list[np.ndarray]
+    heat: list[np.ndarray] | None
 
     @property
     def count(self) -> int:
         return self.speed.size
+
+    def reads(self) -> np.ndarray:
+        """Profiled reads per table."""
+        if self.heat is None:
+            return self.table_rows.astype(float)
+        return np.array([float(h.sum()) for h in self.heat])
+
+    def row_cuts(self, table: int, reads: np.ndarray) -> np.ndarray:
+        """The row after which ``table``'s cumulative profiled reads reach each of ``reads``."""
+        if self.heat is None:
+            return np.ceil(reads).astype(np.int64)
+        return np.searchsorted(np.cumsum(self.heat[table]), reads, side="left") + 1
 
 
 @dataclass
@@ -121,8 +134,7 @@ def size_balanced(m: MappingInput) -> CoreMap:
 def asymmetric(m: MappingInput) -> CoreMap:
     """The tables within a core's fair share whole, longest first; then those above it split
     by rows of equal profiled reads into the room left (see the module's docstring)."""
-    reads = np.array([float(h.sum()) for h in m.heat])
-    cost = reads * m.lookup_cost
+    cost = m.reads() * m.lookup_cost
     share = cost.sum() / m.speed.sum()            # a core of speed 1's fair time
     load = np.zeros(m.count)
     table_core = np.full(cost.size, -1, dtype=np.int64)
@@ -141,8 +153,7 @@ def asymmetric(m: MappingInput) -> CoreMap:
             cores.append(c)
             cuts.append(cost[t] - left)
         # rows in order, cut where the cumulative profiled reads reach each piece's end
-        cumulative = np.cumsum(m.heat[t]) * m.lookup_cost[t]
-        ends = np.searchsorted(cumulative, np.array(cuts[:-1]), side="left") + 1
+        ends = m.row_cuts(t, np.array(cuts[:-1]) / m.lookup_cost[t])
         bounds = np.concatenate([[0], np.minimum(ends, m.table_rows[t]), [m.table_rows[t]]])
         splits[int(t)] = (bounds.astype(np.int64), np.array(cores, dtype=np.int64))
     return CoreMap(table_core, splits)
@@ -167,28 +178,27 @@ class Cores:
         self.row_base = np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64)
         self.lookup_cost = compute.lookup_overhead + site.row_elements * compute.element_overhead
         costed = self.lookup_cost if self.lookup_cost.any() else np.ones(rows.size)
-        if site.profile is not None:
+        heat = None                 # no profile (or validation before a run): rows alike
+        if site.profile is not None and (cfg.mapping == "asymmetric" or cfg.strategy == "l1"):
             reads = site.profile(cfg.profile_batches)
             heat = [reads[b:b + n] for b, n in zip(self.row_base, rows, strict=True)]
-        else:                       # validation before a run: every row counts the same
-            heat = [np.ones(int(n)) for n in rows]
-        self.map = policy(MappingInput(speed=self.speed, table_rows=rows,
-                                       table_bytes=rows * site.row_bytes,
-                                       lookup_cost=costed, heat=heat))
+        given = MappingInput(speed=self.speed, table_rows=rows,
+                             table_bytes=rows * site.row_bytes, lookup_cost=costed, heat=heat)
+        self.map = policy(given)
         self.preloaded = np.zeros(rows.size, dtype=bool)
         if cfg.strategy == "l1":
-            self._preload(cfg.l1_bytes, rows * site.row_bytes, heat)
+            self._preload(cfg.l1_bytes, given)
         n = cfg.count
         self.busy_s = np.zeros(n)
         self.lookups = np.zeros(n, dtype=np.int64)
         self.slowest_s = 0.0        # sum over queries of the slowest core's time
         self.mean_s = 0.0           # and of the cores' mean time
 
-    def _preload(self, budget: float, table_bytes: np.ndarray, heat: list[np.ndarray]) -> None:
+    def _preload(self, budget: float, given: MappingInput) -> None:
         """Each core keeps the tables it owns whole in its buffer, hottest per byte first,
         while they fit."""
-        reads = np.array([float(h.sum()) for h in heat])
-        density = reads / np.maximum(table_bytes, 1)
+        table_bytes = given.table_bytes
+        density = given.reads() / np.maximum(table_bytes, 1)
         for c in range(self.speed.size):
             room = budget
             owned = np.flatnonzero(self.map.table_core == c)
