@@ -126,6 +126,17 @@ def test_a_balanced_mapping_takes_the_single_core_time_over_the_cores(tmp_path):
         four.row["lookups"] / 4 * LOOKUP_S * 1e6)
 
 
+def test_each_core_walks_the_longest_bag_of_its_own_tables(tmp_path):
+    two = [{"rows": 2000, "dim": 16, "pooling": 6}] * 2       # fixed bags of 6 rows
+    def latency(cores, name):
+        data = system(two, cores)
+        data["system"]["compute"].update(lookup_overhead="0 ns", lookup_chain_latency="1 us")
+        return run(tmp_path, data, name).per_query["latency_us"].to_numpy()
+
+    one, split = latency({"count": 1}, "one.yaml"), latency({"count": 2}, "two.yaml")
+    np.testing.assert_allclose(one - split, 6.0, rtol=1e-9)    # 12 rows walked, then 6 per core
+
+
 @pytest.mark.parametrize("mapping", ["round_robin", "size_balanced", "asymmetric"])
 def test_every_lookup_is_mapped_to_one_core(tmp_path, mapping):
     result = run(tmp_path, system(HOT, {"count": 3, "mapping": mapping}))

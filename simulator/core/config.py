@@ -221,7 +221,8 @@ class ComputeConfig(Strict):
     All default to zero; ``embsim calibrate`` fits them from microbenchmarks. ``tlb`` and
     ``private_cache`` (both optional) model a CPU's address translation and its private
     cache level (``simulator.core.processor``). ``partial_overhead`` is its time to add one
-    partial vector that another compute unit sent into the bag's output.
+    partial vector that another compute unit sent into the bag's output. ``cores`` (optional)
+    splits its per-lookup costs over several cores (``CoresConfig``).
     """
 
     tier: str
