@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from embsim import limits
 from embsim.errors import InputError
 from embsim.limits import Seed, count
+from embsim.units import Size
 from embsim.validation import first_problem
 from embsim.yaml_input import YamlTooLarge, load_bounded
 from hwmodels.device import FIDELITIES
@@ -26,6 +27,7 @@ from hwmodels.specs import NonNegativeEnergy, NonNegativeTime, PositiveBandwidth
 
 Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeSize = Annotated[Size, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 TableRows = count(limits.MAX_ROWS)
 TableDim = count(limits.MAX_DIM)
@@ -38,6 +40,7 @@ RepeatCount = count(limits.MAX_REPEATS)
 Ways = count(limits.MAX_WAYS)
 TlbEntries = count(2**24)
 Oversample = count(1000)
+CoreCount = count(1024)
 
 
 def require_one(first: Any, second: Any, message: str) -> None:
@@ -187,6 +190,22 @@ class PrivateCacheConfig(Strict):
         return self
 
 
+class CoresConfig(Strict):
+    """The host's cores (``simulator.core.units.core_mapping``): ``count`` cores, each with its
+    relative lookup throughput (``speed``, one number for all or one per core; 1 = the
+    per-lookup costs as given), the ``mapping`` policy that gives tables (or rows of them) to
+    cores, its per-core lookup ``strategy`` (``gm``: rows read from the compute tier; ``l1``:
+    the tables a core owns whole are preloaded into its ``l1_bytes`` buffer while they fit)
+    and the leading batches of the trace the ``asymmetric`` mapping profiles."""
+
+    count: CoreCount = 1
+    speed: Positive | list[Positive] = 1.0
+    mapping: str = "round_robin"
+    strategy: Literal["gm", "l1"] = "gm"
+    l1_bytes: NonNegativeSize = 0.0
+    profile_batches: BatchCount | None = None
+
+
 class ComputeConfig(Strict):
     """The host processor (compute unit ``compute``): the memory tier it reads directly, and
     its fixed costs. It pools every lookup no other unit takes and combines the partial sums
@@ -202,7 +221,8 @@ class ComputeConfig(Strict):
     All default to zero; ``embsim calibrate`` fits them from microbenchmarks. ``tlb`` and
     ``private_cache`` (both optional) model a CPU's address translation and its private
     cache level (``simulator.core.processor``). ``partial_overhead`` is its time to add one
-    partial vector that another compute unit sent into the bag's output.
+    partial vector that another compute unit sent into the bag's output. ``cores`` (optional)
+    splits its per-lookup costs over several cores (``CoresConfig``).
     """
 
     tier: str
@@ -216,6 +236,7 @@ class ComputeConfig(Strict):
     partial_overhead: NonNegativeTime = 0.0
     tlb: TlbConfig | None = None
     private_cache: PrivateCacheConfig | None = None
+    cores: CoresConfig | None = None
 
 
 class KindConfig(BaseModel):

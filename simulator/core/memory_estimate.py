@@ -106,6 +106,9 @@ def row_needs(exp: Experiment, meta: TraceMeta) -> list[Need]:
     cache = exp.system.cache
     profiled = exp.system.tables.placement in RANKED or (
         cache is not None and ROW_CACHES.get(cache.kind).needs_profile)
+    cores = exp.system.compute.cores
+    profiled = profiled or (cores is not None and (cores.mapping == "asymmetric"
+                                                   or cores.strategy == "l1"))
     needs = []
     if profiled:
         needs.append(Need(f"the read profile of {rows} rows", rows_field(exp.workload),

@@ -45,6 +45,10 @@ def check_invariants(log: QueryLog, system: System, queries_started: int,
     if sent_bytes != system.host.received_bytes:
         raise InvariantError(f"the units sent {sent_bytes} bytes of partial vectors but those "
                              f"the host combined hold {system.host.received_bytes}")
+    cores = system.host.cores
+    if cores is not None and int(cores.lookups.sum()) != system.host.pooled_lookups:
+        raise InvariantError(f"the host's cores pooled {int(cores.lookups.sum())} lookups but "
+                             f"the host {system.host.pooled_lookups}")
     for name, link in system.links.items():
         carried = sum(unit.partial_bytes for unit in system.units if unit.link == name)
         if carried > link.bytes:

@@ -34,6 +34,7 @@ from simulator.core.placement import align_each
 from simulator.core.processor import Processor
 from simulator.core.query import Query
 from simulator.core.units import HOST, ComputeUnit, UnitSite
+from simulator.core.units.core_mapping import Cores
 
 if TYPE_CHECKING:
     from simulator.core.system import Layout
@@ -55,6 +56,7 @@ class HostUnit(ComputeUnit):
         self.hardware_cache = hardware_cache
         self.processor = (Processor(cfg, source) if cfg.tlb is not None
                           or cfg.private_cache is not None else None)
+        self.cores = Cores(cfg, site, source) if cfg.cores is not None else None
         self.combined = 0           # partial vectors from other units added into outputs
         self.received_bytes = 0     # their bytes, from the bags' tables and the units' shares
         self.output_sizes = align_each(np.repeat(layout.row_bytes, site.batch_size),
@@ -92,6 +94,8 @@ class HostUnit(ComputeUnit):
             cost = self.processor.serve(q.tier[share], home, row_bytes)
             read = ~cost.near          # near rows are read from the private cache
             overhead += cost.seconds
+        if self.cores is not None:
+            read &= ~self.cores.unread(q, share)    # in its core's buffer (strategy l1)
         slotted = slot >= 0
         if slotted.any():
             slot_addr = self.slot_addresses(slot[slotted])
@@ -152,6 +156,10 @@ class HostUnit(ComputeUnit):
         for the lookups it pools itself."""
         costs = self.cfg
         batch = q.batch
+        operator = (costs.query_overhead + batch.num_tables * costs.call_overhead
+                    + batch.num_tables * batch.batch_size * costs.bag_overhead)
+        if self.cores is not None:      # the per-lookup costs: the slowest core's
+            return operator + self.cores.time(q, share)
         if isinstance(share, slice):
             lookups = batch.num_lookups
             per_table = np.diff(batch.table_bounds())
@@ -163,12 +171,11 @@ class HostUnit(ComputeUnit):
             per_bag = np.bincount(bags, minlength=batch.offsets.size - 1)
             longest_bags = (int(per_bag.reshape(batch.num_tables, -1).max(axis=1).sum())
                             if lookups else 0)
-        return (costs.query_overhead + batch.num_tables * costs.call_overhead
-                + batch.num_tables * batch.batch_size * costs.bag_overhead
-                + lookups * costs.lookup_overhead
+        return (operator + lookups * costs.lookup_overhead
                 + int(per_table @ self.row_elements) * costs.element_overhead
                 + longest_bags * costs.lookup_chain_latency)
 
     def counters(self) -> dict[str, float]:
-        return {"pooled_lookups": self.pooled_lookups}
+        cores = self.cores.counters() if self.cores is not None else {}
+        return {"pooled_lookups": self.pooled_lookups} | cores
 
