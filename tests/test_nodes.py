@@ -1,0 +1,159 @@
+"""Remote nodes holding table shards (simulator/core/nodes.py): closed forms (one shard is the
+single-node result plus the network and the RPC), invariants (every lookup pooled once, the
+network carries exactly the requests and pooled vectors), contention at a node's RPC workers,
+results columns and bad input through the CLI."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from conftest import embsim_here as embsim
+from conftest import write_yaml
+
+from embsim.errors import InvariantError
+from simulator.core.nodes import INDEX_BYTES, sub_batch
+from simulator.core.workload import open_workload
+from simulator.runs.experiment import load_points, prepare, run_point
+
+DRAM = {"capacity": "1 GiB", "bandwidth": "100 GB/s", "latency": "100 ns",
+        "access_granularity": "64 B", "channels": 1, "interleave": "64 B"}
+COMPUTE = {"tier": "dram", "query_overhead": "2 us", "call_overhead": "1 us",
+           "bag_overhead": "10 ns", "lookup_overhead": "2 ns"}
+NET = {"bandwidth": "10 GB/s", "latency": "2 us", "message_overhead": "100 B"}
+TABLES = [{"rows": 4000, "dim": 16}, {"rows": 2000, "dim": 32}, {"rows": 3000, "dim": 16},
+          {"rows": 1000, "dim": 64}]
+
+
+def node(**changes):
+    return {"memory": {"dram": dict(DRAM)}, "tables": {"tier": "dram"},
+            "compute": dict(COMPUTE), "link": "net", "rpc_overhead": "5 us", **changes}
+
+
+def single(batches=3, concurrency=1, tables=TABLES):
+    """The single-server system: every table in the main node's DRAM."""
+    return {
+        "system": {"memory": {"dram": dict(DRAM)}, "tables": {"tier": "dram"},
+                   "compute": dict(COMPUTE)},
+        "workload": {"generator": {"tables": copy.deepcopy(tables), "pooling": 5,
+                                   "batches": batches, "batch_size": 8, "alpha": 1.1,
+                                   "seed": 3}},
+        "run": {"fidelity": "analytic",
+                "arrivals": {"mode": "closed", "concurrency": concurrency}},
+    }
+
+
+def sharded(shards, strategy="capacity_balanced", nodes=None, **kwargs):
+    data = single(**kwargs)
+    data["system"]["links"] = {"net": dict(NET)}
+    data["system"]["nodes"] = nodes or {f"n{i}": node() for i in range(max(shards, 1))}
+    data["system"]["sharding"] = {"strategy": strategy, "shards": shards}
+    return data
+
+
+def run(tmp_path, data, name="exp.yaml"):
+    path = write_yaml(tmp_path / name, data)
+    _, points = load_points(path, {})
+    return run_point(points[0], str(path), per_query=True), points[0], path
+
+
+def test_no_nodes_and_zero_shards_give_the_single_server_numbers(tmp_path):
+    base, _, _ = run(tmp_path, single(), "a.yaml")
+    zero, _, _ = run(tmp_path, sharded(0), "b.yaml")
+    for column, value in base.row.items():
+        if column not in ("wall_s", "config_hash"):
+            assert zero.row[column] == value or (value != value and zero.row[column]
+                                                 != zero.row[column]), column
+
+
+def test_one_shard_is_the_single_node_result_plus_network_and_rpc(tmp_path):
+    base, point, path = run(tmp_path, single(), "a.yaml")
+    one, _, _ = run(tmp_path, sharded(1), "b.yaml")
+    meta, batches = open_workload(point.config.workload, str(path))
+    bw, latency, header = 10e9, 2e-6, 100
+    pooled = 8 * int(np.sum(meta.row_bytes))            # batch size x each table's row
+    expected = []
+    for batch, lat in zip(batches(), base.per_query["latency_us"], strict=True):
+        request = INDEX_BYTES * (batch.indices.size + batch.offsets.size) + header
+        network = (request + pooled + header) / bw + 2 * latency
+        expected.append(lat + (network + 5e-6) * 1e6)
+    got = one.per_query["latency_us"].to_numpy()
+    assert got == pytest.approx(expected, rel=1e-9)
+    row = one.row
+    assert row["requests_n0"] == 3 and row["requests_per_query"] == 1
+    assert row["pooled_lookups_n0"] == row["lookups"] == base.row["lookups"]
+    # compute: the node's embedding time and its RPC cost, plus the main node's query overhead
+    assert row["compute_s_total"] == pytest.approx(
+        base.row["compute_s_total"] + 3 * 5e-6 + 3 * 2e-6, rel=1e-9)
+
+
+def test_every_lookup_is_pooled_once_and_the_network_carries_requests_and_vectors(tmp_path):
+    result, point, path = run(tmp_path, sharded(4, concurrency=3, batches=6))
+    row = result.row
+    names = [f"n{i}" for i in range(4)]
+    assert sum(row[f"pooled_lookups_{n}"] for n in names) == row["lookups"]
+    assert row["pooled_lookups_compute"] == 0
+    assert row["bytes_net"] == row["network_bytes"] == sum(
+        row[f"request_bytes_{n}"] + row[f"response_bytes_{n}"] for n in names)
+    meta, batches = open_workload(point.config.workload, str(path))
+    system, _, _ = prepare(point, str(path))
+    requests = responses = 0
+    for unit in system.units[1:]:
+        for batch in batches():
+            sub = sub_batch(batch, unit.tables)
+            if sub.num_lookups:
+                requests += INDEX_BYTES * (sub.indices.size + sub.offsets.size) + 100
+                responses += 8 * int(np.sum(meta.row_bytes[unit.tables])) + 100
+    assert row["bytes_net"] == requests + responses
+    assert sum(row[f"tables_{n}"] for n in names) == len(TABLES)
+
+
+def test_a_lost_request_breaks_the_network_invariant(tmp_path):
+    _, point, path = run(tmp_path, sharded(2))
+    system, meta, batches = prepare(point, str(path))
+    from simulator.core.engine import Engine
+    from simulator.core.metrics import check_invariants
+    engine = Engine(system, meta, batches(), point.config.run)
+    log = engine.run()
+    check_invariants(log, system, engine.started)
+    system.units[1].request_bytes -= 1
+    with pytest.raises(InvariantError, match="link net"):
+        check_invariants(log, system, engine.started)
+
+
+def test_queries_queue_at_a_nodes_rpc_workers(tmp_path):
+    one_worker, _, _ = run(tmp_path, sharded(1, concurrency=4, batches=8), "a.yaml")
+    many = sharded(1, concurrency=4, batches=8)
+    many["system"]["nodes"]["n0"]["rpc_workers"] = 4
+    four_workers, _, _ = run(tmp_path, many, "b.yaml")
+    assert one_worker.row["queue_s_n0"] > 0
+    assert four_workers.row["queue_s_n0"] < one_worker.row["queue_s_n0"]
+    assert four_workers.row["latency_p50_us"] < one_worker.row["latency_p50_us"]
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda d: d["system"]["nodes"]["n0"].update(link="nowhere"), "system.nodes.n0.link"),
+    (lambda d: d["system"]["nodes"]["n0"].pop("link"), "system.nodes.n0.link"),
+    (lambda d: d["system"]["sharding"].update(strategy="random"),
+     "system.sharding.strategy"),
+    (lambda d: d["system"]["sharding"].update(shards=3), "system.sharding.shards"),
+    (lambda d: [n["memory"]["dram"].update(capacity="64 KiB")
+                for n in d["system"]["nodes"].values()], "system.sharding"),
+    (lambda d: d["system"]["nodes"]["n1"]["tables"].update(tier="hbm"),
+     "system.nodes.n1.tables.tier"),
+    (lambda d: d["system"]["sharding"].update(strategy="one_table_per_shard"),
+     "system.sharding"),
+    (lambda d: d["system"]["sharding"].update(nets=[[0, 1], [1, 2, 3]]),
+     "system.sharding.nets"),
+    (lambda d: d["system"]["nodes"]["n0"].update(rpc_workers=0),
+     "system.nodes.n0.rpc_workers"),
+])
+def test_bad_input_exits_2_naming_the_field(tmp_path, change, field):
+    data = sharded(2)
+    change(data)
+    path = write_yaml(tmp_path / "exp.yaml", data)
+    proc = embsim("run", str(path), "--out", str(tmp_path / "out"), "--workers", "1")
+    assert proc.returncode == 2, proc.stderr
+    assert field in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
