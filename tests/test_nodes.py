@@ -157,3 +157,37 @@ def test_bad_input_exits_2_naming_the_field(tmp_path, change, field):
     assert proc.returncode == 2, proc.stderr
     assert field in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_scaleout_experiment_reduced(tmp_path):
+    """experiments/scaleout_inference.yaml end to end at reduced size: every strategy runs,
+    the single server is each line's first point, more shards cost more compute, bin
+    packing asks as few shards as hold the tables, and the figure is drawn."""
+    import pandas as pd
+    import yaml
+    from conftest import ROOT
+
+    data = yaml.safe_load((ROOT / "experiments" / "scaleout_inference.yaml").read_text())
+    data["workload"]["generator"]["batches"] = 6
+    data["sweep"]["grid"] = {"system.sharding.shards": [0, 2, 8],
+                             "workload.generator.alpha": [1.1], "run.arrivals.mode": ["closed"]}
+    data["sweep"]["exclude"] = [{"system.sharding.strategy": "one_table_per_shard",
+                                 "system.sharding.shards": 2}]
+    data["plots"] = data["plots"][:1]
+    path = write_yaml(tmp_path / "scaleout.yaml", data)
+    out = tmp_path / "out"
+    proc = embsim("run", str(path), "--out", str(out), "--workers", "1", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_parquet(out / "results.parquet")
+    assert (frame["status"] == "ok").all() and len(frame) == 11
+    assert (out / "scaleout_inference.png").read_bytes().startswith(b"\x89PNG")
+    by = frame.set_index(["case", "system.sharding.shards"])
+    single = by.xs(0, level=1)
+    assert single["latency_p99_us"].nunique() == 1 and single["compute_s_total"].nunique() == 1
+    for case in ("capacity_balanced", "load_balanced"):
+        assert by.loc[(case, 8), "compute_s_total"] > by.loc[(case, 2), "compute_s_total"] \
+            > by.loc[(case, 0), "compute_s_total"]
+        assert by.loc[(case, 8), "requests_per_query"] == 8
+    # 768 MB of tables in two nets of 384 MB: two 512 MiB shards hold them, whatever is offered
+    assert by.loc[("net_specific_bin_packing", 8), "requests_per_query"] == 2
+    assert by.loc[("one_table_per_shard", 8), "tables_n7"] == 1
