@@ -191,3 +191,59 @@ def test_scaleout_experiment_reduced(tmp_path):
     # 768 MB of tables in two nets of 384 MB: two 512 MiB shards hold them, whatever is offered
     assert by.loc[("net_specific_bin_packing", 8), "requests_per_query"] == 2
     assert by.loc[("one_table_per_shard", 8), "tables_n7"] == 1
+
+
+def test_load_balanced_sharding_reads_the_traces_profile(tmp_path):
+    """Two tables of equal size, one read 20 times as often: balancing bytes and balancing
+    load split the four tables differently, and the load split evens out the nodes' lookups."""
+    tables = [{"rows": 2000, "dim": 16, "pooling": 40}, {"rows": 2000, "dim": 16, "pooling": 2},
+              {"rows": 2000, "dim": 16, "pooling": 30}, {"rows": 2000, "dim": 16, "pooling": 2}]
+    rows = {}
+    for strategy in ("capacity_balanced", "load_balanced"):
+        data = sharded(2, strategy, tables=tables)
+        rows[strategy], _, _ = run(tmp_path, data, f"{strategy}.yaml")
+    capacity, load = rows["capacity_balanced"].row, rows["load_balanced"].row
+    # by bytes (all equal): tables 0, 2 on n0 and 1, 3 on n1 (most room first, in order)
+    assert capacity["pooled_lookups_n0"] > 10 * capacity["pooled_lookups_n1"]
+    # by load: table 0 (heaviest) on n0, table 2 on n1, then the light ones
+    assert abs(load["pooled_lookups_n0"] - load["pooled_lookups_n1"]) < 0.5 * load["lookups"]
+    assert load["lookups"] == capacity["lookups"]
+
+
+def test_warm_caches_pass_through_the_nodes_caches(tmp_path):
+    cache = {"tier": "llc", "size": "64 KiB", "ways": 4, "policy": "lru"}
+    llc = {"capacity": "1 MiB", "bandwidth": "200 GB/s", "latency": "20 ns",
+           "access_granularity": "64 B", "channels": 1, "interleave": "64 B"}
+    hits, latency = {}, {}
+    for warm in (False, True):
+        nodes = {f"n{i}": node(memory={"llc": dict(llc), "dram": {**DRAM, "link": "direct"}},
+                               compute={**COMPUTE, "tier": "llc"}, cache=dict(cache))
+                 for i in range(2)}
+        data = sharded(2, nodes=nodes)
+        data["run"]["warm_caches"] = warm
+        result, _, _ = run(tmp_path, data, f"warm{warm}.yaml")
+        hits[warm] = result.row["cache_hits_n0"] + result.row["cache_hits_n1"]
+        latency[warm] = result.row["latency_mean_us"]
+    assert hits[True] > hits[False] and latency[True] < latency[False]
+
+
+def test_a_nodes_sweep_runs_unchanged_on_ray(tmp_path):
+    ray = pytest.importorskip("ray")
+    from simulator.runs.runner import RunOptions, run_experiment
+    data = sharded(2)
+    data["sweep"] = {"grid": {"system.sharding.shards": [0, 2],
+                              "system.sharding.strategy": ["capacity_balanced",
+                                                           "load_balanced"]}}
+    path = write_yaml(tmp_path / "ray.yaml", data)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        run_experiment(path, tmp_path / "ray", {}, RunOptions(executor="ray", workers=1,
+                                                              progress=False))
+    finally:
+        ray.shutdown()
+    run_experiment(path, tmp_path / "local", {}, RunOptions(workers=1, progress=False))
+    import pandas as pd
+    frames = [pd.read_parquet(tmp_path / name / "results.parquet").drop(columns=["wall_s"])
+              for name in ("ray", "local")]
+    assert (frames[1]["status"] == "ok").all() and len(frames[1]) == 4
+    pd.testing.assert_frame_equal(frames[0], frames[1])

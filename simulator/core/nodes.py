@@ -26,7 +26,8 @@ outputs, which the main host writes in its pool stage). A system without nodes (
 ``sharding.shards: 0``) is built as before, bit for bit.
 
 Results: per node ``pooled_lookups_<node>``, ``requests_<node>``, ``request_bytes_<node>``,
-``response_bytes_<node>``, ``compute_s_<node>`` (its RPC overheads plus its sub-queries'
+``response_bytes_<node>``, ``cache_hits_<node>``, ``cache_misses_<node>``, ``tables_<node>``,
+``compute_s_<node>`` (its RPC overheads plus its sub-queries'
 unloaded time) and ``queue_s_<node>`` (time requests waited for a worker); for the run
 ``compute_s_total`` (every node's compute time plus the main node's query overheads: Lui's
 "compute overhead"), ``network_bytes`` and ``requests_per_query``.
@@ -207,6 +208,7 @@ class RemoteNode(ComputeUnit):
         self.response_bytes = 0
         self.compute_s = 0.0
         self.queue_s = 0.0
+        self.warm_cache_lookups = 0     # its row cache's lookups in a warm-up pass
         self._env: simpy.Environment | None = None
         self._fabric: Fabric | None = None
         self._workers: simpy.Resource | None = None
@@ -255,6 +257,7 @@ class RemoteNode(ComputeUnit):
         sub = self._sub_query(q, 0.0)
         for stage in self.system.stages:
             stage.warm(sub)
+        self.warm_cache_lookups += sub.cache_lookups
 
     def counters(self) -> dict[str, float]:
         self.energy_j = (sum(t.energy_j for t in self.system.tiers.values())
@@ -262,7 +265,9 @@ class RemoteNode(ComputeUnit):
         return {"pooled_lookups": self.pooled_lookups, "requests": self.requests,
                 "request_bytes": self.request_bytes, "response_bytes": self.response_bytes,
                 "compute_s": self.compute_s, "queue_s": self.queue_s,
-                "tables": int(self.tables.size)}
+                "tables": int(self.tables.size),
+                "cache_hits": cache.hits if (cache := self.system.cache) is not None else 0,
+                "cache_misses": cache.misses if cache is not None else 0}
 
 
 class Cluster:
@@ -288,7 +293,8 @@ class Cluster:
         from simulator.core.metrics import check_invariants
         for node in self.nodes:
             try:
-                check_invariants(node.log, node.system, len(node.log.ids))
+                check_invariants(node.log, node.system, len(node.log.ids),
+                                 node.warm_cache_lookups)
             except InvariantError as err:
                 raise InvariantError(f"node {node.name}: {err}") from None
             overhead = int(main.links[node.link].spec.message_overhead)
