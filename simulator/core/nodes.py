@@ -9,9 +9,9 @@ processor and row cache (a whole system of its own), and the network link to the
 The main node is the top-level system. Its tables live on the nodes: it is built with a
 stand-in tier ``shards`` that holds every table's address range and is never read, no row
 cache, and no embedding operator costs of its own (its ``compute.query_overhead`` stays: the
-main node's per-query work). Each node is a compute unit (``RemoteNode``) that claims the
-lookups of its tables, so the main node's pool stage runs every node at once; for one query
-a node:
+main node's per-query work). Each node is a compute unit (``RemoteNode``) that pools the
+lookups of its tables (the main node's assignment, ``ByTable``, gives each lookup to its
+table's node), so the main node's pool stage runs every node at once; for one query a node:
 
 1. receives one request over its link: the sub-query's TBE indices and offsets (8 B each)
    plus the link's ``message_overhead``, in the link's turn (``Fabric.cross``);
@@ -51,6 +51,7 @@ from simulator.core.query import Query, make_query
 from simulator.core.sharding import SHARDINGS, ShardingError, ShardingInput, check_nets
 from simulator.core.tiers import build_tier
 from simulator.core.units import ComputeUnit
+from simulator.core.units.assignment import Assignment
 from traces.batch import Batch
 from traces.schema import TraceMeta
 
@@ -188,7 +189,7 @@ def _shard(exp: Experiment, meta: TraceMeta, names: list[str], source: str,
 
 
 class RemoteNode(ComputeUnit):
-    """A node holding some tables: claims their lookups, serves them as one remote request
+    """A node holding some tables: pools their lookups, serves them as one remote request
     per query through its own system, and sends the pooled vectors back."""
 
     kind = "node"
@@ -214,9 +215,6 @@ class RemoteNode(ComputeUnit):
         self._workers: simpy.Resource | None = None
         from simulator.core.engine import QueryLog
         self.log = QueryLog()
-
-    def claims(self, q: Query, lookups: np.ndarray) -> np.ndarray:
-        return np.isin(q.batch.table_of_lookup()[lookups], self.tables)
 
     def _sub_query(self, q: Query, now: float) -> Query:
         return make_query(q.id, sub_batch(q.batch, self.tables), now, self.system,
@@ -268,6 +266,17 @@ class RemoteNode(ComputeUnit):
                 "tables": int(self.tables.size),
                 "cache_hits": cache.hits if (cache := self.system.cache) is not None else 0,
                 "cache_misses": cache.misses if cache is not None else 0}
+
+
+class ByTable(Assignment):
+    """Each lookup to the node that holds its table, in one pass over the query's lookups;
+    ``owner``: the unit index of each table."""
+
+    def __init__(self, owner: np.ndarray):
+        self.owner = owner
+
+    def assign(self, q: Query, units: list[ComputeUnit]) -> np.ndarray:  # type: ignore[override]
+        return np.repeat(self.owner, np.diff(q.batch.table_bounds()))
 
 
 class Cluster:
@@ -343,5 +352,7 @@ def build_cluster(exp: Experiment, meta: TraceMeta, source: str, profile: Profil
                                 tables, system, sub_meta))
         main.units.append(nodes[-1])
     main.cluster = Cluster(nodes, exp.system.compute.query_overhead)
+    unit_of = {names.index(n.name): n.index for n in nodes}
+    main.assignment = ByTable(np.array([unit_of[i] for i in owner], dtype=np.int64))
     main.stages = pipeline(main)
     return main
