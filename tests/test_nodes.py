@@ -247,3 +247,18 @@ def test_a_nodes_sweep_runs_unchanged_on_ray(tmp_path):
               for name in ("ray", "local")]
     assert (frames[1]["status"] == "ok").all() and len(frames[1]) == 4
     pd.testing.assert_frame_equal(frames[0], frames[1])
+
+
+def test_a_nodes_memory_and_the_network_count_in_the_energy(tmp_path):
+    nodes = {f"n{i}": node(memory={"dram": {**DRAM, "energy_per_bit": "10 pJ"}})
+             for i in range(2)}
+    data = sharded(2, nodes=nodes)
+    data["system"]["links"]["net"]["energy_per_bit"] = "5 pJ"
+    result, _, _ = run(tmp_path, data)
+    row = result.row
+    node_energy = row["energy_j_n0"] + row["energy_j_n1"]
+    assert row["energy_j_n0"] > 0 and row["energy_j_n1"] > 0
+    network = row["bytes_net"] * 8 * 5e-12
+    main = row["energy_j_dram"] + row["energy_j_shards"]
+    assert row["energy_uj_per_query"] == pytest.approx(
+        (node_energy + network + main) * 1e6 / row["queries"], rel=1e-9)

@@ -273,7 +273,8 @@ class UnitConfig(KindConfig):
 
 
 RPC_OVERHEAD = 10e-6
-"""Default software cost of one remote request at a node (``rpc_overhead``). An assumption
+"""Default software cost of one remote request (``rpc_overhead``: both ends' serialisation and
+the node's dispatch, paid at the node). An assumption
 (see docs/scaleout.md): the order of a kernel TCP/IP RPC stack's per-request cost with
 serialisation; a userspace stack is several times cheaper (eRPC, Kalia et al., NSDI 2019)."""
 

@@ -257,9 +257,17 @@ class RemoteNode(ComputeUnit):
             stage.warm(sub)
         self.warm_cache_lookups += sub.cache_lookups
 
+    @property
+    def energy_j(self) -> float:
+        """Its own system's memory and link energy."""
+        return (sum(t.energy_j for t in self.system.tiers.values())
+                + sum(link.energy_j for link in self.system.links.values()))
+
+    @energy_j.setter
+    def energy_j(self, value: float) -> None:
+        """Ignored: a node's energy is its system's (``ComputeUnit`` starts every unit at 0)."""
+
     def counters(self) -> dict[str, float]:
-        self.energy_j = (sum(t.energy_j for t in self.system.tiers.values())
-                         + sum(link.energy_j for link in self.system.links.values()))
         return {"pooled_lookups": self.pooled_lookups, "requests": self.requests,
                 "request_bytes": self.request_bytes, "response_bytes": self.response_bytes,
                 "compute_s": self.compute_s, "queue_s": self.queue_s,
