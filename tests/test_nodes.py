@@ -262,3 +262,32 @@ def test_a_nodes_memory_and_the_network_count_in_the_energy(tmp_path):
     main = row["energy_j_dram"] + row["energy_j_shards"]
     assert row["energy_uj_per_query"] == pytest.approx(
         (node_energy + network + main) * 1e6 / row["queries"], rel=1e-9)
+
+
+def test_shards_hold_what_the_main_node_cannot(tmp_path):
+    """Capacity-driven scale-out: a main node too small for the tables is refused as a single
+    server and runs with the tables on its nodes."""
+    data = sharded(2)
+    data["system"]["memory"]["dram"]["capacity"] = "64 KiB"
+    ok, _, _ = run(tmp_path, data, "ok.yaml")
+    assert ok.row["queries"] == 3
+    data["system"]["sharding"]["shards"] = 0
+    path = write_yaml(tmp_path / "single.yaml", data)
+    proc = embsim("run", str(path), "--out", str(tmp_path / "out"), "--workers", "1")
+    assert proc.returncode == 2 and "system.tables" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(("strategy", "shards", "concurrency", "mode"), [
+    ("capacity_balanced", 3, 2, "closed"), ("load_balanced", 4, 3, "open"),
+    ("net_specific_bin_packing", 2, 4, "closed"), ("one_table_per_shard", 4, 2, "open")])
+def test_every_run_keeps_the_invariants(tmp_path, strategy, shards, concurrency, mode):
+    data = sharded(shards, strategy, batches=6, concurrency=concurrency)
+    data["run"]["arrivals"] = {"mode": mode, "concurrency": concurrency, "qps": 50000}
+    result, _, _ = run(tmp_path, data)            # the run checks its invariants itself
+    row = result.row
+    names = [n for n in data["system"]["nodes"] if f"requests_{n}" in row]
+    assert sum(row[f"pooled_lookups_{n}"] for n in names) == row["lookups"]
+    assert sum(row[f"tables_{n}"] for n in names) == len(TABLES)
+    assert row["bytes_net"] == sum(row[f"request_bytes_{n}"] + row[f"response_bytes_{n}"]
+                                   for n in names)
+    assert (result.per_query["latency_us"] > 0).all()
