@@ -143,7 +143,7 @@ def test_queries_queue_at_a_nodes_rpc_workers(tmp_path):
     (lambda d: d["system"]["nodes"]["n1"]["tables"].update(tier="hbm"),
      "system.nodes.n1.tables.tier"),
     (lambda d: d["system"]["sharding"].update(strategy="one_table_per_shard"),
-     "system.sharding"),
+     "system.sharding.shards"),
     (lambda d: d["system"]["sharding"].update(nets=[[0, 1], [1, 2, 3]]),
      "system.sharding.nets"),
     (lambda d: d["system"]["nodes"]["n0"].update(rpc_workers=0),
@@ -155,7 +155,7 @@ def test_bad_input_exits_2_naming_the_field(tmp_path, change, field):
     path = write_yaml(tmp_path / "exp.yaml", data)
     proc = embsim("run", str(path), "--out", str(tmp_path / "out"), "--workers", "1")
     assert proc.returncode == 2, proc.stderr
-    assert field in proc.stderr, proc.stderr
+    assert f" {field}: " in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
 

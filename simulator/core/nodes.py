@@ -46,6 +46,7 @@ import simpy
 
 from embsim.errors import InputError, InvariantError
 from simulator.core.config import DIRECT, Experiment, MemoryTierConfig, NodeConfig, SystemConfig
+from simulator.core.engine import QueryLog
 from simulator.core.fabric import Fabric, Process
 from simulator.core.query import Query, make_query
 from simulator.core.sharding import SHARDINGS, ShardingError, ShardingInput, check_nets
@@ -56,7 +57,6 @@ from traces.batch import Batch
 from traces.schema import TraceMeta
 
 if TYPE_CHECKING:
-    from simulator.core.engine import QueryLog
     from simulator.core.system import Profile, System
 
 STAND_IN = "shards"
@@ -183,9 +183,7 @@ def _shard(exp: Experiment, meta: TraceMeta, names: list[str], source: str,
             check_nets(nets, meta.num_tables)
         return strategy(ShardingInput(table_bytes, loads, room, nets))
     except ShardingError as err:
-        raise InputError(str(err), source=source,
-                         field="system.sharding.nets" if "nets must" in str(err)
-                         else "system.sharding") from None
+        raise InputError(str(err), source=source, field=err.field) from None
 
 
 class RemoteNode(ComputeUnit):
@@ -213,12 +211,8 @@ class RemoteNode(ComputeUnit):
         self._env: simpy.Environment | None = None
         self._fabric: Fabric | None = None
         self._workers: simpy.Resource | None = None
-        from simulator.core.engine import QueryLog
         self.log = QueryLog()
-
-    def _sub_query(self, q: Query, now: float) -> Query:
-        return make_query(q.id, sub_batch(q.batch, self.tables), now, self.system,
-                          self.meta.row_base)
+        """Its sub-queries, for its own system's invariants."""
 
     def serve(self, q: Query, share: np.ndarray | slice, fabric: Fabric) -> Process:
         env = fabric.env
@@ -252,7 +246,8 @@ class RemoteNode(ComputeUnit):
         return floor
 
     def warm(self, q: Query, share: np.ndarray | slice) -> None:
-        sub = self._sub_query(q, 0.0)
+        sub = make_query(q.id, sub_batch(q.batch, self.tables), 0.0, self.system,
+                         self.meta.row_base)
         for stage in self.system.stages:
             stage.warm(sub)
         self.warm_cache_lookups += sub.cache_lookups

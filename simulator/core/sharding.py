@@ -31,7 +31,12 @@ from embsim.units import format_size
 
 
 class ShardingError(ValueError):
-    """A strategy cannot place the tables on the nodes it was given."""
+    """A strategy cannot place the tables on the nodes it was given; ``field``: the config
+    field to name (under ``system.sharding``)."""
+
+    def __init__(self, message: str, field: str = "system.sharding"):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass
@@ -77,7 +82,8 @@ def _balance(inp: ShardingInput, order: np.ndarray, most_room: bool) -> np.ndarr
 def one_table_per_shard(inp: ShardingInput) -> np.ndarray:
     tables = inp.table_bytes.size
     if inp.room.size < tables:
-        raise ShardingError(f"one table per shard needs {tables} nodes; {inp.room.size} given")
+        raise ShardingError(f"one table per shard needs {tables} nodes; {inp.room.size} given",
+                            "system.sharding.shards")
     node = np.arange(tables, dtype=np.int64)
     over = np.flatnonzero(inp.table_bytes > inp.room[:tables])
     if over.size:
@@ -128,4 +134,4 @@ def check_nets(nets: list[list[int]], tables: int) -> None:
     flat = [t for net in nets for t in net]
     if sorted(flat) != list(range(tables)):
         raise ShardingError(f"nets must list every table 0..{tables - 1} exactly once; got "
-                            f"{nets}")
+                            f"{nets}", "system.sharding.nets")
