@@ -291,3 +291,11 @@ def test_every_run_keeps_the_invariants(tmp_path, strategy, shards, concurrency,
     assert row["bytes_net"] == sum(row[f"request_bytes_{n}"] + row[f"response_bytes_{n}"]
                                    for n in names)
     assert (result.per_query["latency_us"] > 0).all()
+
+
+def test_shards_without_nodes_are_refused(tmp_path):
+    data = single()
+    data["system"]["sharding"] = {"shards": 2}
+    path = write_yaml(tmp_path / "exp.yaml", data)
+    proc = embsim("run", str(path), "--out", str(tmp_path / "out"), "--workers", "1")
+    assert proc.returncode == 2 and " system.sharding.shards: " in proc.stderr, proc.stderr

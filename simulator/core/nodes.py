@@ -137,11 +137,15 @@ def _main_experiment(exp: Experiment, meta: TraceMeta) -> Experiment:
     return exp.model_copy(update={"system": system})
 
 
-def _check(exp: Experiment, names: list[str], source: str) -> None:
+def _check_shards(exp: Experiment, source: str) -> None:
     sys_cfg = exp.system
     if sys_cfg.sharding is not None and (sys_cfg.sharding.shards or 0) > len(sys_cfg.nodes):
         raise InputError(f"{sys_cfg.sharding.shards} shards asked but {len(sys_cfg.nodes)} "
                          "nodes listed", source=source, field="system.sharding.shards")
+
+
+def _check(exp: Experiment, names: list[str], source: str) -> None:
+    sys_cfg = exp.system
     if sys_cfg.units:
         raise InputError("compute units in memory and remote nodes together are not "
                          "supported: give the nodes no 'units'", source=source,
@@ -322,12 +326,16 @@ class Cluster:
 
 
 def build_cluster(exp: Experiment, meta: TraceMeta, source: str, profile: Profile | None,
-                  memory_limit: int | None) -> System:
-    """The main node's system with the nodes as its compute units."""
+                  memory_limit: int | None) -> System | None:
+    """The main node's system with the nodes as its compute units (None when no node takes
+    tables: the main node holds them all and is built as a system without nodes)."""
     from simulator.core.stages import pipeline
     from simulator.core.system import build_system
 
+    _check_shards(exp, source)
     names = active_nodes(exp)
+    if not names:
+        return None
     _check(exp, names, source)
     owner = _shard(exp, meta, names, source, profile)
     main = build_system(_main_experiment(exp, meta), meta, source, profile, memory_limit)

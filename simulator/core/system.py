@@ -225,9 +225,10 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
     from simulator.core.stages import pipeline
 
     if exp.system.nodes or exp.system.sharding is not None:
-        from simulator.core.nodes import active_nodes, build_cluster
-        if active_nodes(exp):
-            return build_cluster(exp, meta, source, profile, memory_limit)
+        from simulator.core.nodes import build_cluster
+        cluster = build_cluster(exp, meta, source, profile, memory_limit)
+        if cluster is not None:
+            return cluster
     sys_cfg = exp.system
     assignment = ASSIGNMENTS.get(sys_cfg.assignment, source=source, field="system.assignment")
     entries = _unit_entries(exp, source)
