@@ -14,6 +14,7 @@ PositiveSize = Annotated[Size, Field(gt=0)]
 PositiveBandwidth = Annotated[Bandwidth, Field(gt=0)]
 NonNegativeTime = Annotated[Time, Field(ge=0)]
 NonNegativeEnergy = Annotated[Energy, Field(ge=0)]
+NonNegativeSize = Annotated[Size, Field(ge=0)]
 
 
 class Spec(BaseModel):
@@ -56,3 +57,5 @@ class LinkSpec(Spec):
     latency: NonNegativeTime
     max_payload: PositiveSize = 256.0
     energy_per_bit: NonNegativeEnergy = 0.0
+    message_overhead: NonNegativeSize = 0.0
+    """Bytes of framing each message adds on the wire (a network link's headers per RPC)."""

@@ -23,7 +23,13 @@ from embsim.units import Size
 from embsim.validation import first_problem
 from embsim.yaml_input import YamlTooLarge, load_bounded
 from hwmodels.device import FIDELITIES
-from hwmodels.specs import NonNegativeEnergy, NonNegativeTime, PositiveBandwidth, PositiveSize
+from hwmodels.specs import (
+    NonNegativeEnergy,
+    NonNegativeSize,
+    NonNegativeTime,
+    PositiveBandwidth,
+    PositiveSize,
+)
 
 Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -103,6 +109,7 @@ class LinkConfig(DeviceConfig):
     latency: NonNegativeTime | None = None
     max_payload: PositiveSize | None = None
     energy_per_bit: NonNegativeEnergy | None = None
+    message_overhead: NonNegativeSize | None = None
 
 
 class TablesConfig(Strict):
@@ -286,11 +293,48 @@ class UnitConfig(KindConfig):
     kind: str
 
 
+RPC_OVERHEAD = 10e-6
+"""Default software cost of one remote request (``rpc_overhead``: both ends' serialisation and
+the node's dispatch, paid at the node). An assumption
+(see docs/scaleout.md): the order of a kernel TCP/IP RPC stack's per-request cost with
+serialisation; a userspace stack is several times cheaper (eRPC, Kalia et al., NSDI 2019)."""
+
+
+class NodeConfig(Strict):
+    """A remote node that holds table shards (``simulator.core.nodes``): its own memory tiers,
+    links, tables' tiers, host processor and row cache, the network link (``link``, one of
+    ``system.links``) between it and the main node, its RPC worker threads and the software
+    cost of one request."""
+
+    memory: Annotated[dict[str, MemoryTierConfig], Field(min_length=1)]
+    links: dict[str, LinkConfig] = {}
+    tables: TablesConfig
+    compute: ComputeConfig
+    cache: CacheConfig | None = None
+    link: str
+    rpc_workers: PositiveInt = 1
+    rpc_overhead: NonNegativeTime = RPC_OVERHEAD
+
+
+class ShardingConfig(Strict):
+    """How tables are spread over ``system.nodes`` (``simulator.core.sharding``): the
+    ``strategy``, how many of the nodes (in order) take shards (``shards``; default all; 0:
+    the main node holds every table, the single-server baseline), the tables' nets for
+    ``net_specific_bin_packing`` (``nets``: lists of table indices) and the leading batches
+    the load profile reads (``profile_batches``; default all)."""
+
+    strategy: str = "capacity_balanced"
+    shards: Annotated[int, Field(ge=0)] | None = None
+    nets: list[list[Annotated[int, Field(ge=0)]]] | None = None
+    profile_batches: BatchCount | None = None
+
+
 class SystemConfig(Strict):
     """The hardware: memory tiers, links, where tables live, an optional row cache, the host
     processor (``compute``) and other compute units (``units``, by name). ``assignment``
     names the policy that gives each lookup to the unit that pools it
-    (``simulator.core.units.assignment``)."""
+    (``simulator.core.units.assignment``). ``nodes`` and ``sharding``: remote nodes that hold
+    table shards, and how tables are spread over them (``simulator.core.nodes``)."""
 
     memory: Annotated[dict[str, MemoryTierConfig], Field(min_length=1)]
     links: dict[str, LinkConfig] = {}
@@ -299,6 +343,8 @@ class SystemConfig(Strict):
     cache: CacheConfig | None = None
     units: dict[str, UnitConfig] = {}
     assignment: str = "nearest"
+    nodes: dict[str, NodeConfig] = {}
+    sharding: ShardingConfig | None = None
 
 
 ElementType = Literal["float32", "float16", "bfloat16", "int8", "float64"]

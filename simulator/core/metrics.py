@@ -54,6 +54,8 @@ def check_invariants(log: QueryLog, system: System, queries_started: int,
         if carried > link.bytes:
             raise InvariantError(f"link {name}: units sent {carried} bytes of partial vectors "
                                  f"over it but it carried {link.bytes}")
+    if system.cluster is not None:
+        system.cluster.check(system)
     for name, tier in system.tiers.items():
         if tier.bytes_total != tier.requests * tier.granularity:
             raise InvariantError(f"tier {name}: {tier.bytes_total} bytes moved but "
@@ -121,6 +123,8 @@ def summarise(log: QueryLog, system: System) -> dict[str, Any]:
         row[f"energy_j_{unit.name}"] = unit.energy_j
         energy += unit.energy_j
     row["energy_uj_per_query"] = energy * 1e6 / queries if queries else float("nan")
+    row.update(system.cluster.summary(log) if system.cluster is not None
+               else {"compute_s_total": float(np.sum(log.unloaded_s))})
     return row
 
 

@@ -39,6 +39,7 @@ from simulator.core.units.host import HostUnit
 from traces.schema import TraceMeta
 
 if TYPE_CHECKING:
+    from simulator.core.nodes import Cluster
     from simulator.core.stages import Stage
 
 STATE_BYTES = {"sgd": lambda dim: 0, "rowwise_adagrad": lambda dim: 4,
@@ -81,6 +82,7 @@ class System:
     assignment: type[Assignment] = ASSIGNMENTS.get("nearest")
     write_back: WriteBackRows | None = None
     stages: list[Stage] = field(default_factory=list)
+    cluster: Cluster | None = None  # remote nodes holding table shards (simulator.core.nodes)
 
     @property
     def compute_index(self) -> int:
@@ -222,6 +224,11 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
     above it is refused before the cache, the placement or the units allocate anything."""
     from simulator.core.stages import pipeline
 
+    if exp.system.nodes or exp.system.sharding is not None:
+        from simulator.core.nodes import build_cluster
+        cluster = build_cluster(exp, meta, source, profile, memory_limit)
+        if cluster is not None:
+            return cluster
     sys_cfg = exp.system
     assignment = ASSIGNMENTS.get(sys_cfg.assignment, source=source, field="system.assignment")
     entries = _unit_entries(exp, source)
