@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from embsim import limits
 from embsim.errors import InputError
 from embsim.limits import Seed, count
-from embsim.units import Size
 from embsim.validation import first_problem
 from embsim.yaml_input import YamlTooLarge, load_bounded
 from hwmodels.device import FIDELITIES
@@ -33,7 +32,6 @@ from hwmodels.specs import (
 
 Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeSize = Annotated[Size, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 TableRows = count(limits.MAX_ROWS)
 TableDim = count(limits.MAX_DIM)
