@@ -5,10 +5,11 @@ A layer of ``batch`` rows from ``n_in`` to ``n_out`` features (``nn.Linear`` the
 ``2 * batch * n_in * n_out`` FLOPs and touches ``n_out`` activations per row (bias and
 activation function, at ``element_time`` each); it reads its weights and bias and its input
 activations and writes its output. Its time is ``max(FLOPs / peak_flops + elements *
-element_time, memory time) + layer_overhead``, where the memory time is what the memory tier
+element_time, memory time) + layer_overhead`` (the peak scaled by ``batch / (batch +
+half_batch)``), where the memory time is what the memory tier
 holding the weights takes for those bytes (``simulator.core.dense`` sends them through the
 tier's device model, so they contend with the embeddings' traffic) unless the layer's whole
-working set fits in ``cache`` (then it is read there, at no memory time: weights and
+working set fits in ``cache`` (then it is read there, at ``cache_bandwidth``: weights and
 activations reused from one query to the next stay in a CPU's last-level cache or a GPU's L2).
 """
 
@@ -19,7 +20,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from embsim.units import Size
+from embsim.units import Bandwidth, Size
 from hwmodels.specs import PRESET_KINDS, NonNegativeTime, Spec
 
 
@@ -30,10 +31,15 @@ class DenseSpec(Spec):
 
     peak_flops: Annotated[float, Field(gt=0)]
     """Effective FLOP/s of its matrix multiplications."""
+    half_batch: Annotated[float, Field(ge=0)] = 0.0
+    """The batch at which a layer reaches half the peak (small batches fill the vector units'
+    tiles only partly): the peak a batch of B rows gets is peak_flops * B / (B + half_batch)."""
     layer_overhead: NonNegativeTime = 0.0
     element_time: NonNegativeTime = 0.0
     cache: Annotated[Size, Field(ge=0)] = 0.0
     """Bytes of a layer's working set (weights and activations) that stay on chip."""
+    cache_bandwidth: Annotated[Bandwidth | None, Field(gt=0)] = None
+    """How fast a layer that fits ``cache`` streams its bytes from there (None: free)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class Layer:
     ``out_bytes`` of activations read and written."""
 
     name: str
+    batch: int
     flops: float
     elements: float
     weight_bytes: int
@@ -56,7 +63,7 @@ class Layer:
 
 def linear(name: str, batch: int, n_in: int, n_out: int, element_bytes: int) -> Layer:
     """``nn.Linear(n_in, n_out)`` then its activation over ``batch`` rows."""
-    return Layer(name, 2.0 * batch * n_in * n_out, float(batch * n_out),
+    return Layer(name, batch, 2.0 * batch * n_in * n_out, float(batch * n_out),
                  (n_in * n_out + n_out) * element_bytes, batch * n_in * element_bytes,
                  batch * n_out * element_bytes)
 
@@ -82,12 +89,18 @@ def interaction(kind: str, batch: int, dense_width: int, dims: list[int],
     else:
         width = dense_width + sum(dims)
         flops = 0.0
-    return Layer("interaction", flops, 0.0, 0, in_bytes, batch * width * element_bytes), width
+    return Layer("interaction", batch, flops, 0.0, 0, in_bytes, batch * width * element_bytes), width
 
 
 def compute_time(layer: Layer, spec: DenseSpec) -> float:
     """The layer's time at the unit's effective peak, as if its bytes cost nothing."""
-    return layer.flops / spec.peak_flops + layer.elements * spec.element_time
+    peak = spec.peak_flops * layer.batch / (layer.batch + spec.half_batch)
+    return layer.flops / peak + layer.elements * spec.element_time
+
+
+def cache_time(layer: Layer, spec: DenseSpec) -> float:
+    """The time a layer that fits the engine's cache takes to stream its bytes from it."""
+    return layer.footprint / spec.cache_bandwidth if spec.cache_bandwidth else 0.0
 
 
 def roofline_time(layer: Layer, spec: DenseSpec, memory_s: float) -> float:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from embsim.errors import InputError
-from hwmodels.dense import DenseSpec, Layer, interaction, mlp, roofline_time
+from hwmodels.dense import DenseSpec, Layer, cache_time, interaction, mlp, roofline_time
 from hwmodels.memory import Tier
 from hwmodels.presets import resolve
 from simulator.core.config import DenseConfig
@@ -102,7 +102,7 @@ class DenseModel:
         env, spec, tier = fabric.env, self.spec, self.tier
         unloaded = 0.0
         for layer in layers:
-            memory_s, idle_s = 0.0, 0.0
+            memory_s = idle_s = cache_time(layer, spec)
             if layer.footprint > spec.cache:
                 sizes = np.array([layer.weight_bytes, layer.in_bytes, layer.out_bytes])
                 keep = sizes > 0
