@@ -89,7 +89,8 @@ def interaction(kind: str, batch: int, dense_width: int, dims: list[int],
     else:
         width = dense_width + sum(dims)
         flops = 0.0
-    return Layer("interaction", batch, flops, 0.0, 0, in_bytes, batch * width * element_bytes), width
+    out_bytes = batch * width * element_bytes
+    return Layer("interaction", batch, flops, 0.0, 0, in_bytes, out_bytes), width
 
 
 def compute_time(layer: Layer, spec: DenseSpec) -> float:

@@ -86,6 +86,7 @@ def measure(experiment: Path, backend: str, out: Path, repeats: int, warmup: int
 def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
               kernel: str, stage: str) -> None:
     """Run microbenchmarks on BACKEND and write a machine preset fitted to them."""
+    from simulator.core.config import read_yaml
     from simulator.grounding import calibrate as calibration
     from simulator.grounding.machine_preset import (
         load_machine_preset,
@@ -101,10 +102,13 @@ def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
         calibrate_fhe_presets(out, rounds)
         return
     if stage == "dense":
-        require_dense_backend(backend)
-        from simulator.grounding.dense import calibrate_dense
+        from simulator.grounding.dense import calibrate_dense, refit_dense
 
-        dense = calibrate_dense(out.stem, rounds)
+        if refit is not None:
+            dense = refit_dense(read_yaml(refit), out.stem)
+        else:
+            require_dense_backend(backend)
+            dense = calibrate_dense(out.stem, rounds)
         save_machine_preset(dense, out)
         click.echo(", ".join(f"{key} {entry['value']:.4g}"
                              for key, entry in dense["params"].items()))

@@ -7,12 +7,16 @@ fix the interaction's shape; the batch size fixes every layer's rows) and places
 and two activation buffers at the top of their tier (``reserved_bytes`` are kept out of the
 tables' room there). ``DenseModel.run`` is the SimPy process body of a list of layers: each
 layer's bytes go through the tier's device model (so they queue behind, and delay, the
-embeddings' traffic) unless the layer's working set fits the engine's ``cache``; it waits for
-the longer of its compute and memory times plus the layer overhead, and returns the same on an
-idle tier (the unloaded time). What is ignored: the layers of one query never overlap each
-other, the processor's time on the dense layers is not taken from the embedding stage's
-pooling (the host's processor is modelled as having room for both: a GPU's SMs or a CPU's
-cores split between them), and the final sigmoid is not counted.
+embeddings' traffic) unless the layer's working set fits the engine's ``cache`` (then they
+stream from there at its ``cache_bandwidth``); it waits for the longer of its compute and
+memory times plus the layer overhead, and returns the same on an idle tier (the unloaded
+time). The engine runs one layer at a time (``Fabric.dense_engine``): queries in flight take
+turns, layer by layer.
+
+What is ignored: the layers of one query never overlap each other; the processor's time on
+the dense layers is not taken from the embedding stage's pooling (the host's processor is
+modelled as having room for both: a GPU's SMs or a CPU's cores split between them); the
+final sigmoid is not counted, and the interaction pays a layer's overhead.
 """
 
 from __future__ import annotations
@@ -102,14 +106,16 @@ class DenseModel:
         env, spec, tier = fabric.env, self.spec, self.tier
         unloaded = 0.0
         for layer in layers:
-            memory_s = idle_s = cache_time(layer, spec)
-            if layer.footprint > spec.cache:
-                sizes = np.array([layer.weight_bytes, layer.in_bytes, layer.out_bytes])
-                keep = sizes > 0
-                done, moved = tier.access(env.now, self.addresses[layer.name][keep],
-                                          sizes[keep], np.array([False, False, True])[keep])
-                memory_s, idle_s = done - env.now, tier.unloaded_time(moved)
-            yield env.timeout(roofline_time(layer, spec, memory_s))
+            with fabric.dense_engine.request() as turn:
+                yield turn
+                memory_s = idle_s = cache_time(layer, spec)
+                if layer.footprint > spec.cache:
+                    sizes = np.array([layer.weight_bytes, layer.in_bytes, layer.out_bytes])
+                    keep = sizes > 0
+                    done, moved = tier.access(env.now, self.addresses[layer.name][keep],
+                                              sizes[keep], np.array([False, False, True])[keep])
+                    memory_s, idle_s = done - env.now, tier.unloaded_time(moved)
+                yield env.timeout(roofline_time(layer, spec, memory_s))
             unloaded += roofline_time(layer, spec, idle_s)
         return unloaded
 

@@ -202,14 +202,20 @@ def fit_engine(runs: list[dict[str, Any]]) -> tuple[dict[str, float], float]:
     batch = np.array([r["params"]["batch"] for r in runs])
 
     def predict(x: np.ndarray) -> np.ndarray:
-        peak, bandwidth, overhead, half = np.exp(x)
+        peak, bandwidth, overhead, half = np.exp(np.clip(x, -50, 50))
         return (np.maximum(flops * (batch + half) / batch / peak, nbytes / bandwidth)
                 + overhead)
 
-    start = np.log([np.max(flops / seconds), np.max(nbytes / seconds), np.min(seconds) / 2,
-                    8.0])
-    fit = least_squares(lambda x: np.log(predict(x)) - np.log(seconds), start)
-    peak, bandwidth, overhead, half = (float(v) for v in np.exp(fit.x))
+    def residual(x: np.ndarray) -> np.ndarray:
+        return np.log(predict(x)) - np.log(seconds)
+
+    # the max() makes the surface kinked: start from several guesses, keep the best fit
+    fits = [least_squares(residual, np.log([np.max(flops / seconds) * scale,
+                                            np.max(nbytes / seconds) * scale,
+                                            np.min(seconds) * share, half]))
+            for scale in (1.0, 2.0) for share in (0.2, 0.8) for half in (1.0, 8.0, 64.0)]
+    fit = min(fits, key=lambda f: f.cost)
+    peak, bandwidth, overhead, half = (float(v) for v in np.exp(np.clip(fit.x, -50, 50)))
     mape = float(np.mean(np.abs(predict(fit.x) - seconds) / seconds) * 100)
     return {"peak_flops": peak, "cache_bandwidth": bandwidth, "layer_overhead": overhead,
             "half_batch": half}, mape
@@ -218,8 +224,18 @@ def fit_engine(runs: list[dict[str, Any]]) -> tuple[dict[str, float], float]:
 def calibrate_dense(name: str, rounds: int) -> dict[str, Any]:
     """A ``dense`` preset of this CPU (one thread), every number with its source."""
     runs = gemm_benchmarks(rounds)
+    return dense_preset(name, runs, provenance("dense", rounds=rounds))
+
+
+def refit_dense(preset: dict[str, Any], name: str) -> dict[str, Any]:
+    """The preset refitted to the microbenchmarks it records (``calibrate --refit``)."""
+    return dense_preset(name, preset["microbenchmarks"], preset["provenance"])
+
+
+def dense_preset(name: str, runs: list[dict[str, Any]], meta: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """The preset fitted to ``runs`` measured on the machine of ``meta``."""
     values, mape = fit_engine(runs)
-    meta = provenance("dense", rounds=rounds)
     llc = max(meta["caches"].values()) if meta["caches"] else 0
     where = (f"measured: embsim calibrate --stage dense on {meta['device']} "
              f"({meta['host']}), {meta['date'][:10]}, torch {meta['torch']}, {THREADS} "
