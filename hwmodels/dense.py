@@ -40,6 +40,9 @@ class DenseSpec(Spec):
     """Bytes of a layer's working set (weights and activations) that stay on chip."""
     cache_bandwidth: Annotated[Bandwidth | None, Field(gt=0)] = None
     """How fast a layer that fits ``cache`` streams its bytes from there (None: free)."""
+    engines: Annotated[int, Field(gt=0, le=4096)] = 1
+    """Layers it runs at once, each at the full speed above (CPU cores that each run one
+    query's MLPs, as co-located inference does); queries beyond that take turns."""
 
 
 @dataclass(frozen=True)

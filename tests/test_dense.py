@@ -318,3 +318,13 @@ def test_committed_presets_refit_to_their_own_values():
     shipped, sources = resolve("dense", "cpu-xeon-1t", {})
     assert shipped.peak_flops == preset["params"]["peak_flops"]["value"]
     assert all(path.name in source for source in sources.values())
+
+
+def test_more_engines_let_queries_run_their_layers_at_once(tmp_path):
+    slow = {**ENGINE, "peak_flops": 1e6, "engines": 2}
+    one = _run(tmp_path, _dense_experiment(engine=slow, workload__generator__batches=4),
+               "one.yaml")
+    two = _run(tmp_path, _dense_experiment(engine=slow, workload__generator__batches=4,
+                                           run__arrivals__concurrency=2), "two.yaml")
+    assert two["throughput_qps"] == pytest.approx(2 * one["throughput_qps"], rel=0.05)
+    assert two["latency_p50_us"] == pytest.approx(one["latency_p50_us"], rel=0.05)

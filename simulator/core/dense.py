@@ -10,8 +10,8 @@ layer's bytes go through the tier's device model (so they queue behind, and dela
 embeddings' traffic) unless the layer's working set fits the engine's ``cache`` (then they
 stream from there at its ``cache_bandwidth``); it waits for the longer of its compute and
 memory times plus the layer overhead, and returns the same on an idle tier (the unloaded
-time). The engine runs one layer at a time (``Fabric.dense_engine``): queries in flight take
-turns, layer by layer.
+time). The engine runs ``engines`` layers at a time (``Fabric.dense_engine``): more queries
+in flight take turns, layer by layer.
 
 What is ignored: the layers of one query never overlap each other; the processor's time on
 the dense layers is not taken from the embedding stage's pooling (the host's processor is
