@@ -35,7 +35,7 @@ class MemorySpec(Spec):
     energy_per_bit: NonNegativeEnergy = 0.0
 
 
-PRESET_MODULES = ("hwmodels.nmp", "hwmodels.upmem", "hwmodels.fhe")
+PRESET_MODULES = ("hwmodels.nmp", "hwmodels.upmem", "hwmodels.fhe", "hwmodels.dense")
 """Modules that register preset kinds besides links (imported on the first lookup)."""
 
 

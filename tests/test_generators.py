@@ -169,4 +169,4 @@ def test_deeprecsys_model_presets(name, tables, rows, dim, pooling):
 def test_unknown_model_lists_the_choices():
     with pytest.raises(InputError, match="rm1, rm2, rm3"):
         model_preset("rm9")
-    assert MODELS.names() == ["rm1", "rm2", "rm3"]
+    assert MODELS.names() == ["mlperf-dlrm", "rm1", "rm2", "rm3"]

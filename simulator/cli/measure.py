@@ -22,6 +22,10 @@ ROUNDS_OPTION = click.option(
     "--rounds", type=click.IntRange(1), default=1, show_default=True,
     help="Run everything this many times and pool the rounds (medians), for a machine whose "
          "speed drifts.")
+STAGE_OPTION = click.option(
+    "--stage", type=click.Choice(["embedding", "dense"]), default="embedding",
+    show_default=True, help="What to time: the embedding lookups, or the dense layers "
+                            "(system.dense's MLPs, torch-cpu, one thread: docs/dense.md).")
 SET_OPTION = click.option("--set", "sets", multiple=True, metavar="DOTTED.PATH=VALUE",
                           help="Override a config field (repeatable), as for 'embsim run'.")
 
@@ -39,14 +43,21 @@ SET_OPTION = click.option("--set", "sets", multiple=True, metavar="DOTTED.PATH=V
               help="Flush the processor's caches before each timed pass.")
 @ROUNDS_OPTION
 @KERNEL_OPTION
+@STAGE_OPTION
 @SET_OPTION
 def measure(experiment: Path, backend: str, out: Path, repeats: int, warmup: int, flush: bool,
-            rounds: int, kernel: str, sets: tuple[str, ...]) -> None:
+            rounds: int, kernel: str, stage: str, sets: tuple[str, ...]) -> None:
     """Execute every point of EXPERIMENT for real and record its timings."""
     from simulator.grounding.measure import MeasureSettings, measure_experiment
 
     settings = MeasureSettings(warmup=warmup, repeats=repeats, flush=flush, rounds=rounds)
-    if backend == FHE:
+    if stage == "dense":
+        require_dense_backend(backend)
+        from simulator.grounding.dense import measure_dense
+
+        frame = measure_dense(experiment, out, parse_assignments(sets), settings)
+        shown = ["gflops"]
+    elif backend == FHE:
         reject_torch_options(rounds, kernel)
         from simulator.grounding.fhe_measure import measure_fhe
 
@@ -71,9 +82,11 @@ def measure(experiment: Path, backend: str, out: Path, repeats: int, warmup: int
               help="Machine preset YAML to write.")
 @ROUNDS_OPTION
 @KERNEL_OPTION
+@STAGE_OPTION
 def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
-              kernel: str) -> None:
+              kernel: str, stage: str) -> None:
     """Run microbenchmarks on BACKEND and write a machine preset fitted to them."""
+    from simulator.core.config import read_yaml
     from simulator.grounding import calibrate as calibration
     from simulator.grounding.machine_preset import (
         load_machine_preset,
@@ -87,6 +100,19 @@ def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
     if backend == FHE:
         reject_torch_options(1, kernel)
         calibrate_fhe_presets(out, rounds)
+        return
+    if stage == "dense":
+        from simulator.grounding.dense import calibrate_dense, refit_dense
+
+        if refit is not None:
+            dense = refit_dense(read_yaml(refit), out.stem)
+        else:
+            require_dense_backend(backend)
+            dense = calibrate_dense(out.stem, rounds)
+        save_machine_preset(dense, out)
+        click.echo(", ".join(f"{key} {entry['value']:.4g}"
+                             for key, entry in dense["params"].items()))
+        click.echo(f"wrote {out}")
         return
     if refit is not None:
         preset = calibration.refit(load_machine_preset(refit))
@@ -104,6 +130,12 @@ def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
     click.echo("processor: " + ", ".join(
         f"{key} {compute[key] * 1e9:.3g} ns" for key in calibration.COSTS))
     click.echo(f"wrote {out}")
+
+
+def require_dense_backend(backend: str | None) -> None:
+    """The dense layers are timed with torch on this CPU (no GPU backend for them yet)."""
+    if backend != "torch-cpu":
+        raise InputError(f"--stage dense runs on torch-cpu, not {backend}", field="--backend")
 
 
 def reject_torch_options(rounds: int, kernel: str) -> None:

@@ -327,6 +327,39 @@ class ShardingConfig(Strict):
     profile_batches: BatchCount | None = None
 
 
+Width = Annotated[int, Field(gt=0, le=1 << 20)]
+
+
+class DenseConfig(Strict):
+    """The model's dense layers (``simulator.core.dense``, docs/dense.md): DLRM's bottom MLP
+    (``bottom_mlp``: the dense features, then each layer's width), feature ``interaction`` and
+    top MLP (``top_mlp``: each layer's width; its input is the interaction's output), from a
+    ``model`` preset or given here (given fields replace the model's). They run on the host's
+    processor with the engine of ``preset`` (hwmodels/presets/dense/, or a file ``embsim
+    calibrate --stage dense`` wrote) and ``params`` overriding it; weights and activations
+    live in ``tier`` (default: the host's tier)."""
+
+    model: str | None = None
+    bottom_mlp: Annotated[list[Width], Field(min_length=2)] | None = None
+    top_mlp: Annotated[list[Width], Field(min_length=1)] | None = None
+    interaction: Literal["dot", "cat"] | None = None
+    dense_features: Width | None = None
+    """The bottom MLP's input width, in place of the first entry of ``bottom_mlp``."""
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    tier: str | None = None
+    preset: str | None = None
+    params: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _shapes_given(self) -> DenseConfig:
+        if self.model is None and (self.bottom_mlp is None or self.top_mlp is None):
+            raise ValueError("give 'model' (a model preset with dense layers) or both "
+                             "'bottom_mlp' and 'top_mlp'")
+        if self.preset is None and not self.params:
+            raise ValueError("give the engine: 'preset' (hwmodels/presets/dense/) or 'params'")
+        return self
+
+
 class SystemConfig(Strict):
     """The hardware: memory tiers, links, where tables live, an optional row cache, the host
     processor (``compute``) and other compute units (``units``, by name). ``assignment``
@@ -343,6 +376,7 @@ class SystemConfig(Strict):
     assignment: str = "nearest"
     nodes: dict[str, NodeConfig] = {}
     sharding: ShardingConfig | None = None
+    dense: DenseConfig | None = None
 
 
 ElementType = Literal["float32", "float16", "bfloat16", "int8", "float64"]

@@ -39,6 +39,9 @@ class QueryLog:
     writebacks: list[int] = field(default_factory=list)
     unloaded_s: list[float] = field(default_factory=list)
     tier_lookups: list[np.ndarray] = field(default_factory=list)
+    embedding_s: list[float] = field(default_factory=list)     # with system.dense: see
+    bottom_s: list[float] = field(default_factory=list)        # Query and docs/dense.md
+    top_s: list[float] = field(default_factory=list)
 
     def add(self, q: Query) -> None:
         self.ids.append(q.id)
@@ -50,6 +53,9 @@ class QueryLog:
         self.writebacks.append(q.writeback_rows.size)
         self.unloaded_s.append(q.unloaded_s)
         self.tier_lookups.append(q.tier_lookups)
+        self.embedding_s.append(q.embedding_s)
+        self.bottom_s.append(q.bottom_s)
+        self.top_s.append(q.top_s)
 
     def latency_s(self) -> np.ndarray:
         return np.asarray(self.finish_s) - np.asarray(self.arrival_s)

@@ -30,6 +30,8 @@ class Fabric:
         self.system = system
         self.turns = {(name, write): simpy.Resource(env, capacity=1)
                       for name in system.links for write in (False, True)}
+        dense = system.dense                    # its engines run one layer each at a time
+        self.dense_engine = simpy.Resource(env, capacity=dense.spec.engines if dense else 1)
 
     def move(self, tier_index: int, addresses: np.ndarray, sizes: np.ndarray,
              write: bool) -> Process:

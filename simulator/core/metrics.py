@@ -65,6 +65,15 @@ def check_invariants(log: QueryLog, system: System, queries_started: int,
                                  f"only {tier.bytes_total} moved")
 
 
+STATS = (("mean", None), ("p50", 50), ("p95", 95), ("p99", 99))
+
+
+def _stat(values_us: np.ndarray, q: float | None) -> float:
+    if not values_us.size:
+        return float("nan")
+    return float(np.mean(values_us)) if q is None else float(np.percentile(values_us, q))
+
+
 def summarise(log: QueryLog, system: System) -> dict[str, Any]:
     """One results row's metric columns (wall_s is added by the caller)."""
     latency_us = log.latency_s() * 1e6
@@ -79,10 +88,10 @@ def summarise(log: QueryLog, system: System) -> dict[str, Any]:
         "throughput_qps": queries * per_s,
         "lookups_per_s": lookups * per_s,
     }
-    for name, q in (("mean", None), ("p50", 50), ("p95", 95), ("p99", 99)):
-        value = (float(np.mean(latency_us)) if q is None else float(np.percentile(latency_us, q))
-                 ) if queries else float("nan")
-        row[f"latency_{name}_us"] = value
+    for name, q in STATS:
+        row[f"latency_{name}_us"] = _stat(latency_us, q)
+    if system.dense is not None:
+        row.update(dense_metrics(log, latency_us))
     row["local_hit_rate"] = int(np.sum(log.hits)) / lookups if lookups else float("nan")
     per_tier = (np.sum(log.tier_lookups, axis=0) if log.tier_lookups
                 else np.zeros(len(system.table_tiers), dtype=np.int64))
@@ -125,6 +134,21 @@ def summarise(log: QueryLog, system: System) -> dict[str, Any]:
     row["energy_uj_per_query"] = energy * 1e6 / queries if queries else float("nan")
     row.update(system.cluster.summary(log) if system.cluster is not None
                else {"compute_s_total": float(np.sum(log.unloaded_s))})
+    return row
+
+
+def dense_metrics(log: QueryLog, latency_us: np.ndarray) -> dict[str, float]:
+    """The dense stage's time per query (bottom MLP + interaction + top MLP, each as it ran)
+    and each stage's share of the queries' latency: ``share_embedding`` is the embedding
+    stages' time (arrival to their end) over the latency, summed over queries; ``share_dense``
+    the rest (the bottom MLP's time beyond the embeddings', then the top MLP's)."""
+    dense_us = (np.asarray(log.bottom_s) + np.asarray(log.top_s)) * 1e6
+    row = {f"latency_dense_{name}_us": _stat(dense_us, q) for name, q in STATS}
+    embedding_us = np.asarray(log.embedding_s) * 1e6
+    row["latency_embedding_mean_us"] = _stat(embedding_us, None)
+    total = float(np.sum(latency_us))
+    row["share_embedding"] = float(np.sum(embedding_us)) / total if total > 0 else float("nan")
+    row["share_dense"] = 1.0 - row["share_embedding"] if total > 0 else float("nan")
     return row
 
 

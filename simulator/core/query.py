@@ -41,6 +41,10 @@ class Query:
     fetch_unloaded_s: float = 0.0
     partials: int = 0               # partial vectors other units sent to the host
     partial_bags: dict[int, np.ndarray] = field(default_factory=dict)  # per sender: its bags
+    dense_bottom: Any = None        # the bottom MLP's process (system.dense)
+    embedding_s: float = float("nan")   # arrival to the end of the embedding stages
+    bottom_s: float = float("nan")      # arrival to the bottom MLP's end (it waits for none)
+    top_s: float = float("nan")         # the interaction and top MLP
     finish_s: float = float("nan")
     hits: int = 0
     cache_lookups: int = 0

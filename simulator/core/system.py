@@ -39,6 +39,7 @@ from simulator.core.units.host import HostUnit
 from traces.schema import TraceMeta
 
 if TYPE_CHECKING:
+    from simulator.core.dense import DenseModel
     from simulator.core.nodes import Cluster
     from simulator.core.stages import Stage
 
@@ -83,6 +84,7 @@ class System:
     write_back: WriteBackRows | None = None
     stages: list[Stage] = field(default_factory=list)
     cluster: Cluster | None = None  # remote nodes holding table shards (simulator.core.nodes)
+    dense: DenseModel | None = None             # the model's MLPs (system.dense)
 
     @property
     def compute_index(self) -> int:
@@ -280,9 +282,12 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
         cache_bytes = cache.slots * layout.slot_bytes
         _check_cache_fits(cache_bytes, compute, cache_cfg.tier, source)   # kinds may round up
 
+    dense = _dense(exp, meta, tiers, source)
     rooms = []
     for name in table_tiers:
         capacity = int(tiers[name].spec.capacity)
+        if dense is not None and name == dense.tier_name:
+            capacity -= dense.reserved_bytes
         if name in placed:
             kind, options = placed[name]
             capacity -= kind.reserved_bytes(options, tiers[name], row_bytes)
@@ -320,6 +325,21 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
                     cache_config=cache_cfg if cache else None, built=built,
                     link_sources=link_sources, units=units, assignment=assignment,
                     write_back=(WriteBackRows(cache.slots, cache.preloaded())
-                                if training and cache is not None else None))
+                                if training and cache is not None else None),
+                    dense=dense)
     system.stages = pipeline(system)
     return system
+
+
+def _dense(exp: Experiment, meta: TraceMeta, tiers: dict[str, Tier],
+           source: str) -> DenseModel | None:
+    """The dense stage of ``system.dense`` (inference only), if the config has one."""
+    if exp.system.dense is None:
+        return None
+    from simulator.core.dense import build_dense
+
+    if exp.run.mode == "training":
+        raise InputError("the dense stage models inference (the forward pass); drop "
+                         "system.dense for run.mode: training", source=source,
+                         field="system.dense")
+    return build_dense(exp.system.dense, meta, tiers, exp.system.compute.tier, source)

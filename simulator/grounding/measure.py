@@ -88,6 +88,10 @@ def workload_hash(point: Point) -> str:
                  for name, unit in config.system.units.items() if unit.kind == "fhe"}
     if encrypted:
         data["fhe"] = encrypted
+    dense = config.system.dense
+    if dense is not None:              # the layers' shapes, not the engine that runs them
+        data["dense"] = dense.model_dump(mode="json", exclude_defaults=True,
+                                         exclude={"preset", "params", "tier"})
     return stable_hash(data)
 
 

@@ -88,7 +88,8 @@ def validate(experiment: Path, measurements: Path, preset_path: Path | None,
              sets: dict[str, Any]) -> Validation:
     source = str(experiment)
     measured = read_measurements(measurements)
-    fhe_preset = preset_path is not None and is_fhe_preset(preset_path)
+    engine = preset_kind(preset_path) if preset_path is not None else None
+    fhe_preset = engine in ("fhe", "dense")
     preset = (read_yaml(preset_path) if fhe_preset
               else load_machine_preset(preset_path) if preset_path else None)
     _, points = load_points(experiment, sets)
@@ -99,7 +100,9 @@ def validate(experiment: Path, measurements: Path, preset_path: Path | None,
         if key not in by_hash.index:
             unmeasured.append(point.index)
             continue
-        if fhe_preset:
+        if engine == "dense":
+            config = apply_dense_engine(point.config, preset_path, source)
+        elif fhe_preset:
             config = apply_fhe_engine(point.config, preset_path, source)
         elif preset:
             config = apply_machine(point.config, preset, str(preset_path))
@@ -110,7 +113,8 @@ def validate(experiment: Path, measurements: Path, preset_path: Path | None,
         simulated = run_point(as_measured(Point(point.index, point.overrides, config,
                                                 point.config_hash), flushed), source).row
         measured_us = float(row["time_per_batch_us"])
-        predicted_us = float(simulated["latency_p50_us"])
+        metric = str(row["metric"]) if "metric" in row.index else "latency_p50_us"
+        predicted_us = float(simulated[metric])
         rows.append({"point": point.index, **point.overrides, "config_hash": point.config_hash,
                      "role": "validation", "measured_us": measured_us,
                      "predicted_us": predicted_us,
@@ -135,10 +139,23 @@ def validate(experiment: Path, measurements: Path, preset_path: Path | None,
     return Validation(frame, summary)
 
 
-def is_fhe_preset(path: Path) -> bool:
-    """Whether ``path`` is an ``fhe`` engine preset (``embsim calibrate --backend fhe-cpu``)."""
+def preset_kind(path: Path) -> str | None:
+    """The ``kind`` a preset file declares: ``machine``, or an engine's (``fhe``: ``embsim
+    calibrate --backend fhe-cpu``; ``dense``: ``--stage dense``)."""
     data = read_yaml(path)
-    return isinstance(data, dict) and data.get("kind") == "fhe"
+    return data.get("kind") if isinstance(data, dict) else None
+
+
+def apply_dense_engine(config: Experiment, path: Path, source: str) -> Experiment:
+    """``config`` with its dense layers on the engine of ``path`` (the measured CPU)."""
+    data = config.model_dump(mode="json", exclude_none=True)
+    dense = data["system"].get("dense")
+    if dense is None:
+        raise InputError("a dense preset applies to a system.dense section", source=source,
+                         field="system.dense")
+    dense["preset"] = str(path.resolve())
+    dense["params"] = {}
+    return parse_experiment(data, source)
 
 
 def apply_fhe_engine(config: Experiment, path: Path, source: str) -> Experiment:
