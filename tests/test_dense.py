@@ -118,6 +118,9 @@ def test_bottom_mlp_hides_behind_slower_embeddings(tmp_path):
     assert row["latency_dense_mean_us"] == pytest.approx((_bottom_time() + _top_time()) * 1e6)
     assert row["share_embedding"] + row["share_dense"] == pytest.approx(1.0)
     assert row["share_embedding"] == pytest.approx(embedding / row["latency_mean_us"])
+    # the compute counts the bottom MLP in full though it hid behind the embeddings
+    assert row["compute_s_total"] == pytest.approx(
+        plain["compute_s_total"] + row["queries"] * (_bottom_time() + _top_time()))
 
 
 def test_a_longer_bottom_mlp_sets_the_latency(tmp_path):

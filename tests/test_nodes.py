@@ -299,3 +299,23 @@ def test_shards_without_nodes_are_refused(tmp_path):
     path = write_yaml(tmp_path / "exp.yaml", data)
     proc = embsim("run", str(path), "--out", str(tmp_path / "out"), "--workers", "1")
     assert proc.returncode == 2 and " system.sharding.shards: " in proc.stderr, proc.stderr
+
+
+def test_the_main_nodes_dense_layers_count_in_the_compute(tmp_path):
+    """The main node runs the dense stage beside its shards' requests: its layers' time adds
+    to the cluster's compute once per query, however much of it hid behind the shards."""
+    dense = {"bottom_mlp": [13, 64, 16], "top_mlp": [32, 1], "interaction": "cat",
+             "params": {"peak_flops": 1e9, "layer_overhead": "1 us", "cache": "1 GiB"}}
+    plain, _, _ = run(tmp_path, sharded(2), "a.yaml")
+    data = sharded(2)
+    data["system"]["dense"] = dense
+    with_dense, _, _ = run(tmp_path, data, "b.yaml")
+    alone = single()
+    alone["system"]["dense"] = dense
+    single_dense, _, _ = run(tmp_path, alone, "c.yaml")
+    single_plain, _, _ = run(tmp_path, single(), "d.yaml")
+    dense_s = single_dense.row["compute_s_total"] - single_plain.row["compute_s_total"]
+    assert dense_s > 0
+    assert with_dense.row["compute_s_total"] == pytest.approx(
+        plain.row["compute_s_total"] + dense_s)
+    assert with_dense.row["latency_mean_us"] >= plain.row["latency_mean_us"]

@@ -100,6 +100,11 @@ class DenseModel:
                                                   dtype=np.int64)
             base += -(-layer.weight_bytes // unit) * unit
         self.flops = sum(layer.flops for layer in layers)
+        self.busy_s = 0.0
+        """The layers' unloaded time summed over every query (the engine's work)."""
+        self.floor_s = 0.0
+        """What the layers added to the queries' unloaded latencies (less than ``busy_s``
+        where the bottom MLP hid behind the embeddings)."""
 
     def run(self, layers: list[Layer], fabric: Fabric) -> Process:
         """Run ``layers`` one after another; returns their unloaded time."""
@@ -117,6 +122,7 @@ class DenseModel:
                     memory_s, idle_s = done - env.now, tier.unloaded_time(moved)
                 yield env.timeout(roofline_time(layer, spec, memory_s))
             unloaded += roofline_time(layer, spec, idle_s)
+        self.busy_s += unloaded
         return unloaded
 
 

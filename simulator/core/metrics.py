@@ -134,6 +134,9 @@ def summarise(log: QueryLog, system: System) -> dict[str, Any]:
     row["energy_uj_per_query"] = energy * 1e6 / queries if queries else float("nan")
     row.update(system.cluster.summary(log) if system.cluster is not None
                else {"compute_s_total": float(np.sum(log.unloaded_s))})
+    if system.dense is not None:     # the dense layers' work in full, overlapped or not
+        row["compute_s_total"] += system.dense.busy_s - (0.0 if system.cluster is not None
+                                                         else system.dense.floor_s)
     return row
 
 

@@ -21,20 +21,21 @@ table's node), so the main node's pool stage runs every node at once; for one qu
 4. sends the pooled vectors back (batch size x row bytes per table, plus the message
    overhead) over the link's other direction.
 
-The query ends when its last node has answered (the pooled vectors land in the main node's
-outputs, which the main host writes in its pool stage). A system without nodes (or with
+The query's embedding stage ends when its last node has answered (the pooled vectors land in
+the main node's outputs, which the main host writes in its pool stage); with ``system.dense``
+the main node runs the dense layers (the bottom MLP beside the requests, interaction and top
+MLP once every shard has answered), and the query ends with them. A system without nodes (or with
 ``sharding.shards: 0``) is built as before, bit for bit.
 
 Results: per node ``pooled_lookups_<node>``, ``requests_<node>``, ``request_bytes_<node>``,
 ``response_bytes_<node>``, ``cache_hits_<node>``, ``cache_misses_<node>``, ``tables_<node>``,
 ``compute_s_<node>`` (its RPC overheads plus its sub-queries'
 unloaded time) and ``queue_s_<node>`` (time requests waited for a worker); for the run
-``compute_s_total`` (every node's compute time plus the main node's query overheads: Lui's
-"compute overhead"), ``network_bytes`` and ``requests_per_query``.
+``compute_s_total`` (every node's compute time plus the main node's query overheads and
+dense layers: Lui's "compute overhead"), ``network_bytes`` and ``requests_per_query``.
 
-What it ignores: the dense stage on the main node (not modelled here), the main node's
-receive-side copy of pooled vectors beyond its output writes, retransmission, TCP windows,
-and contention for a node's cores beyond its RPC workers.
+What it ignores: the main node's receive-side copy of pooled vectors beyond its output writes,
+retransmission, TCP windows, and contention for a node's cores beyond its RPC workers.
 """
 
 from __future__ import annotations

@@ -55,4 +55,6 @@ class TopMlpStage(Stage):
         top_unloaded = yield from dense.run(dense.top, fabric)
         q.top_s = env.now - started
         # the floor so far is the embedding stages'; the bottom MLP ran beside them
-        return max(0.0, bottom_unloaded - q.unloaded_s) + top_unloaded
+        floor = max(0.0, bottom_unloaded - q.unloaded_s) + top_unloaded
+        dense.floor_s += floor
+        return floor
