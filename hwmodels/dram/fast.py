@@ -1,7 +1,9 @@
 """``fast``: whole requests served in time order from per-bank queues, one compiled pass.
 
 Each bus channel holds a window of up to ``queue_depth`` requests (a controller's queue), kept
-as one first-in first-out list per bank. A request joins the window at its arrival, or, when
+as one first-in first-out list per bank; with per-bank command queues (``bank_queue_depth`` >
+0) the window is every request the controller holds (``queue_capacity``), the per-bank limit
+not enforced. A request joins the window at its arrival, or, when
 the window is full, at the column command of the request that leaves it. Each bank plans one
 request: its oldest row hit in the data bus's current direction, else its oldest row hit,
 else its oldest request (FR-FCFS within a bank; reads and writes are batched because the bus
@@ -50,6 +52,7 @@ from hwmodels.dram.model import (
     N,
     P,
     open_cycles,
+    queue_capacity,
     refresh_schedule,
     scheduled_refreshes,
 )
@@ -76,7 +79,7 @@ command; STREAK: column commands since its last ACT)."""
 Queue = IntEnum("Queue", "HEAD COUNT KEY POS HIT OTHER CLOSE SLOT RANK GROUP CHANNEL",
                 start=0)
 """Rows of the per-bank queue array: where its list starts in its ring (``fifo_*`` rows, a
-power of two >= queue_depth long), queued requests, and of the one the bank serves next:
+power of two >= the window long), queued requests, and of the one the bank serves next:
 the earliest column command its bank allows, its place in the bank's list, whether it hits
 the open row; OTHER: the place of the bank's oldest request that does not (NONE if none or
 not needed); CLOSE: whether the open row is to close for that request (``ROW_HIT_CAP``);
@@ -467,7 +470,9 @@ class FastDram(DramModel):
         self.bank_queue[Queue.RANK] = flat // spec.banks_per_rank
         self.bank_queue[Queue.GROUP] = flat // spec.banks_per_group
         self.bank_queue[Queue.CHANNEL] = flat // (ranks * spec.banks_per_rank)
-        ring = 1 << (spec.queue_depth - 1).bit_length()
+        window = queue_capacity(self.layout)
+        self.params[P.QUEUE] = window
+        ring = 1 << (window - 1).bit_length()
         self.fifo_req = np.zeros((self.banks, ring), dtype=np.int64)
         self.fifo_at = np.zeros((self.banks, ring), dtype=np.int64)
         self.rank_state = np.zeros((1, channels * ranks), dtype=np.int64)

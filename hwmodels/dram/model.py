@@ -51,7 +51,7 @@ P = IntEnum("P", [(name, index) for index, name in enumerate((
     "RANKS", "BANKS_PER_RANK", "BANKS", "GROUPS", "QUEUE", "CLOSED", "FRFCFS", "REFRESH",
     "DUAL_BUS", "CL", "CWL", "BURST", "RCD", "RCDWR", "RP", "RAS", "RC", "RRD_S", "RRD_L", "FAW",
     "RTP", "WR_TO_PRE", "RFC", "REFI", "RFCPB", "REFIPB", "CCD_S", "CCD_L", "CCD_L_WR", "WTR_S",
-    "RTRS", "ACT_SLOT", "SHARED_BUS"))])
+    "RTRS", "ACT_SLOT", "SHARED_BUS", "BANK_QUEUE"))])
 """Indices of the int64 parameter vector the kernels read (``kernel_params``)."""
 REFRESH_CODE = {"none": 0, "all_bank": 1, "per_bank": 2}
 NO_REFRESH, ALL_BANK, PER_BANK = 0, 1, 2
@@ -81,12 +81,19 @@ def kernel_params(spec: DramSpec) -> np.ndarray:
         P.CCD_L_WR: spec.timing("tCCD_L_WR"),
         P.WTR_S: spec.tWTR_S, P.RTRS: spec.tRTRS,
         P.ACT_SLOT: max(spec.tRRD_S, -(-spec.tFAW // 4)),
-        P.SHARED_BUS: 1,
+        P.SHARED_BUS: 1, P.BANK_QUEUE: spec.bank_queue_depth,
     }
     params = np.zeros(len(P), dtype=np.int64)
     for index, value in values.items():
         params[index] = value
     return params
+
+
+def queue_capacity(spec: DramSpec) -> int:
+    """Most requests a bus channel's controller holds: its queue, or with per-bank command
+    queues (``bank_queue_depth`` > 0) its transaction queue plus every bank's command queue."""
+    banks = spec.ranks * spec.banks_per_rank
+    return spec.queue_depth + spec.bank_queue_depth * banks
 
 
 PATHS = ("channel", "rank", "bank_group")
