@@ -57,9 +57,11 @@ SEED = 16
 ROWS = 12000
 TRACES = ("uniform", "zipf", "stream")
 PEAK_CYCLES_PER_ROW = 16
-SETTINGS = {"mapping": "rochrababgco", "xor_bank_hash": False}
-"""What embsim's preset changes to match DRAMsim3's config: its address mapping, no bank hash
-(the rest of ``ddr4-3200`` equals ``DDR4_8Gb_x8_3200.ini``: 1 channel, 2 ranks, 22-22-22)."""
+SETTINGS = {"mapping": "rochrababgco", "xor_bank_hash": False, "merge_reads": True}
+"""What embsim's preset changes to match DRAMsim3's config and controller: its address mapping,
+no bank hash, and reads of an address already pending merged into one (DRAMsim3's
+``Controller::AddTransaction``). The rest of ``ddr4-3200`` equals ``DDR4_8Gb_x8_3200.ini``:
+1 channel, 2 ranks, 22-22-22, 32-entry transaction queue, 8 per bank command queues."""
 ISSUE_PERIODS = (40, 32, 24, 20, 18)
 """The issue's loads (cycles per row) on the uniform trace."""
 FRACTIONS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95)

@@ -10,7 +10,11 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from hwmodels.device import make_device
+from hwmodels.presets import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -22,8 +26,11 @@ MAX_LOAD = 0.91
 """Points up to 90 % of the saturation bandwidth (the swept fractions are rounded periods)."""
 MERGED_LOAD = 0.55
 """Above this load DRAMsim3 merges enough Zipf reads of one address pending in its queue (its
-controller.cc AddTransaction: one command returns them all) that embsim, which does not merge,
-is not within 10 %: up to 30 % at 80 % load, and saturated at 90 %."""
+controller.cc AddTransaction: one command returns them all) that ``fast``, which does not
+merge, saturates (``detailed`` merges them with ``merge_reads``)."""
+NEAR_SATURATION = {("zipf", 15.94): (0.75, 1.0)}
+"""Where ``detailed`` is not within 10 % today: Zipf at 90 % of DRAMsim3's saturation (which
+merged reads move past the bus's peak), 0.80 of DRAMsim3's latency."""
 
 
 def _points(max_load: float = MAX_LOAD):
@@ -44,12 +51,9 @@ def test_detailed_agrees_with_dramsim3(point, load):
     got = embsim_point(point["trace"], point["period"], "detailed", DATA["trace"]["rows"])
     activates = got["activates"] / point["activates"]
     latency = got["admitted_latency_mean_cycles"] / point["read_latency_mean_cycles"]
-    if point["trace"] == "zipf" and load > MERGED_LOAD:
-        assert abs(activates - 1) <= 0.05, f"activates {activates:.4f} of DRAMsim3's"
-        assert 1.0 < latency < 2.6, f"mean read latency {latency:.3f} of DRAMsim3's"
-        return
     assert abs(activates - 1) <= 0.02, f"activates {activates:.4f} of DRAMsim3's"
-    assert abs(latency - 1) <= 0.10, f"mean read latency {latency:.3f} of DRAMsim3's"
+    low, high = NEAR_SATURATION.get((point["trace"], point["period"]), (0.9, 1.1))
+    assert low <= latency <= high, f"mean read latency {latency:.3f} of DRAMsim3's"
 
 
 @pytest.mark.parametrize(("point", "load"), _points(max_load=0.81))
@@ -57,8 +61,37 @@ def test_fast_stays_within_its_recorded_gap_to_dramsim3(point, load):
     """``fast`` is coarser: 0.71 to 1.34 of DRAMsim3's mean read latency up to 80 % load
     (its gap grows with load on scattered rows), activates within 7 %."""
     if point["trace"] == "zipf" and load > MERGED_LOAD:
-        pytest.skip("DRAMsim3 merges reads here (see MERGED_LOAD)")
+        pytest.skip("DRAMsim3 merges reads here and fast does not (see MERGED_LOAD)")
     got = embsim_point(point["trace"], point["period"], "fast", DATA["trace"]["rows"])
     latency = got["read_latency_mean_cycles"] / point["read_latency_mean_cycles"]
     assert 0.70 <= latency <= 1.35, f"mean read latency {latency:.3f} of DRAMsim3's"
     assert abs(got["activates"] / point["activates"] - 1) <= 0.07
+
+
+def _ddr4(**overrides):
+    spec, _ = resolve("dram", "ddr4-3200", {"mapping": "rochrababgco", "xor_bank_hash": False,
+                                            **overrides})
+    return make_device("dram", spec, "detailed")
+
+
+def test_per_bank_queues_hold_requests_in_the_transaction_queue_until_their_bank_has_room():
+    """12 reads of one bank at cycle 0 with 8-deep bank queues and a transaction queue of 2:
+    8 enter the bank's queue, 2 the transaction queue, 2 wait outside until reads leave."""
+    device = _ddr4(bank_queue_depth=8, queue_depth=2)
+    addresses = np.arange(12, dtype=np.int64) * 64          # one row of one bank
+    done, _ = device.service_in_cycles(np.zeros(12, np.int64), addresses, np.zeros(12, bool))
+    assert (device.admitted[:10] == 0).all() and (device.admitted[10:] > 0).all()
+    assert (np.diff(done) > 0).all()                         # served in order, one row
+    assert device.stats()["activates"] == 1
+
+
+def test_merged_reads_return_with_the_pending_read_of_their_address():
+    device = _ddr4(merge_reads=True)
+    arrival = np.array([0, 0, 1, 100], dtype=np.int64)
+    addresses = np.array([0, 64, 0, 0], dtype=np.int64)
+    done, _ = device.service_in_cycles(arrival, addresses, np.zeros(4, bool))
+    assert done[2] == done[0] and done[3] > done[1]        # the last came after the read
+    stats = device.stats()
+    assert stats["reads"] == 4 and stats["row_hits"] + stats["row_misses"] == 4
+    plain, _ = _ddr4().service_in_cycles(arrival, addresses, np.zeros(4, bool))
+    assert (plain[:2] == done[:2]).all()                   # the first two are unchanged

@@ -8,7 +8,10 @@ into its bank's queue at once when there is room, else waits in the transaction 
 the oldest waiting one moves when its bank's queue frees a slot; the scheduler sees only
 requests in bank queues. A request the controller cannot take (its queue, or transaction
 queue, full) waits outside in arrival order; ``admitted`` records when each was taken in
-(DRAMsim3 counts its latency from there, ``memtrace`` from the trace's stamp).
+(DRAMsim3 counts its latency from there, ``memtrace`` from the trace's stamp). With
+``merge_reads`` a read of an address that a queued read also reads takes no place in the queue
+and returns with that read (DRAMsim3's ``Controller::AddTransaction``); it counts as a read and
+a row hit. Requests decoded without an address (``read_decoded``) are not merged.
 
 The controller issues ACT, PRE, RD, WR, REF (all-bank) and REFpb (per-bank) commands, each at the
 first cycle every timing constraint allows:
@@ -324,16 +327,19 @@ def _promote(queue, n, bank, bs):
 
 
 @njit(cache=True)
-def serve_detailed(order, segments, arrival, bank, row, write, done, admitted, p, gap, wb, bs,
-                   rs, gs, faw, cs, cnt, trace, trace_n, queue, table):
+def serve_detailed(order, segments, arrival, bank, row, write, line, done, admitted, merged, p,
+                   gap, wb, bs, rs, gs, faw, cs, cnt, trace, trace_n, queue, table):
     """Serve requests ``order[segments[c]:segments[c+1]]`` (arrival order) of each channel c;
     write each request's completion cycle to ``done`` and the cycle the controller took it
-    into its queue to ``admitted``. All state arrays persist; ``queue``
+    into its queue to ``admitted``. With ``merge_reads`` a read of a ``line`` that a queued
+    read also reads takes no queue slot and returns with it: ``merged`` names that read
+    (else -1); it counts as a read and a row hit. All state arrays persist; ``queue``
     holds each queued request's cached plan (rows ``Q``), re-planned only when a command
     changes its bank; ``table`` is scratch for ``_bounds``."""
     ranks = p[P.RANKS]
     depth = p[P.QUEUE]
     bank_depth = p[P.BANK_QUEUE]
+    merge = p[P.MERGE] == 1 and line.size > 0     # decoded reads carry no address
     refresh = p[P.REFRESH]
     hit_first = p[P.FRFCFS] == 1
     tracing = trace.shape[0] > 0
@@ -348,6 +354,18 @@ def serve_detailed(order, segments, arrival, bank, row, write, done, admitted, p
             while nxt < end and (waiting if bank_depth else n) < depth \
                     and arrival[order[nxt]] <= now:
                 i = order[nxt]
+                if merge and not write[i]:
+                    for j in range(n):
+                        r = queue[Q.REQ, j]
+                        if not write[r] and line[r] == line[i]:
+                            merged[i] = r
+                            break
+                    if merged[i] != NONE:
+                        admitted[i] = now
+                        cnt[N.READS] += 1
+                        cnt[N.ROW_HITS] += 1
+                        nxt += 1
+                        continue
                 active = 1
                 if bank_depth:
                     if bs[Bank.QUEUED, bank[i]] < bank_depth:
@@ -508,14 +526,20 @@ class DetailedDram(DramModel):
         self.table = np.zeros(4 * ranks * spec.bank_groups, dtype=np.int64)
 
     def _serve(self, arrival: np.ndarray, bank: np.ndarray, row: np.ndarray,
-               is_write: np.ndarray) -> np.ndarray:
+               is_write: np.ndarray, line: np.ndarray | None = None) -> np.ndarray:
         order, segments = self.channel_segments(bank)
         done = np.zeros(arrival.size, dtype=np.int64)
         self.admitted = np.zeros(arrival.size, dtype=np.int64)
-        serve_detailed(order, segments, arrival, bank, row, is_write, done, self.admitted,
-                       self.params, self.gaps, self.where, self.bank_state, self.rank_state,
-                       self.group_state, self.faw, self.channel_state, self.counters,
-                       self.trace, self.trace_n, self.queue, self.table)
+        merged = np.full(arrival.size, NONE, dtype=np.int64)
+        if line is None:
+            line = np.zeros(0, dtype=np.int64)
+        serve_detailed(order, segments, arrival, bank, row, is_write, line, done,
+                       self.admitted, merged, self.params, self.gaps, self.where,
+                       self.bank_state, self.rank_state, self.group_state, self.faw,
+                       self.channel_state, self.counters, self.trace, self.trace_n,
+                       self.queue, self.table)
+        late = merged >= 0
+        done[late] = done[merged[late]]
         return done
 
     def command_trace(self) -> np.ndarray:

@@ -487,7 +487,7 @@ class FastDram(DramModel):
         self.bank_state[Bank.REFRESH] = self.first
 
     def _serve(self, arrival: np.ndarray, bank: np.ndarray, row: np.ndarray,
-               is_write: np.ndarray) -> np.ndarray:
+               is_write: np.ndarray, line: np.ndarray | None = None) -> np.ndarray:
         done = np.zeros(arrival.size, dtype=np.int64)
         serve_fast(arrival, bank, row, is_write, done, self.params, self.bank_state,
                    self.bank_queue, self.fifo_req, self.fifo_at, self.rank_state,

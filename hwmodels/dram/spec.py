@@ -104,6 +104,7 @@ class DramSpec(Spec):
     scheduler: Literal["fcfs", "frfcfs"] = "frfcfs"
     queue_depth: Count = 32
     bank_queue_depth: NonNegativeCount = 0
+    merge_reads: bool = False
     refresh: Literal["all_bank", "per_bank", "none"] = "all_bank"
     frontend_latency: NonNegativeTime = 0.0
 
