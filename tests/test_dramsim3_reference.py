@@ -24,7 +24,7 @@ from compare_dramsim3 import REFERENCE, embsim_point  # noqa: E402
 DATA = json.loads(REFERENCE.read_text())
 MAX_LOAD = 0.91
 """Points up to 90 % of the saturation bandwidth (the swept fractions are rounded periods)."""
-MERGED_LOAD = 0.55
+MERGED_LOAD = 0.85
 """Above this load DRAMsim3 merges enough Zipf reads of one address pending in its queue (its
 controller.cc AddTransaction: one command returns them all) that ``fast``, which does not
 merge, saturates (``detailed`` merges them with ``merge_reads``)."""
@@ -56,16 +56,16 @@ def test_detailed_agrees_with_dramsim3(point, load):
     assert low <= latency <= high, f"mean read latency {latency:.3f} of DRAMsim3's"
 
 
-@pytest.mark.parametrize(("point", "load"), _points(max_load=0.81))
+@pytest.mark.parametrize(("point", "load"), _points())
 def test_fast_stays_within_its_recorded_gap_to_dramsim3(point, load):
-    """``fast`` is coarser: 0.71 to 1.34 of DRAMsim3's mean read latency up to 80 % load
-    (its gap grows with load on scattered rows), activates within 7 %."""
+    """``fast`` is coarser: 0.71 (streams, 70 % load) to 1.10 (Zipf, 80 %) of DRAMsim3's mean
+    read latency up to 90 % load, activates within 8 %."""
     if point["trace"] == "zipf" and load > MERGED_LOAD:
         pytest.skip("DRAMsim3 merges reads here and fast does not (see MERGED_LOAD)")
     got = embsim_point(point["trace"], point["period"], "fast", DATA["trace"]["rows"])
     latency = got["read_latency_mean_cycles"] / point["read_latency_mean_cycles"]
-    assert 0.70 <= latency <= 1.35, f"mean read latency {latency:.3f} of DRAMsim3's"
-    assert abs(got["activates"] / point["activates"] - 1) <= 0.07
+    assert 0.70 <= latency <= 1.12, f"mean read latency {latency:.3f} of DRAMsim3's"
+    assert abs(got["activates"] / point["activates"] - 1) <= 0.08
 
 
 def _ddr4(**overrides):

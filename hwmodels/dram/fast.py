@@ -25,7 +25,9 @@ the last burst, with ``tRTRS`` at a change of direction or rank (a read after a 
 precharge is due before the next hit's column command closes the row. ``closed`` row policy
 precharges after every column command. Refresh is a periodic blackout at the same due cycles
 as ``detailed``: an ACT inside ``[due, due + tRFC)`` (``tRFCpb`` per bank) waits for its end,
-and a refresh between two accesses to a bank closes its row.
+and a refresh between two accesses to a bank closes its row. A bank's plan counts that wait
+(``_after_refresh``): a pick that ignored it would move the channel's column order past the
+refresh and hold every later request, of any rank, behind it.
 
 What it ignores (``detailed`` has them): the interleaving of one request's row commands with
 other requests' commands after it is picked, the command bus, ``tRRD_L`` and the exact
@@ -119,6 +121,19 @@ def refreshes_due(t, first, period, inverse):
     """Refreshes due at or before cycle ``t`` when the first is due at ``first`` (``inverse``
     = 1 / ``period``)."""
     return 0 if t < first else _quotient(t - first, period, inverse) + 1
+
+
+@njit(cache=True, inline="always")
+def _after_refresh(act, next_due, first, period, inverse, busy_cycles):
+    """The first cycle at or after ``act`` outside a refresh of a bank whose refreshes are due
+    at ``first + k x period`` (``next_due``: the first due after its last column command;
+    ``inverse`` = 1 / ``period``): an ACT inside ``[due, due + busy_cycles)`` waits."""
+    last = next_due - period
+    if act >= next_due:
+        last = first + (refreshes_due(act, first, period, inverse) - 1) * period
+    if last >= first and act < last + busy_cycles:
+        return last + busy_cycles
+    return act
 
 
 @njit(cache=True, inline="always")
@@ -323,14 +338,8 @@ def serve_fast(arrival, bank, row, write, done, p, bs, bq, fifo_req, fifo_at, rs
                     cnt[N.ROW_MISSES] += 1
                 act = max(act, bs[Bank.ACT, ub])
                 if refresh:
-                    # the last refresh due at or before the ACT (before the bank's next
-                    # one after its last column command when the ACT comes before that)
-                    last = bs[Bank.REFRESH, ub] - period
-                    if act >= bs[Bank.REFRESH, ub]:
-                        last = first[ub] + (refreshes_due(act, first[ub], period, per_period)
-                                           - 1) * period
-                    if last >= first[ub] and act < last + busy_cycles:
-                        act = last + busy_cycles
+                    act = _after_refresh(act, bs[Bank.REFRESH, ub], first[ub], period,
+                                         per_period, busy_cycles)
                 taken = _free_slot(slots, gr, act, act_slot, per_slot)
                 slots[ugr, taken & (act_size - 1)] = taken
                 act = max(act, taken * act_slot)
@@ -424,10 +433,19 @@ def serve_fast(arrival, bank, row, write, done, p, bs, bq, fifo_req, fifo_at, rs
             w = 1 if write[ui] else 0
             if hit:
                 key = max(t, bs[Bank.WR, uk] if w else bs[Bank.RD, uk])
+                if refresh and key >= bs[Bank.REFRESH, uk]:
+                    # a refresh closes the row first: the hit waits for it and activates
+                    key = _after_refresh(max(t, bs[Bank.ACT, uk], bs[Bank.REFRESH, uk]),
+                                         bs[Bank.REFRESH, uk], first[uk], period, per_period,
+                                         busy_cycles) + (rcdwr if w else rcd)
             else:
                 if open_row != NONE:
                     t = max(t, bs[Bank.PRE, uk]) + rp
-                key = max(t, bs[Bank.ACT, uk]) + (rcdwr if w else rcd)
+                act = max(t, bs[Bank.ACT, uk])
+                if refresh:
+                    act = _after_refresh(act, bs[Bank.REFRESH, uk], first[uk], period,
+                                         per_period, busy_cycles)
+                key = act + (rcdwr if w else rcd)
             bq[Queue.KEY, uk] = key
             bq[Queue.POS, uk] = pos
             bq[Queue.HIT, uk] = hit
