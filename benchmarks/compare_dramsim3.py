@@ -140,6 +140,9 @@ def record(args: argparse.Namespace) -> None:
             "command": f"dramsim3main {config.name} -c CYCLES -t TRACE -o DIR",
             "note": "CYCLES = last arrival + 64 x reads + 10000 (every read returns); "
                     "mean read latency = average_read_latency, activates = num_act_cmds",
+            "build": "cmake -DCMAKE_BUILD_TYPE=Release; make dramsim3main (g++ "
+                     + subprocess.run(["g++", "-dumpfullversion"], capture_output=True,
+                                      text=True).stdout.strip() + ")",
         },
         "trace": {"rows": args.rows, "seed": SEED, "row_bytes": ROW_BYTES,
                   "reads_per_row": READS_PER_ROW, "span_bytes": SPAN_BYTES,
