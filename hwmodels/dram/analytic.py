@@ -84,7 +84,7 @@ class AnalyticDram(DramModel):
         return outcome
 
     def _serve(self, arrival: np.ndarray, bank: np.ndarray, row: np.ndarray,
-               is_write: np.ndarray) -> np.ndarray:
+               is_write: np.ndarray, line: np.ndarray | None = None) -> np.ndarray:
         spec = self.spec
         outcome = self.outcomes(arrival, bank, row)
         rank = bank // spec.banks_per_rank

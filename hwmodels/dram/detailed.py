@@ -1,7 +1,19 @@
 """``detailed``: a command-level DRAM controller and device, one compiled kernel.
 
 Each bus channel (channel x pseudo-channel) has a controller with a queue of ``queue_depth``
-requests. It issues ACT, PRE, RD, WR, REF (all-bank) and REFpb (per-bank) commands, each at the
+requests (Ramulator 2's generic controller: one request buffer), or, with ``bank_queue_depth``
+> 0, DRAMsim3's structure (``queue_structure = PER_BANK``): a transaction queue of
+``queue_depth`` in front of a command queue of ``bank_queue_depth`` per bank. A request moves
+into its bank's queue at once when there is room, else waits in the transaction queue and
+the oldest waiting one moves when its bank's queue frees a slot; the scheduler sees only
+requests in bank queues. A request the controller cannot take (its queue, or transaction
+queue, full) waits outside in arrival order; ``admitted`` records when each was taken in
+(DRAMsim3 counts its latency from there, ``memtrace`` from the trace's stamp). With
+``merge_reads`` a read of an address that a queued read also reads takes no place in the queue
+and returns with that read (DRAMsim3's ``Controller::AddTransaction``); it counts as a read and
+a row hit. Requests decoded without an address (``read_decoded``) are not merged.
+
+The controller issues ACT, PRE, RD, WR, REF (all-bank) and REFpb (per-bank) commands, each at the
 first cycle every timing constraint allows:
 
 - bank: ACT->RD tRCD, ACT->WR tRCDWR, ACT->PRE tRAS, ACT->ACT tRC, PRE->ACT tRP, RD->PRE tRTP,
@@ -59,6 +71,7 @@ from hwmodels.dram.model import (
     P,
     column_gaps,
     open_cycles,
+    queue_capacity,
     refresh_phase,
 )
 from hwmodels.dram.spec import DramSpec
@@ -68,9 +81,9 @@ COMMANDS = ("ACT", "PRE", "RD", "WR", "REF", "REFpb")
 """Command codes of the trace: row ``(cycle, command, rank, bank_group, bank, row)``."""
 NONE = -1
 INF = np.int64(1 << 62)
-Bank = IntEnum("Bank", "OPEN OPENED ACT PRE RD WR HITS STREAK", start=0)
+Bank = IntEnum("Bank", "OPEN OPENED ACT PRE RD WR HITS STREAK QUEUED", start=0)
 """Rows of the per-bank state array; HITS: queued requests that hit the open row, STREAK:
-column commands since the last ACT."""
+column commands since the last ACT, QUEUED: requests in the bank's command queue."""
 ROW_HIT_CAP = 4
 """Column commands after an ACT beyond which a PRE may close a row that queued requests still
 hit (DRAMsim3's command queue uses 4), so that row hits cannot starve a conflict."""
@@ -82,10 +95,12 @@ Chan = IntEnum("Chan", "NOW ROW_BUS COL_BUS", start=0)
 """Rows of the per-channel state array."""
 Where = IntEnum("Where", "RANK GROUP INDEX", start=0)
 """Rows of the per-bank position array: flat rank, flat bank group, bank index in its rank."""
-Q = IntEnum("Q", "REQ FLAG BANK RANK GROUP SEQ T CMD KEY", start=0)
+Q = IntEnum("Q", "REQ FLAG BANK RANK GROUP SEQ T CMD KEY ACTIVE", start=0)
 """Rows of the queue array: request index, flag, flat bank and rank, bank group within the
-channel, arrival sequence (the age for ties), and the cached plan: its next command, the
-earliest cycle its bank allows it and its ``_bounds`` table index."""
+channel, arrival sequence (the age for ties), the cached plan: its next command, the
+earliest cycle its bank allows it and its ``_bounds`` table index, and whether the scheduler
+sees it (1: in its bank's command queue; 0: waiting in the transaction queue for room
+there)."""
 # request flags: which row command the request needed
 NEEDED_NOTHING, NEEDED_ACT, NEEDED_PRE = 0, 1, 2
 
@@ -283,7 +298,7 @@ def _replan(queue, n, bank, rank, bs, row, write, width):
     for j in range(n):
         if queue[Q.BANK, j] == bank or queue[Q.RANK, j] == rank:
             _plan(queue, j, bs, row, write, width)
-            if queue[Q.BANK, j] == bank and queue[Q.CMD, j] >= RD:
+            if queue[Q.BANK, j] == bank and queue[Q.CMD, j] >= RD and queue[Q.ACTIVE, j]:
                 hits += 1
     bs[Bank.HITS, bank] = hits
 
@@ -295,15 +310,36 @@ def _drop(queue, j, n):
         queue[r, j] = queue[r, n - 1]
 
 
+@njit(cache=True, inline="always")
+def _promote(queue, n, bank, bs):
+    """Move the oldest request waiting in the transaction queue for ``bank`` into the bank's
+    command queue (its plan is made by the ``_replan`` that follows); 1 if one moved."""
+    best = NONE
+    for j in range(n):
+        if queue[Q.ACTIVE, j] == 0 and queue[Q.BANK, j] == bank and (
+                best == NONE or queue[Q.SEQ, j] < queue[Q.SEQ, best]):
+            best = j
+    if best == NONE:
+        return 0
+    queue[Q.ACTIVE, best] = 1
+    bs[Bank.QUEUED, bank] += 1
+    return 1
+
+
 @njit(cache=True)
-def serve_detailed(order, segments, arrival, bank, row, write, done, p, gap, wb, bs, rs, gs,
-                   faw, cs, cnt, trace, trace_n, queue, table):
+def serve_detailed(order, segments, arrival, bank, row, write, line, done, admitted, merged, p,
+                   gap, wb, bs, rs, gs, faw, cs, cnt, trace, trace_n, queue, table):
     """Serve requests ``order[segments[c]:segments[c+1]]`` (arrival order) of each channel c;
-    write each request's completion cycle to ``done``. All state arrays persist; ``queue``
+    write each request's completion cycle to ``done`` and the cycle the controller took it
+    into its queue to ``admitted``. With ``merge_reads`` a read of a ``line`` that a queued
+    read also reads takes no queue slot and returns with it: ``merged`` names that read
+    (else -1); it counts as a read and a row hit. All state arrays persist; ``queue``
     holds each queued request's cached plan (rows ``Q``), re-planned only when a command
     changes its bank; ``table`` is scratch for ``_bounds``."""
     ranks = p[P.RANKS]
     depth = p[P.QUEUE]
+    bank_depth = p[P.BANK_QUEUE]
+    merge = p[P.MERGE] == 1 and line.size > 0     # decoded reads carry no address
     refresh = p[P.REFRESH]
     hit_first = p[P.FRFCFS] == 1
     tracing = trace.shape[0] > 0
@@ -312,22 +348,46 @@ def serve_detailed(order, segments, arrival, bank, row, write, done, p, gap, wb,
         start, end = segments[c], segments[c + 1]
         now = cs[Chan.NOW, c]
         n = 0
+        waiting = 0     # requests in the transaction queue (per-bank command queues only)
         nxt = start
         while nxt < end or n > 0:
-            while nxt < end and n < depth and arrival[order[nxt]] <= now:
+            while nxt < end and (waiting if bank_depth else n) < depth \
+                    and arrival[order[nxt]] <= now:
                 i = order[nxt]
+                if merge and not write[i]:
+                    for j in range(n):
+                        r = queue[Q.REQ, j]
+                        if not write[r] and line[r] == line[i]:
+                            merged[i] = r
+                            break
+                    if merged[i] != NONE:
+                        admitted[i] = now
+                        cnt[N.READS] += 1
+                        cnt[N.ROW_HITS] += 1
+                        nxt += 1
+                        continue
+                active = 1
+                if bank_depth:
+                    if bs[Bank.QUEUED, bank[i]] < bank_depth:
+                        bs[Bank.QUEUED, bank[i]] += 1
+                    else:
+                        active = 0
+                        waiting += 1
+                queue[Q.ACTIVE, n] = active
                 queue[Q.REQ, n] = i
+                admitted[i] = now
                 queue[Q.FLAG, n] = NEEDED_NOTHING
                 queue[Q.BANK, n] = bank[i]
                 queue[Q.RANK, n] = wb[Where.RANK, bank[i]]
                 queue[Q.GROUP, n] = wb[Where.GROUP, bank[i]] - c * width
                 queue[Q.SEQ, n] = nxt
                 _plan(queue, n, bs, row, write, width)
-                if queue[Q.CMD, n] >= RD:
+                if queue[Q.CMD, n] >= RD and active:
                     bs[Bank.HITS, bank[i]] += 1
                 n += 1
                 nxt += 1
-            t_arrival = arrival[order[nxt]] if nxt < end and n < depth else INF
+            room = (waiting if bank_depth else n) < depth
+            t_arrival = arrival[order[nxt]] if nxt < end and room else INF
             if n == 0 and refresh != NO_REFRESH and not tracing:
                 cs[Chan.NOW, c] = now
                 _skip_idle_refreshes(bs, rs, cs, c, t_arrival, p, cnt)
@@ -353,6 +413,8 @@ def serve_detailed(order, segments, arrival, bank, row, write, done, p, gap, wb,
                         best_t, best_cmd, best_bank, best_prio, best_j = t, cmd, b, 0, NONE
             _bounds(table, rs, gs, faw, c, lb_row, lb_col, p)
             for j in range(n):
+                if queue[Q.ACTIVE, j] == 0:
+                    continue   # not yet in its bank's command queue
                 b = queue[Q.BANK, j]
                 gr = queue[Q.RANK, j]
                 if refreshing and rs[Rank.DUE, gr] <= now and (
@@ -417,6 +479,9 @@ def serve_detailed(order, segments, arrival, bank, row, write, done, p, gap, wb,
                 N.ROW_MISSES if outcome == NEEDED_ACT else N.ROW_HITS] += 1
             _drop(queue, best_j, n)
             n -= 1
+            if bank_depth:
+                bs[Bank.QUEUED, b] -= 1
+                waiting -= _promote(queue, n, b, bs)
             if p[P.CLOSED] == 1:
                 wanted = False
                 for j in range(n):
@@ -446,7 +511,7 @@ class DetailedDram(DramModel):
                                flat % spec.banks_per_rank])
         self.bank_state = np.full((len(Bank), self.banks), NEVER, dtype=np.int64)
         self.bank_state[Bank.OPEN] = NONE
-        self.bank_state[[Bank.HITS, Bank.STREAK]] = 0
+        self.bank_state[[Bank.HITS, Bank.STREAK, Bank.QUEUED]] = 0
         self.rank_state = np.full((len(Rank), channels * ranks), NEVER, dtype=np.int64)
         self.rank_state[[Rank.FAW_POS, Rank.PTR, Rank.OPEN_SUM]] = 0
         self.rank_state[Rank.DUE] = refresh_phase(spec)
@@ -457,17 +522,24 @@ class DetailedDram(DramModel):
         self.channel_state[Chan.NOW] = 0
         self.trace = np.zeros((trace_commands, 6), dtype=np.int64)
         self.trace_n = np.zeros(1, dtype=np.int64)
-        self.queue = np.zeros((len(Q), spec.queue_depth), dtype=np.int64)
+        self.queue = np.zeros((len(Q), queue_capacity(layout)), dtype=np.int64)
         self.table = np.zeros(4 * ranks * spec.bank_groups, dtype=np.int64)
 
     def _serve(self, arrival: np.ndarray, bank: np.ndarray, row: np.ndarray,
-               is_write: np.ndarray) -> np.ndarray:
+               is_write: np.ndarray, line: np.ndarray | None = None) -> np.ndarray:
         order, segments = self.channel_segments(bank)
         done = np.zeros(arrival.size, dtype=np.int64)
-        serve_detailed(order, segments, arrival, bank, row, is_write, done, self.params,
-                       self.gaps, self.where, self.bank_state, self.rank_state,
-                       self.group_state, self.faw, self.channel_state, self.counters,
-                       self.trace, self.trace_n, self.queue, self.table)
+        self.admitted = np.zeros(arrival.size, dtype=np.int64)
+        merged = np.full(arrival.size, NONE, dtype=np.int64)
+        if line is None:
+            line = np.zeros(0, dtype=np.int64)
+        serve_detailed(order, segments, arrival, bank, row, is_write, line, done,
+                       self.admitted, merged, self.params, self.gaps, self.where,
+                       self.bank_state, self.rank_state, self.group_state, self.faw,
+                       self.channel_state, self.counters, self.trace, self.trace_n,
+                       self.queue, self.table)
+        late = merged >= 0
+        done[late] = done[merged[late]]
         return done
 
     def command_trace(self) -> np.ndarray:

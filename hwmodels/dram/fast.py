@@ -1,7 +1,9 @@
 """``fast``: whole requests served in time order from per-bank queues, one compiled pass.
 
 Each bus channel holds a window of up to ``queue_depth`` requests (a controller's queue), kept
-as one first-in first-out list per bank. A request joins the window at its arrival, or, when
+as one first-in first-out list per bank; with per-bank command queues (``bank_queue_depth`` >
+0) the window is every request the controller holds (``queue_capacity``), the per-bank limit
+not enforced. A request joins the window at its arrival, or, when
 the window is full, at the column command of the request that leaves it. Each bank plans one
 request: its oldest row hit in the data bus's current direction, else its oldest row hit,
 else its oldest request (FR-FCFS within a bank; reads and writes are batched because the bus
@@ -23,7 +25,9 @@ the last burst, with ``tRTRS`` at a change of direction or rank (a read after a 
 precharge is due before the next hit's column command closes the row. ``closed`` row policy
 precharges after every column command. Refresh is a periodic blackout at the same due cycles
 as ``detailed``: an ACT inside ``[due, due + tRFC)`` (``tRFCpb`` per bank) waits for its end,
-and a refresh between two accesses to a bank closes its row.
+and a refresh between two accesses to a bank closes its row. A bank's plan counts that wait
+(``_after_refresh``): a pick that ignored it would move the channel's column order past the
+refresh and hold every later request, of any rank, behind it.
 
 What it ignores (``detailed`` has them): the interleaving of one request's row commands with
 other requests' commands after it is picked, the command bus, ``tRRD_L`` and the exact
@@ -50,6 +54,7 @@ from hwmodels.dram.model import (
     N,
     P,
     open_cycles,
+    queue_capacity,
     refresh_schedule,
     scheduled_refreshes,
 )
@@ -76,7 +81,7 @@ command; STREAK: column commands since its last ACT)."""
 Queue = IntEnum("Queue", "HEAD COUNT KEY POS HIT OTHER CLOSE SLOT RANK GROUP CHANNEL",
                 start=0)
 """Rows of the per-bank queue array: where its list starts in its ring (``fifo_*`` rows, a
-power of two >= queue_depth long), queued requests, and of the one the bank serves next:
+power of two >= the window long), queued requests, and of the one the bank serves next:
 the earliest column command its bank allows, its place in the bank's list, whether it hits
 the open row; OTHER: the place of the bank's oldest request that does not (NONE if none or
 not needed); CLOSE: whether the open row is to close for that request (``ROW_HIT_CAP``);
@@ -116,6 +121,19 @@ def refreshes_due(t, first, period, inverse):
     """Refreshes due at or before cycle ``t`` when the first is due at ``first`` (``inverse``
     = 1 / ``period``)."""
     return 0 if t < first else _quotient(t - first, period, inverse) + 1
+
+
+@njit(cache=True, inline="always")
+def _after_refresh(act, next_due, first, period, inverse, busy_cycles):
+    """The first cycle at or after ``act`` outside a refresh of a bank whose refreshes are due
+    at ``first + k x period`` (``next_due``: the first due after its last column command;
+    ``inverse`` = 1 / ``period``): an ACT inside ``[due, due + busy_cycles)`` waits."""
+    last = next_due - period
+    if act >= next_due:
+        last = first + (refreshes_due(act, first, period, inverse) - 1) * period
+    if last >= first and act < last + busy_cycles:
+        return last + busy_cycles
+    return act
 
 
 @njit(cache=True, inline="always")
@@ -320,14 +338,8 @@ def serve_fast(arrival, bank, row, write, done, p, bs, bq, fifo_req, fifo_at, rs
                     cnt[N.ROW_MISSES] += 1
                 act = max(act, bs[Bank.ACT, ub])
                 if refresh:
-                    # the last refresh due at or before the ACT (before the bank's next
-                    # one after its last column command when the ACT comes before that)
-                    last = bs[Bank.REFRESH, ub] - period
-                    if act >= bs[Bank.REFRESH, ub]:
-                        last = first[ub] + (refreshes_due(act, first[ub], period, per_period)
-                                           - 1) * period
-                    if last >= first[ub] and act < last + busy_cycles:
-                        act = last + busy_cycles
+                    act = _after_refresh(act, bs[Bank.REFRESH, ub], first[ub], period,
+                                         per_period, busy_cycles)
                 taken = _free_slot(slots, gr, act, act_slot, per_slot)
                 slots[ugr, taken & (act_size - 1)] = taken
                 act = max(act, taken * act_slot)
@@ -421,10 +433,19 @@ def serve_fast(arrival, bank, row, write, done, p, bs, bq, fifo_req, fifo_at, rs
             w = 1 if write[ui] else 0
             if hit:
                 key = max(t, bs[Bank.WR, uk] if w else bs[Bank.RD, uk])
+                if refresh and key >= bs[Bank.REFRESH, uk]:
+                    # a refresh closes the row first: the hit waits for it and activates
+                    key = _after_refresh(max(t, bs[Bank.ACT, uk], bs[Bank.REFRESH, uk]),
+                                         bs[Bank.REFRESH, uk], first[uk], period, per_period,
+                                         busy_cycles) + (rcdwr if w else rcd)
             else:
                 if open_row != NONE:
                     t = max(t, bs[Bank.PRE, uk]) + rp
-                key = max(t, bs[Bank.ACT, uk]) + (rcdwr if w else rcd)
+                act = max(t, bs[Bank.ACT, uk])
+                if refresh:
+                    act = _after_refresh(act, bs[Bank.REFRESH, uk], first[uk], period,
+                                         per_period, busy_cycles)
+                key = act + (rcdwr if w else rcd)
             bq[Queue.KEY, uk] = key
             bq[Queue.POS, uk] = pos
             bq[Queue.HIT, uk] = hit
@@ -467,7 +488,9 @@ class FastDram(DramModel):
         self.bank_queue[Queue.RANK] = flat // spec.banks_per_rank
         self.bank_queue[Queue.GROUP] = flat // spec.banks_per_group
         self.bank_queue[Queue.CHANNEL] = flat // (ranks * spec.banks_per_rank)
-        ring = 1 << (spec.queue_depth - 1).bit_length()
+        window = queue_capacity(self.layout)
+        self.params[P.QUEUE] = window
+        ring = 1 << (window - 1).bit_length()
         self.fifo_req = np.zeros((self.banks, ring), dtype=np.int64)
         self.fifo_at = np.zeros((self.banks, ring), dtype=np.int64)
         self.rank_state = np.zeros((1, channels * ranks), dtype=np.int64)
@@ -482,7 +505,7 @@ class FastDram(DramModel):
         self.bank_state[Bank.REFRESH] = self.first
 
     def _serve(self, arrival: np.ndarray, bank: np.ndarray, row: np.ndarray,
-               is_write: np.ndarray) -> np.ndarray:
+               is_write: np.ndarray, line: np.ndarray | None = None) -> np.ndarray:
         done = np.zeros(arrival.size, dtype=np.int64)
         serve_fast(arrival, bank, row, is_write, done, self.params, self.bank_state,
                    self.bank_queue, self.fifo_req, self.fifo_at, self.rank_state,

@@ -51,7 +51,7 @@ P = IntEnum("P", [(name, index) for index, name in enumerate((
     "RANKS", "BANKS_PER_RANK", "BANKS", "GROUPS", "QUEUE", "CLOSED", "FRFCFS", "REFRESH",
     "DUAL_BUS", "CL", "CWL", "BURST", "RCD", "RCDWR", "RP", "RAS", "RC", "RRD_S", "RRD_L", "FAW",
     "RTP", "WR_TO_PRE", "RFC", "REFI", "RFCPB", "REFIPB", "CCD_S", "CCD_L", "CCD_L_WR", "WTR_S",
-    "RTRS", "ACT_SLOT", "SHARED_BUS"))])
+    "RTRS", "ACT_SLOT", "SHARED_BUS", "BANK_QUEUE", "MERGE"))])
 """Indices of the int64 parameter vector the kernels read (``kernel_params``)."""
 REFRESH_CODE = {"none": 0, "all_bank": 1, "per_bank": 2}
 NO_REFRESH, ALL_BANK, PER_BANK = 0, 1, 2
@@ -81,12 +81,20 @@ def kernel_params(spec: DramSpec) -> np.ndarray:
         P.CCD_L_WR: spec.timing("tCCD_L_WR"),
         P.WTR_S: spec.tWTR_S, P.RTRS: spec.tRTRS,
         P.ACT_SLOT: max(spec.tRRD_S, -(-spec.tFAW // 4)),
-        P.SHARED_BUS: 1,
+        P.SHARED_BUS: 1, P.BANK_QUEUE: spec.bank_queue_depth,
+        P.MERGE: int(spec.merge_reads),
     }
     params = np.zeros(len(P), dtype=np.int64)
     for index, value in values.items():
         params[index] = value
     return params
+
+
+def queue_capacity(spec: DramSpec) -> int:
+    """Most requests a bus channel's controller holds: its queue, or with per-bank command
+    queues (``bank_queue_depth`` > 0) its transaction queue plus every bank's command queue."""
+    banks = spec.ranks * spec.banks_per_rank
+    return spec.queue_depth + spec.bank_queue_depth * banks
 
 
 PATHS = ("channel", "rank", "bank_group")
@@ -246,7 +254,8 @@ class DramModel(Device):
         if addresses.min() < 0:
             raise InputError("addresses must be non-negative", field="addresses")
         bank, row = self.address_map.bank_and_row(addresses)
-        return self._serve_in_order(arrival, bank, row, is_write)
+        line = addresses // self.request_bytes if self.spec.merge_reads else None
+        return self._serve_in_order(arrival, bank, row, is_write, line)
 
     def read_decoded(self, now_s: float, bank: np.ndarray, row: np.ndarray) -> np.ndarray:
         """Completion times (s) of reads that all arrive at ``now_s``, at flat ``bank`` and
@@ -259,18 +268,20 @@ class DramModel(Device):
         return self._seconds(done)
 
     def _serve_in_order(self, arrival: np.ndarray, bank: np.ndarray, row: np.ndarray,
-                        is_write: np.ndarray) -> np.ndarray:
+                        is_write: np.ndarray, line: np.ndarray | None = None) -> np.ndarray:
         """Serve decoded requests whose arrivals are checked; keep the arrival and completion
-        bounds for the next call and the stats."""
-        done = self._serve(arrival, bank, row, is_write)
+        bounds for the next call and the stats. ``line``: each request's address in requests
+        (given where ``merge_reads`` is set)."""
+        done = self._serve(arrival, bank, row, is_write, line)
         self.last_arrival = int(arrival[-1])
         self.last_done = max(self.last_done, int(done.max()))
         return done
 
     @abstractmethod
     def _serve(self, arrival: np.ndarray, bank: np.ndarray, row: np.ndarray,
-               is_write: np.ndarray) -> np.ndarray:
-        """Completion cycles of requests at flat ``bank`` indices (updates ``counters``)."""
+               is_write: np.ndarray, line: np.ndarray | None = None) -> np.ndarray:
+        """Completion cycles of requests at flat ``bank`` indices (updates ``counters``);
+        ``line`` (``merge_reads``) is used by the levels that merge reads."""
 
     # --- results -----------------------------------------------------------------------
 

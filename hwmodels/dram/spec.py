@@ -27,6 +27,7 @@ from hwmodels.dram.standards import EXTRA_TIMINGS, RELATIONS, STANDARDS, Standar
 from hwmodels.specs import NonNegativeEnergy, NonNegativeTime, Spec
 
 Count = Annotated[int, Field(gt=0)]
+NonNegativeCount = Annotated[int, Field(ge=0)]
 Cycles = Annotated[int, Field(gt=0)]
 NonNegativeCycles = Annotated[int, Field(ge=0)]
 Current = Annotated[float, Field(ge=0)]   # mA per device
@@ -102,6 +103,8 @@ class DramSpec(Spec):
     row_policy: Literal["open", "closed"] = "open"
     scheduler: Literal["fcfs", "frfcfs"] = "frfcfs"
     queue_depth: Count = 32
+    bank_queue_depth: NonNegativeCount = 0
+    merge_reads: bool = False
     refresh: Literal["all_bank", "per_bank", "none"] = "all_bank"
     frontend_latency: NonNegativeTime = 0.0
 
