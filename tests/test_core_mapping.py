@@ -210,3 +210,16 @@ def test_core_mapping_experiment_reduced(tmp_path):
     assert p50[("extreme", "round_robin", 8)] / p50[("extreme", "asymmetric", 8)] > 3
     assert p50[("balanced", "asymmetric", 8)] == pytest.approx(
         p50[("balanced", "round_robin", 8)])
+
+
+def test_l1_with_tables_outside_the_compute_tier_exits_2(tmp_path):
+    """Rows of another tier are fetched over its link; 'l1' cannot keep them in a buffer."""
+    data = system(EQUAL, {"count": 2, "strategy": "l1"})
+    data["system"]["memory"]["dram"] = {**HBM, "link": "pcie"}
+    data["system"]["links"] = {"pcie": {"bandwidth": "64 GB/s", "latency": "1 us"}}
+    data["system"]["tables"] = {"tier": "dram"}
+    path = write_yaml(tmp_path / "bad.yaml", data)
+    proc = embsim_here("run", str(path), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "system.compute.cores.strategy" in proc.stderr and "'dram'" in proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -208,6 +208,7 @@ def test_model_shorthand_runs_the_models_layers(tmp_path):
     ({"model": "rm1", "params": {"peak_flops": 0}}, "system.dense.peak_flops"),
     ({"model": "rm1", "preset": "nope", "params": {}}, "system.dense.preset"),
     ({"model": "rm1", "params": ENGINE, "tier": "ssd"}, "system.dense.tier"),
+    ({"model": "rm1", "params": ENGINE, "tier": "dram"}, "system.dense.tier"),   # over PCIe
     ({"model": "rm1", "params": ENGINE, "interaction": "dot"}, "system.dense.bottom_mlp"),
     ({"bottom_mlp": [4], "top_mlp": [1], "params": ENGINE}, "system.dense.bottom_mlp"),
 ])
@@ -219,6 +220,20 @@ def test_bad_dense_sections_exit_2_naming_the_field(tmp_path, dense, field):
     assert proc.returncode == 2, proc.stderr
     assert str(path) in proc.stderr and field in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_dense_weights_may_not_reach_the_cache_slots_below_them(tmp_path):
+    """rm3's MLPs (about 12 MB) fit a 16 MiB HBM alone, not beside an 8 MiB row cache."""
+    data = experiment(system__memory__hbm__capacity="16 MiB", system__cache__size="8 MiB")
+    data["system"]["dense"] = {"model": "rm3", "params": ENGINE}
+    path = write_yaml(tmp_path / "bad.yaml", data)
+    proc = embsim_here("run", str(path), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr
+    assert "system.dense.tier" in proc.stderr and "left after the tables" in proc.stderr
+    data["system"]["cache"]["size"] = "1 MiB"                  # with a smaller cache it fits
+    path = write_yaml(tmp_path / "good.yaml", data)
+    assert embsim_here("run", str(path), "--out", str(tmp_path / "out"), "--set",
+                       "workload.generator.batches=1").returncode == 0
 
 
 def test_training_with_a_dense_stage_is_refused(tmp_path):
@@ -247,6 +262,7 @@ def test_engine_fit_recovers_a_known_roofline():
     assert fitted["peak_flops"] == pytest.approx(80e9, rel=0.02)
     assert fitted["cache_bandwidth"] == pytest.approx(20e9, rel=0.02)
     assert fitted["layer_overhead"] == pytest.approx(5e-6, rel=0.05)
+    assert fitted["half_batch"] == pytest.approx(6, rel=0.05)
 
 
 def test_measure_and_validate_dense_on_this_cpu(tmp_path):

@@ -73,11 +73,14 @@ def test_one_shard_is_the_single_node_result_plus_network_and_rpc(tmp_path):
     meta, batches = open_workload(point.config.workload, str(path))
     bw, latency, header = 10e9, 2e-6, 100
     pooled = 8 * int(np.sum(meta.row_bytes))            # batch size x each table's row
+    # after the answer, the main node's own work: its query overhead, then the outputs'
+    # write into its DRAM (analytic: bytes at 100 GB/s after 100 ns)
+    main_own = 2e-6 + pooled / 100e9 + 100e-9
     expected = []
     for batch, lat in zip(batches(), base.per_query["latency_us"], strict=True):
         request = INDEX_BYTES * (batch.indices.size + batch.offsets.size) + header
         network = (request + pooled + header) / bw + 2 * latency
-        expected.append(lat + (network + 5e-6) * 1e6)
+        expected.append(lat + (network + 5e-6 + main_own) * 1e6)
     got = one.per_query["latency_us"].to_numpy()
     assert got == pytest.approx(expected, rel=1e-9)
     row = one.row
@@ -148,6 +151,11 @@ def test_queries_queue_at_a_nodes_rpc_workers(tmp_path):
      "system.sharding.nets"),
     (lambda d: d["system"]["nodes"]["n0"].update(rpc_workers=0),
      "system.nodes.n0.rpc_workers"),
+    (lambda d: d["system"]["sharding"].update(shards=0, strategy="random"),   # the baseline
+     "system.sharding.strategy"),                                            # point too
+    (lambda d: d["system"].update(dense={"bottom_mlp": [4, 8], "top_mlp": [1], "tier": "shards",
+                                         "params": {"peak_flops": 1e9}}),
+     "system.dense.tier"),
 ])
 def test_bad_input_exits_2_naming_the_field(tmp_path, change, field):
     data = sharded(2)
@@ -319,3 +327,18 @@ def test_the_main_nodes_dense_layers_count_in_the_compute(tmp_path):
     assert with_dense.row["compute_s_total"] == pytest.approx(
         plain.row["compute_s_total"] + dense_s)
     assert with_dense.row["latency_mean_us"] >= plain.row["latency_mean_us"]
+
+
+def test_cores_on_a_node_report_as_the_nodes_columns(tmp_path):
+    """The nodes pool with their own cores; the main node pools nothing and keeps none."""
+    data = sharded(2)
+    for name in ("n0", "n1"):
+        data["system"]["nodes"][name]["compute"]["cores"] = {"count": 2}
+    data["system"]["compute"]["cores"] = {"count": 4}
+    result, _, _ = run(tmp_path, data)
+    row = result.row
+    for name in ("n0", "n1"):
+        assert row[f"core0_lookups_{name}"] + row[f"core1_lookups_{name}"] == \
+            row[f"pooled_lookups_{name}"] > 0
+    assert not any(column.endswith("_compute") and column.startswith("core")
+                   for column in row)

@@ -129,7 +129,7 @@ def _main_experiment(exp: Experiment, meta: TraceMeta) -> Experiment:
                                 access_granularity=64, link=DIRECT)
     compute = sys_cfg.compute.model_copy(update={
         "call_overhead": 0.0, "bag_overhead": 0.0, "lookup_overhead": 0.0,
-        "element_overhead": 0.0, "lookup_chain_latency": 0.0})
+        "element_overhead": 0.0, "lookup_chain_latency": 0.0, "cores": None})
     tables = sys_cfg.tables.model_copy(update={"tier": STAND_IN, "placement": "whole_tables",
                                                "budget": {}, "link": None})
     system = sys_cfg.model_copy(update={
@@ -138,11 +138,21 @@ def _main_experiment(exp: Experiment, meta: TraceMeta) -> Experiment:
     return exp.model_copy(update={"system": system})
 
 
-def _check_shards(exp: Experiment, source: str) -> None:
-    sys_cfg = exp.system
-    if sys_cfg.sharding is not None and (sys_cfg.sharding.shards or 0) > len(sys_cfg.nodes):
-        raise InputError(f"{sys_cfg.sharding.shards} shards asked but {len(sys_cfg.nodes)} "
+def _check_shards(exp: Experiment, meta: TraceMeta, source: str) -> None:
+    """The sharding section, checked whether or not any node takes tables (a sweep over
+    ``shards`` from 0 must not hide a bad strategy in its first points)."""
+    sharding = exp.system.sharding
+    if sharding is None:
+        return
+    if (sharding.shards or 0) > len(exp.system.nodes):
+        raise InputError(f"{sharding.shards} shards asked but {len(exp.system.nodes)} "
                          "nodes listed", source=source, field="system.sharding.shards")
+    SHARDINGS.get(sharding.strategy, source=source, field="system.sharding.strategy")
+    if sharding.nets is not None:
+        try:
+            check_nets(sharding.nets, meta.num_tables)
+        except ShardingError as err:
+            raise InputError(str(err), source=source, field=err.field) from None
 
 
 def _check(exp: Experiment, names: list[str], source: str) -> None:
@@ -155,6 +165,10 @@ def _check(exp: Experiment, names: list[str], source: str) -> None:
         raise InputError("remote nodes simulate inference without the functional check",
                          source=source, field="run.mode" if exp.run.mode == "training"
                          else "run.functional")
+    dense = sys_cfg.dense
+    if dense is not None and dense.tier is not None and dense.tier not in sys_cfg.memory:
+        raise InputError(f"unknown memory tier {dense.tier!r}; expected one of: "
+                         f"{', '.join(sys_cfg.memory)}", source=source, field="system.dense.tier")
     taken = {*sys_cfg.memory, *sys_cfg.links, STAND_IN, "compute"}
     for name in names:
         node = sys_cfg.nodes[name]
@@ -184,8 +198,6 @@ def _shard(exp: Experiment, meta: TraceMeta, names: list[str], source: str,
                     dtype=np.int64)
     nets = sharding.nets if sharding is not None else None
     try:
-        if nets is not None:
-            check_nets(nets, meta.num_tables)
         return strategy(ShardingInput(table_bytes, loads, room, nets))
     except ShardingError as err:
         raise InputError(str(err), source=source, field=err.field) from None
@@ -273,7 +285,9 @@ class RemoteNode(ComputeUnit):
                 "compute_s": self.compute_s, "queue_s": self.queue_s,
                 "tables": int(self.tables.size),
                 "cache_hits": cache.hits if (cache := self.system.cache) is not None else 0,
-                "cache_misses": cache.misses if cache is not None else 0}
+                "cache_misses": cache.misses if cache is not None else 0,
+                **{k: v for k, v in self.system.host.counters().items()
+                   if k != "pooled_lookups"}}         # its cores' (compute.cores), if any
 
 
 class ByTable(Assignment):
@@ -333,7 +347,7 @@ def build_cluster(exp: Experiment, meta: TraceMeta, source: str, profile: Profil
     from simulator.core.stages import pipeline
     from simulator.core.system import build_system
 
-    _check_shards(exp, source)
+    _check_shards(exp, meta, source)
     names = active_nodes(exp)
     if not names:
         return None

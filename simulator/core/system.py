@@ -21,7 +21,7 @@ from hwmodels.cache.row_cache import ROW_CACHES, RowCache, build_row_cache, pars
 from hwmodels.cache.write_back import WriteBackRows
 from hwmodels.link import Link
 from hwmodels.memory import Tier
-from simulator.core.config import CacheConfig, ComputeConfig, Experiment
+from simulator.core.config import DIRECT, CacheConfig, ComputeConfig, Experiment
 from simulator.core.memory_estimate import check_memory
 from simulator.core.placement import RANKED, Placement, TierRoom, align, align_each, place
 from simulator.core.processor import Processor
@@ -306,6 +306,9 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
     layout.output_base = align(layout.slot_base + cache_bytes, unit)
     outputs = int(np.sum(align_each(row_bytes, compute.granularity))) * meta.batch_size
     layout.partial_base = align(layout.output_base + outputs, unit)
+    if dense is not None and dense.tier_name == sys_cfg.compute.tier:
+        _check_dense_fits(dense, layout.partial_base + (outputs if entries else 0), compute,
+                          source)
 
     site = UnitSite(tiers=tiers, links=links, table_tiers=table_tiers, host_links=tier_links,
                     row_bytes=row_bytes,
@@ -331,6 +334,17 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
     return system
 
 
+def _check_dense_fits(dense: DenseModel, used: int, tier: Tier, source: str) -> None:
+    """The dense layers' weights and buffers (kept at the top of the host's tier) must not
+    reach the tables, cache slots, outputs and partial sums laid out from its bottom."""
+    capacity = int(tier.spec.capacity)
+    if used + dense.reserved_bytes > capacity:
+        raise InputError(f"the dense layers need {format_size(dense.reserved_bytes)} but tier "
+                         f"{dense.tier_name!r} has {format_size(max(capacity - used, 0))} left "
+                         "after the tables, cache slots and outputs kept there",
+                         source=source, field="system.dense.tier")
+
+
 def _dense(exp: Experiment, meta: TraceMeta, tiers: dict[str, Tier],
            source: str) -> DenseModel | None:
     """The dense stage of ``system.dense`` (inference only), if the config has one."""
@@ -342,4 +356,13 @@ def _dense(exp: Experiment, meta: TraceMeta, tiers: dict[str, Tier],
         raise InputError("the dense stage models inference (the forward pass); drop "
                          "system.dense for run.mode: training", source=source,
                          field="system.dense")
+    name = exp.system.dense.tier
+    link = exp.system.memory[name].link if name in exp.system.memory else None
+    if link is None and name in exp.system.tables.tiers:
+        link = exp.system.tables.link           # the link the host reaches that tier over
+    if name not in (None, exp.system.compute.tier) and link not in (None, DIRECT):
+        raise InputError(f"the dense layers read their weights and activations from the host's "
+                         f"tier or one on its own memory bus (link: direct); {name!r} is reached "
+                         f"over link {link!r}, which the dense stage does not model",
+                         source=source, field="system.dense.tier")
     return build_dense(exp.system.dense, meta, tiers, exp.system.compute.tier, source)

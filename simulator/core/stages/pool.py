@@ -3,7 +3,9 @@
 Each unit other than the host runs as its own process (it reads its rows through its own path
 and sends its partial sums to the host); the host pools its share in the query's process and
 writes every bag's output. The stage ends when the last unit is done; its unloaded time is the
-slowest unit's.
+slowest unit's. A main node whose tables live on remote nodes (``simulator.core.nodes``) pools
+nothing itself: its own work (the query's overhead, writing the pooled vectors into the
+outputs) follows the nodes' answers, so it adds to the slowest node's time.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ class PoolStage(Stage):
         host, *others = self.system.units
         running = [env.process(unit.serve(q, q.share(unit.index), fabric))
                    for unit in others if (q.unit == unit.index).any()]
+        if self.system.cluster is not None and running:
+            finished = yield env.all_of(running)
+            remote = max(finished.values())
+            return remote + (yield from host.serve(q, q.share(host.index), fabric))
         floor = yield from host.serve(q, q.share(host.index), fabric)
         if running:
             finished = yield env.all_of(running)

@@ -172,6 +172,13 @@ class Cores:
             raise InputError(f"'speed' lists {speed.size} cores, 'count' is {cfg.count}",
                              source=source, field=f"{FIELD}.speed")
         policy = MAPPINGS.get(cfg.mapping, source=source, field=f"{FIELD}.mapping")
+        elsewhere = [t for t in site.table_tiers if t != compute.tier]
+        if cfg.strategy == "l1" and elsewhere:
+            raise InputError(f"strategy 'l1' preloads tables from the compute tier "
+                             f"({compute.tier!r}) into the cores' buffers; tables may also live "
+                             f"in {', '.join(map(repr, elsewhere))}, whose rows are fetched "
+                             "over their link (use 'gm', or keep the tables in the compute "
+                             "tier)", source=source, field=f"{FIELD}.strategy")
         self.speed = speed.copy()
         self.chain_s = compute.lookup_chain_latency
         rows = site.table_rows
