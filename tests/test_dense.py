@@ -92,6 +92,7 @@ def test_a_layer_through_the_weights_tier_matches_the_analytic_memory(tmp_path):
     engine = {"peak_flops": 1e15, "layer_overhead": "1 us"}
     data = _dense_experiment(bottom=(1024, 8), top=(1,), engine=engine)
     data["system"]["dense"]["tier"] = "dram"
+    data["system"]["memory"]["dram"]["link"] = "direct"     # on the host's own memory bus
     row = _run(tmp_path, data)
     bottom = linear("b", 4, 1024, 8, 4)
     joined, width = interaction("cat", 4, 8, [8, 8], 4)
