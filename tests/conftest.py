@@ -7,9 +7,11 @@ import copy
 import io
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -62,6 +64,19 @@ def embsim(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", "from simulator.cli import main; main()",
                            *args], capture_output=True, text=True, cwd=cwd or ROOT,
                           timeout=600)
+
+
+def reduced(name: str, tmp_path: Path, edit: Callable[[dict[str, Any]], None]
+            ) -> tuple[pd.DataFrame, Path]:
+    """Run the shipped ``experiments/<name>.yaml`` after ``edit`` (which shrinks it) through
+    the command line; its results and output folder."""
+    data = yaml.safe_load((ROOT / "experiments" / f"{name}.yaml").read_text())
+    edit(data)
+    path = write_yaml(tmp_path / f"{name}.yaml", data)
+    out = tmp_path / "out"
+    proc = embsim("run", str(path), "--out", str(out), "--workers", "1", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return pd.read_parquet(out / "results.parquet"), out
 
 
 def embsim_here(*args: str) -> subprocess.CompletedProcess:

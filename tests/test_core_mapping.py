@@ -6,10 +6,8 @@ mapping against round-robin on skewed and uniform tables, every lookup mapped on
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-import yaml
-from conftest import ROOT, embsim_here, write_yaml
+from conftest import embsim_here, reduced, write_yaml
 
 from simulator.core.units.core_mapping import MAPPINGS, MappingInput
 from simulator.runs.experiment import load_points, run_point
@@ -190,18 +188,15 @@ def test_bad_cores_exit_2_naming_the_field(tmp_path, cores, field):
 
 
 def test_core_mapping_experiment_reduced(tmp_path):
-    data = yaml.safe_load((ROOT / "experiments" / "core_mapping.yaml").read_text())
-    data["workload"]["generator"].update(batches=4, batch_size=16)
-    data["system"]["compute"]["cores"]["profile_batches"] = 2
-    data["sweep"]["cases"] = {k: data["sweep"]["cases"][k] for k in ("balanced", "extreme")}
-    data["sweep"]["grid"]["system.compute.cores.count"] = [1, 8]
-    data["plots"] = data["plots"][2:]
-    path = write_yaml(tmp_path / "core_mapping.yaml", data)
-    out = tmp_path / "out"
-    proc = embsim_here("run", str(path), "--out", str(out), "--workers", "1", "--quiet")
-    assert proc.returncode == 0, proc.stderr
+    def shrink(data):
+        data["workload"]["generator"].update(batches=4, batch_size=16)
+        data["system"]["compute"]["cores"]["profile_batches"] = 2
+        data["sweep"]["cases"] = {k: data["sweep"]["cases"][k] for k in ("balanced", "extreme")}
+        data["sweep"]["grid"]["system.compute.cores.count"] = [1, 8]
+        data["plots"] = data["plots"][2:]
+
+    frame, out = reduced("core_mapping", tmp_path, shrink)
     assert (out / "core_mapping_extreme.png").read_bytes().startswith(b"\x89PNG")
-    frame = pd.read_parquet(out / "results.parquet")
     assert (frame["status"] == "ok").all() and len(frame) == 12
     p50 = frame.set_index(["case", "system.compute.cores.mapping",
                            "system.compute.cores.count"])["latency_p50_us"]

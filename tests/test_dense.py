@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, embsim, embsim_here, experiment, write_yaml
+from conftest import ROOT, embsim_here, experiment, reduced, write_yaml
 
 from hwmodels.dense import DenseSpec, compute_time, interaction, linear, mlp, roofline_time
 from simulator.core.metrics import metric_columns
@@ -300,17 +300,12 @@ def test_validation_dense_reproduces_its_committed_mape():
 # --- the shipped experiment, reduced ---------------------------------------------------------
 
 def test_end_to_end_reduced(tmp_path):
-    import yaml
+    def shrink(data):
+        data["workload"]["generator"].update(rows=20000, batches=3)
+        data["sweep"]["grid"] = {"workload.generator.batch_size": [1, 32]}
+        data["plots"] = data["plots"][:1]
 
-    data = yaml.safe_load((ROOT / "experiments" / "end_to_end.yaml").read_text())
-    data["workload"]["generator"].update(rows=20000, batches=3)
-    data["sweep"]["grid"] = {"workload.generator.batch_size": [1, 32]}
-    data["plots"] = data["plots"][:1]
-    path = write_yaml(tmp_path / "end_to_end.yaml", data)
-    out = tmp_path / "out"
-    proc = embsim("run", str(path), "--out", str(out), "--workers", "1", "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    frame = pd.read_parquet(out / "results.parquet")
+    frame, out = reduced("end_to_end", tmp_path, shrink)
     assert (frame["status"] == "ok").all() and len(frame) == 18
     assert (out / "end_to_end_rm1.png").read_bytes().startswith(b"\x89PNG")
     assert ((frame["share_dense"] >= 0) & (frame["share_dense"] <= 1)).all()

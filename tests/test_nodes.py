@@ -10,7 +10,7 @@ import copy
 import numpy as np
 import pytest
 from conftest import embsim_here as embsim
-from conftest import write_yaml
+from conftest import reduced, write_yaml
 
 from embsim.errors import InvariantError
 from simulator.core.nodes import INDEX_BYTES, sub_batch
@@ -171,22 +171,16 @@ def test_scaleout_experiment_reduced(tmp_path):
     """experiments/scaleout_inference.yaml end to end at reduced size: every strategy runs,
     the single server is each line's first point, more shards cost more compute, bin
     packing asks as few shards as hold the tables, and the figure is drawn."""
-    import pandas as pd
-    import yaml
-    from conftest import ROOT
+    def shrink(data):
+        data["workload"]["generator"]["batches"] = 6
+        data["sweep"]["grid"] = {"system.sharding.shards": [0, 2, 8],
+                                 "workload.generator.alpha": [1.1],
+                                 "run.arrivals.mode": ["closed"]}
+        data["sweep"]["exclude"] = [{"system.sharding.strategy": "one_table_per_shard",
+                                     "system.sharding.shards": 2}]
+        data["plots"] = data["plots"][:1]
 
-    data = yaml.safe_load((ROOT / "experiments" / "scaleout_inference.yaml").read_text())
-    data["workload"]["generator"]["batches"] = 6
-    data["sweep"]["grid"] = {"system.sharding.shards": [0, 2, 8],
-                             "workload.generator.alpha": [1.1], "run.arrivals.mode": ["closed"]}
-    data["sweep"]["exclude"] = [{"system.sharding.strategy": "one_table_per_shard",
-                                 "system.sharding.shards": 2}]
-    data["plots"] = data["plots"][:1]
-    path = write_yaml(tmp_path / "scaleout.yaml", data)
-    out = tmp_path / "out"
-    proc = embsim("run", str(path), "--out", str(out), "--workers", "1", "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    frame = pd.read_parquet(out / "results.parquet")
+    frame, out = reduced("scaleout_inference", tmp_path, shrink)
     assert (frame["status"] == "ok").all() and len(frame) == 11
     assert (out / "scaleout_inference.png").read_bytes().startswith(b"\x89PNG")
     by = frame.set_index(["case", "system.sharding.shards"])

@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-import pandas as pd
-import yaml
-from conftest import ROOT, embsim, write_yaml
-
-
-def reduced(name: str, tmp_path, edit) -> tuple[pd.DataFrame, object]:
-    data = yaml.safe_load((ROOT / "experiments" / f"{name}.yaml").read_text())
-    edit(data)
-    path = write_yaml(tmp_path / f"{name}.yaml", data)
-    out = tmp_path / "out"
-    proc = embsim("run", str(path), "--out", str(out), "--workers", "1", "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    return pd.read_parquet(out / "results.parquet"), out
+from conftest import reduced
 
 
 def test_gpu_cache_policies_reduced(tmp_path):
