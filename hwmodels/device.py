@@ -67,6 +67,12 @@ class Device(ABC):
         and ``is_write`` (bool) have one entry per request.
         """
 
+    def finish(self, now_s: float, addresses: np.ndarray, is_write: np.ndarray) -> float:
+        """Completion time in seconds of the last of requests that all arrive at ``now_s``
+        (a tier's stage): ``service``'s latest completion. Devices override it where the
+        per-request times need not be built."""
+        return float(self.service(np.full(addresses.size, now_s), addresses, is_write).max())
+
     def service_in_cycles(self, arrival_cycles: np.ndarray, addresses: np.ndarray,
                           is_write: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(completion, latency) of each request in controller cycles, for requests stamped

@@ -11,6 +11,7 @@ needs once each; byte-addressable memories serve every row's requests.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from hwmodels.device import Device
 from hwmodels.memory import Tier, units_touched
@@ -25,15 +26,38 @@ DEVICE_STATS = ("row_hits", "row_misses", "row_conflicts", "activates", "prechar
 """Device counters copied into the results as ``<counter>_<tier>`` where a device has them."""
 
 
+@njit(cache=True)
+def _expand(addresses, count, unit, flags, units, unit_flags):
+    """Fill ``units`` with the start address of each access's ``count`` blocks, in order, and
+    ``unit_flags`` with its access's flag (one pass: no repeated index arrays)."""
+    j = 0
+    for i in range(addresses.size):
+        first = addresses[i] // unit
+        for k in range(count[i]):
+            units[j] = (first + k) * unit
+            unit_flags[j] = flags[i]
+            j += 1
+
+
+def touched_requests(addresses: np.ndarray, sizes: np.ndarray, unit: int,
+                     flags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``touched_units``, and each block's access's flag (``flags``: one bool per access)."""
+    addresses = np.ascontiguousarray(addresses, dtype=np.int64)
+    count = np.ascontiguousarray(units_touched(addresses, sizes, unit), dtype=np.int64)
+    units = np.empty(int(count.sum()), dtype=np.int64)
+    unit_flags = np.empty(units.size, dtype=np.bool_)
+    _expand(addresses, count, unit, np.ascontiguousarray(flags, dtype=np.bool_), units,
+            unit_flags)
+    return units, count, unit_flags
+
+
 def touched_units(addresses: np.ndarray, sizes: np.ndarray,
                   unit: int) -> tuple[np.ndarray, np.ndarray]:
     """Start address of every ``unit``-byte block each access touches, access by access, and
     how many blocks each access touches."""
-    first = addresses // unit
-    count = units_touched(addresses, sizes, unit)
-    starts = np.repeat(first, count)
-    step = np.arange(starts.size) - np.repeat(np.cumsum(count) - count, count)
-    return (starts + step) * unit, count
+    units, count, _ = touched_requests(addresses, sizes, unit,
+                                       np.zeros(np.shape(addresses), dtype=np.bool_))
+    return units, count
 
 
 class DeviceTier(Tier):
@@ -58,16 +82,15 @@ class DeviceTier(Tier):
             return now_s, 0
         sizes = np.broadcast_to(sizes, addresses.shape).astype(np.int64)
         flags = np.zeros(addresses.size, dtype=bool) if write is None else write
-        units, per_access = touched_units(addresses.astype(np.int64), sizes, self.granularity)
-        is_write = np.repeat(flags, per_access)
+        units, _, is_write = touched_requests(addresses, sizes, self.granularity, flags)
         requested = int(sizes.sum())
         if self.block_reads:
             keyed = np.unique(units * 2 + is_write)
             units, is_write = keyed // 2, (keyed % 2).astype(bool)
             _, first = np.unique(addresses, return_index=True)
             requested = int(sizes[first].sum())
-        finish = self.device.service(np.full(units.size, now_s), units, is_write)
-        return float(finish.max()), self._count(units.size, is_write, requested)
+        finish = self.device.finish(now_s, units, is_write)
+        return finish, self._count(units.size, is_write, requested)
 
     def count_reads(self, requests: int, requested: int) -> int:
         """Count reads a caller served on the device directly (a near-memory unit's bursts):

@@ -215,6 +215,16 @@ class DramModel(Device):
         done = self.service_cycles(self._cycles(arrival_s), addresses, is_write)
         return self._seconds(done)
 
+    def finish(self, now_s: float, addresses: np.ndarray, is_write: np.ndarray) -> float:
+        """``service``'s latest completion, with the arrival cycle computed once and only the
+        latest completion cycle converted to seconds (the conversion does not decrease, so
+        the latest of the converted times is the converted latest)."""
+        if addresses.size == 0:
+            return super().finish(now_s, addresses, is_write)
+        arrival = np.full(addresses.size, self._cycles(now_s), dtype=np.int64)
+        done = self.service_cycles(arrival, addresses, is_write)
+        return float(self._seconds(done.max()))
+
     def _cycles(self, seconds: np.ndarray | float) -> np.ndarray:
         """The controller cycle (int64) each time in seconds falls on or before."""
         return np.ceil(np.asarray(seconds, dtype=np.float64) / self.cycle_s - 1e-9).astype(
