@@ -42,12 +42,15 @@ def _expand(addresses, count, unit, flags, units, unit_flags):
 def touched_requests(addresses: np.ndarray, sizes: np.ndarray, unit: int,
                      flags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``touched_units``, and each block's access's flag (``flags``: one bool per access)."""
-    addresses = np.ascontiguousarray(addresses, dtype=np.int64)
-    count = np.ascontiguousarray(units_touched(addresses, sizes, unit), dtype=np.int64)
-    units = np.empty(int(count.sum()), dtype=np.int64)
+    addresses = np.asarray(addresses, dtype=np.int64)
+    if np.shape(flags) != addresses.shape:
+        raise ValueError(f"{np.shape(flags)} flags for {addresses.shape} accesses")
+    count = units_touched(addresses, sizes, unit)
+    flat = np.ascontiguousarray(count, dtype=np.int64).ravel()
+    units = np.empty(int(flat.sum()), dtype=np.int64)
     unit_flags = np.empty(units.size, dtype=np.bool_)
-    _expand(addresses, count, unit, np.ascontiguousarray(flags, dtype=np.bool_), units,
-            unit_flags)
+    _expand(np.ascontiguousarray(addresses).ravel(), flat, unit,
+            np.ascontiguousarray(flags, dtype=np.bool_).ravel(), units, unit_flags)
     return units, count, unit_flags
 
 
