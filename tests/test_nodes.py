@@ -336,3 +336,18 @@ def test_cores_on_a_node_report_as_the_nodes_columns(tmp_path):
             row[f"pooled_lookups_{name}"] > 0
     assert not any(column.endswith("_compute") and column.startswith("core")
                    for column in row)
+
+
+def test_a_node_beyond_the_memory_limit_is_refused_naming_its_field(tmp_path, monkeypatch):
+    from simulator.runs import runner
+    monkeypatch.setattr(runner, "memory_limit", lambda: 4 * 2**20)     # a 4 MiB machine
+    data = sharded(2)
+    n1 = data["system"]["nodes"]["n1"]
+    n1["memory"] = {"llc": {**DRAM, "capacity": "64 MiB"}, "dram": {**DRAM, "link": "direct"}}
+    n1["compute"]["tier"] = "llc"
+    n1["cache"] = {"tier": "llc", "size": "16 MiB", "ways": "full"}      # a 16 MiB row cache
+    path = write_yaml(tmp_path / "exp.yaml", data)
+    proc = embsim("run", str(path), "--dry-run", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr
+    assert "system.nodes.n1.cache.size" in proc.stderr, proc.stderr
+    assert "limit is 4 MiB" in proc.stderr and not (tmp_path / "out").exists()

@@ -371,7 +371,8 @@ def build_cluster(exp: Experiment, meta: TraceMeta, source: str, profile: Profil
             def sub_profile(limit: int | None, rows: np.ndarray = rows) -> np.ndarray:
                 return profile(limit)[rows]
         try:
-            system = build_system(_node_experiment(exp, cfg), sub_meta, source, sub_profile)
+            system = build_system(_node_experiment(exp, cfg), sub_meta, source, sub_profile,
+                                  memory_limit)   # each node's estimate alone, not summed
         except InputError as err:
             raise _prefixed(err, name, source) from None
         nodes.append(RemoteNode(name, len(main.units), main.table_tiers.index(STAND_IN), cfg,
