@@ -71,6 +71,16 @@ class UnitSite:
     placements (None when rows of a table may be split over tiers)."""
 
 
+def table_tier_index(name: str, tier: str, site: UnitSite) -> int:
+    """The index among the table tiers of ``tier``, where unit ``name`` sits; a unit pools
+    rows where they live, so a tier without tables is an ``InputError``."""
+    if tier not in site.table_tiers:
+        raise InputError(f"unit sits at {tier!r}, where no tables live; expected one of: "
+                         f"{', '.join(site.table_tiers)}", source=site.source,
+                         field=f"system.units.{name}.tier")
+    return site.table_tiers.index(tier)
+
+
 class ComputeUnit(ABC):
     """A place where pooling happens: one unit of one kind."""
 

@@ -57,7 +57,7 @@ from simulator.core.config import DIRECT
 from simulator.core.fabric import Fabric, Process
 from simulator.core.placement import align
 from simulator.core.query import Query
-from simulator.core.units import PlacedUnit, UnitOptions, UnitSite
+from simulator.core.units import PlacedUnit, UnitOptions, UnitSite, table_tier_index
 from simulator.core.units.engine_schedule import Param, burst_coordinates, schedule_query
 
 DRAM_ROW_FIELDS = ("ro", "ch", "ra", "bg", "ba")
@@ -108,10 +108,7 @@ class DramUnits(PlacedUnit):
         if not (isinstance(tier, DeviceTier) and isinstance(tier.device, DramModel)):
             raise InputError(f"a {self.kind} unit pools inside DRAM; tier {options.tier!r} is "
                              "not a dram tier", source=site.source, field=f"{field}.tier")
-        if options.tier not in site.table_tiers:
-            raise InputError(f"unit sits at {options.tier!r}, where no tables live; expected "
-                             f"one of: {', '.join(site.table_tiers)}", source=site.source,
-                             field=f"{field}.tier")
+        tier_index = table_tier_index(name, options.tier, site)
         if options.link not in site.links or options.link == DIRECT:
             raise InputError(f"unknown link {options.link!r}; expected one of: "
                              f"{', '.join(sorted(site.links)) or 'none defined'} (the link "
@@ -122,7 +119,7 @@ class DramUnits(PlacedUnit):
                              "updates of its rows over the channel are not modelled (use "
                              "run.mode: inference, or assignment: host)", source=site.source,
                              field="run.mode")
-        super().__init__(name, index, site.table_tiers.index(options.tier))
+        super().__init__(name, index, tier_index)
         self.options = options
         self.tier = tier
         self.device: DramModel = tier.device

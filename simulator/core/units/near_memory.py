@@ -23,7 +23,7 @@ from hwmodels.specs import NonNegativeTime
 from simulator.core.config import DIRECT
 from simulator.core.fabric import Fabric, Process
 from simulator.core.query import Query
-from simulator.core.units import UNITS, PlacedUnit, UnitOptions, UnitSite
+from simulator.core.units import UNITS, PlacedUnit, UnitOptions, UnitSite, table_tier_index
 from simulator.core.units.balancing import bag_starts
 
 
@@ -76,12 +76,9 @@ def partial_link(name: str, options: NearMemoryOptions, site: UnitSite) -> str |
     """The link a unit's partial sums take to the host (None: they land there directly);
     its tier is checked to hold tables."""
     field = f"system.units.{name}"
-    if options.tier not in site.table_tiers:
-        raise InputError(f"unit sits at {options.tier!r}, where no tables live; expected one "
-                         f"of: {', '.join(site.table_tiers)}", source=site.source,
-                         field=f"{field}.tier")
+    index = table_tier_index(name, options.tier, site)
     if options.link is None:
-        return site.host_links[site.table_tiers.index(options.tier)]
+        return site.host_links[index]
     if options.link != DIRECT and options.link not in site.links:
         known = ", ".join([*sorted(site.links), DIRECT])
         raise InputError(f"unknown link {options.link!r}; expected one of: {known}",

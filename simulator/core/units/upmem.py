@@ -39,7 +39,7 @@ from hwmodels.specs import PositiveSize
 from hwmodels.upmem import UpmemSpec, UpmemTiming
 from simulator.core.fabric import Fabric, Process
 from simulator.core.query import Query
-from simulator.core.units import UNITS, PlacedUnit, UnitOptions, UnitSite
+from simulator.core.units import UNITS, PlacedUnit, UnitOptions, UnitSite, table_tier_index
 from simulator.core.units.balancing import balance, distinct_pairs
 
 INDEX_BYTES = 4
@@ -73,10 +73,7 @@ class UpmemUnits(PlacedUnit):
         spec, self.sources = resolve("upmem", options.preset, options.params,
                                      source=site.source, field=field)
         assert isinstance(spec, UpmemSpec)
-        if options.tier not in site.table_tiers:
-            raise InputError(f"unit sits at {options.tier!r}, where no tables live; expected "
-                             f"one of: {', '.join(site.table_tiers)}", source=site.source,
-                             field=f"{field}.tier")
+        tier_index = table_tier_index(name, options.tier, site)
         capacity = int(site.tiers[options.tier].spec.capacity)
         per_rank = int(spec.dpus_per_rank * spec.mram_bytes)
         if capacity != options.ranks * per_rank:
@@ -91,7 +88,7 @@ class UpmemUnits(PlacedUnit):
         if options.tasklets > spec.hardware_threads:
             raise InputError(f"a DPU runs at most {spec.hardware_threads} tasklets",
                              source=site.source, field=f"{field}.tasklets")
-        super().__init__(name, index, site.table_tiers.index(options.tier))
+        super().__init__(name, index, tier_index)
         self.options = options
         self.spec = spec
         self.timing = UpmemTiming(spec, options.tasklets, options.element_type)
