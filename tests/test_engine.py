@@ -210,3 +210,19 @@ def test_hardware_cache_overlaps_fetch_and_pooling(write_experiment):
     assert hardware["cache_hits"] == software["cache_hits"]
     assert hardware["bytes_pcie"] == software["bytes_pcie"]
     assert hardware["latency_mean_us"] < software["latency_mean_us"]
+
+
+def test_a_cache_as_large_as_its_tier_keeps_within_it(write_experiment):
+    """64 KiB of 160 B slots is 409 rows, which 8 ways would round up to 416 (past the tier):
+    the cache drops part of its last set instead of being refused, and holds 408 rows."""
+    from simulator.core.system import build_system
+
+    data = experiment(system__memory__hbm__capacity="64 KiB", system__cache__size="64 KiB")
+    data["workload"]["generator"]["tables"][0]["dim"] = 36     # 144 B rows, 160 B slots
+    path = write_experiment(data)
+    _, points = load_points(path, {})
+    meta, _ = open_workload(points[0].config.workload, str(path))
+    system = build_system(points[0].config, meta, str(path))
+    assert system.cache.slots == 408
+    result, _ = run(path)
+    assert result.row["lookups"] > 0

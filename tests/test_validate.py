@@ -95,15 +95,17 @@ def test_simulator_against_committed_measurements(name, preset, experiment_path,
     assert "gather" in result.summary["calibrated_on"]
 
 
-def test_the_cpu_test_set_is_the_one_its_seed_draws():
-    """The committed test set is what make_cpu_test_set.py draws (nobody edited a shape), within
-    its size limits and over the ranges it claims."""
+@pytest.mark.parametrize("kind", ["cpu", "gpu"])
+def test_the_test_sets_are_the_ones_their_seeds_draw(kind):
+    """The committed test sets are what make_test_sets.py draws (nobody edited a shape), within
+    their size limits and over the ranges they claim."""
     sys.path.insert(0, str(ROOT / "experiments"))
-    import make_cpu_test_set as drawn
+    import make_test_sets as drawn
 
-    committed = yaml.safe_load(CPU_TEST_SET.read_text())
-    shapes = drawn.draw_shapes()
-    assert committed == drawn.experiment(shapes) and len(shapes) == drawn.SHAPES >= 40
+    test_set = {"cpu": drawn.CPU, "gpu": drawn.GPU}[kind]
+    committed = yaml.safe_load(test_set.out.read_text())
+    shapes = drawn.draw_shapes(test_set)
+    assert committed == drawn.experiment(shapes, test_set) and len(shapes) == drawn.SHAPES >= 40
     for shape in shapes:
         footprint, batch = drawn.sizes(shape)
         assert footprint <= drawn.MAX_FOOTPRINT and batch <= drawn.MAX_BATCH_BYTES
@@ -114,6 +116,8 @@ def test_the_cpu_test_set_is_the_one_its_seed_draws():
     assert min(column["dim"]) >= 16 and max(column["dim"]) <= 512
     assert set(column["dtype"]) == {"float32", "float16"} and 0.0 in column["alpha"]
     assert max(column["alpha"]) <= 1.3
+    tiers = {shape.get("system.tables.tier") for shape in shapes}
+    assert tiers == (set(test_set.tiers) or {None})
 
 
 SMALL_CPU_POINTS = ("sweep.include=[{workload.generator.rows: 2000, workload.generator.dim: 32, "

@@ -1,12 +1,14 @@
-"""One prepared run on a lent GPU: calibrate, then measure experiments/validation_gpu.yaml.
+"""One prepared run on a lent GPU: calibrate, then measure the design set
+(experiments/validation_gpu.yaml) and the test set (experiments/validation_gpu_test.yaml).
 
 Equivalent to ``embsim calibrate --backend torch-cuda`` and ``embsim measure ...
 --backend torch-cuda``, split so that every stage leaves its file in OUT even if a later one
-fails or the lease runs out: the preset first, then the HBM-resident points, then the
-host-resident ones, then ``measure.parquet`` (and ``measure-warm.parquet``) with both,
-numbered as in the experiment.
-Usage: python3 gpu_session.py OUT [STAGE ...], stages ``calibrate``, ``measure`` (caches
-flushed before each pass) and ``measure-warm`` (``--no-flush``); default: all three. Each
+fails or the lease runs out: the preset first, then each set's HBM-resident points, then its
+host-resident ones, then ``measure.parquet`` (``measure-test.parquet``,
+``measure-warm.parquet``) with both, numbered as in the experiment.
+Usage: python3 gpu_session.py OUT [STAGE ...], stages ``calibrate``, ``measure`` (the design
+set, caches flushed before each pass), ``measure-test`` (the test set, flushed) and
+``measure-warm`` (the design set, ``--no-flush``); default: all four, in that order. Each
 stage runs ``ROUNDS`` times (environment, default 3), as ``--rounds``.
 """
 
@@ -34,7 +36,12 @@ from simulator.grounding.measure import (
 )
 from simulator.runs.experiment import load_points
 
-EXPERIMENT = Path(__file__).resolve().parents[1] / "validation_gpu.yaml"
+EXPERIMENTS = Path(__file__).resolve().parents[1]
+DESIGN = EXPERIMENTS / "validation_gpu.yaml"
+TEST = EXPERIMENTS / "validation_gpu_test.yaml"
+STAGES = {"measure": (DESIGN, True), "measure-test": (TEST, True),
+          "measure-warm": (DESIGN, False)}
+"""Each measuring stage: the experiment it measures, and whether caches are flushed."""
 
 
 def stage(name: str, fn: Callable[[], object]) -> None:
@@ -50,37 +57,53 @@ def stage(name: str, fn: Callable[[], object]) -> None:
 
 def main() -> None:
     out = Path(sys.argv[1])
-    stages = sys.argv[2:] or ["calibrate", "measure", "measure-warm"]
+    stages = sys.argv[2:] or ["calibrate", *STAGES]
     rounds = int(os.environ.get("ROUNDS", "3"))
     backend = backend_by_name("torch-cuda")
     print(backend.provenance(), flush=True)
     if "calibrate" in stages:
         stage("calibrate", lambda: save_machine_preset(calibrate(backend, rounds),
                                                        out / "preset.yaml"))
-    grid = yaml.safe_load(EXPERIMENT.read_text())["sweep"]["grid"]
-    for name, flush in (("measure", True), ("measure-warm", False)):
+    for name, (experiment, flush) in STAGES.items():
         if name in stages:
-            measure(backend, grid, out / name, MeasureSettings(flush=flush, rounds=rounds))
+            measure(backend, experiment, out / name,
+                    MeasureSettings(flush=flush, rounds=rounds))
 
 
-def measure(backend: Backend, grid: dict, prefix: Path, settings: MeasureSettings) -> None:
+def tier_subsets(experiment: Path) -> dict[str, dict[str, object]]:
+    """The ``--set`` overrides that restrict the experiment's sweep to one table tier each:
+    a grid's tier axis, or the cases that name the tier."""
+    sweep = yaml.safe_load(experiment.read_text())["sweep"]
+    if "grid" in sweep:
+        grid = sweep["grid"]
+        return {tier: {"sweep.grid": {**grid, "system.tables.tier": [tier]}}
+                for tier in grid["system.tables.tier"]}
+    cases = sweep["cases"]
+    tiers = dict.fromkeys(case["system.tables.tier"] for case in cases.values())
+    return {tier: {"sweep.cases": {name: case for name, case in cases.items()
+                                   if case["system.tables.tier"] == tier}}
+            for tier in tiers}
+
+
+def measure(backend: Backend, experiment: Path, prefix: Path,
+            settings: MeasureSettings) -> None:
     """Measure the experiment one table tier at a time, then merge the parts into
     ``<prefix>.parquet``."""
     parts = []
-    for tier in grid["system.tables.tier"]:
-        subset = {**grid, "system.tables.tier": [tier]}
+    for tier, subset in tier_subsets(experiment).items():
         part = prefix.with_name(f"{prefix.name}-{tier}.parquet")
         stage(f"{prefix.name} {tier}", lambda subset=subset, part=part: measure_experiment(
-            EXPERIMENT, backend, part, {"sweep.grid": subset}, settings, progress=False))
+            experiment, backend, part, subset, settings, progress=False))
         parts.append(part)
     target = prefix.with_suffix(".parquet")
-    stage(f"{prefix.name} merge", lambda: merge([p for p in parts if p.exists()], target))
+    stage(f"{prefix.name} merge",
+          lambda: merge(experiment, [p for p in parts if p.exists()], target))
 
 
-def merge(parts: list[Path], target: Path) -> None:
+def merge(experiment: Path, parts: list[Path], target: Path) -> None:
     """One measurements file, points numbered as in the whole experiment (a point's workload
     hash does not depend on the sweep it came from)."""
-    _, points = load_points(EXPERIMENT, {})
+    _, points = load_points(experiment, {})
     number = {workload_hash(p): p.index for p in points}
     frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
     frame["point"] = frame["workload_hash"].map(number)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The device command that produced the GPU measurements in this folder (run from the repo root
 # on a lent GPU machine, wheels for packages its image lacks in .whl/):
-#   ROUNDS=3 bash experiments/measurements/gpu_session.sh [calibrate] [measure] [measure-warm]
-# Everything it writes is packed into OUT/gpu-session.tgz (the device tool returns 8 files).
+#   ROUNDS=3 BUDGET=330 bash experiments/measurements/gpu_session.sh [STAGE ...]
+# STAGE: calibrate, measure, measure-test, measure-warm (gpu_session.py; default all of them).
+# BUDGET (seconds, default none) stops the Python session with SIGINT so that what it finished
+# is still packed: everything is packed into OUT/gpu-session.tgz (the device tool returns 8
+# files).
 set -uo pipefail
 ARCHIVE=${OUT:-gpu-out}
 OUT=$(mktemp -d)
@@ -14,5 +17,8 @@ fi
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,pcie.link.gen.max,pcie.link.width.max --format=csv > "$OUT/nvidia-smi.csv"
 lscpu > "$OUT/lscpu.txt"
-python3 experiments/measurements/gpu_session.py "$OUT" "$@" 2>&1 | tee "$OUT/session.log"
+budget=()
+if [ -n "${BUDGET:-}" ]; then budget=(timeout -s INT "$BUDGET"); fi
+"${budget[@]}" python3 experiments/measurements/gpu_session.py "$OUT" "$@" 2>&1 \
+  | tee "$OUT/session.log"
 tar czf "$ARCHIVE/gpu-session.tgz" -C "$OUT" .

@@ -165,6 +165,20 @@ def _row_cache(exp: Experiment, meta: TraceMeta, slots: int, source: str,
         raise InputError(err.detail, source=source, field=err.field) from None
 
 
+def _fitted_row_cache(exp: Experiment, meta: TraceMeta, slots: int, slot_bytes: int,
+                      tier: Tier, source: str, profile: Profile | None) -> RowCache:
+    """The row cache of ``slots`` rows; where the kind rounds them up (whole sets of ways)
+    past the tier's capacity, the largest one that fits instead: a cache as large as its
+    tier, with rows that do not divide it, loses part of its last set."""
+    cache = _row_cache(exp, meta, slots, source, profile)
+    fits = int(tier.spec.capacity) // slot_bytes
+    asked = slots
+    while cache.slots > fits >= slots and asked > 1:
+        asked = max(1, asked - (cache.slots - fits))
+        cache = _row_cache(exp, meta, asked, source, profile)
+    return cache
+
+
 UnitEntries = dict[str, tuple[type[PlacedUnit], UnitOptions]]
 
 
@@ -278,9 +292,9 @@ def build_system(exp: Experiment, meta: TraceMeta, source: str,
     if memory_limit is not None:
         check_memory(exp, meta, slots, memory_limit, source)
     if cache_cfg is not None:
-        cache = _row_cache(exp, meta, slots, source, profile)
+        cache = _fitted_row_cache(exp, meta, slots, layout.slot_bytes, compute, source, profile)
         cache_bytes = cache.slots * layout.slot_bytes
-        _check_cache_fits(cache_bytes, compute, cache_cfg.tier, source)   # kinds may round up
+        _check_cache_fits(cache_bytes, compute, cache_cfg.tier, source)
 
     dense = _dense(exp, meta, tiers, source)
     rooms = []
