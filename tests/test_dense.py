@@ -343,3 +343,182 @@ def test_more_engines_let_queries_run_their_layers_at_once(tmp_path):
                                            run__arrivals__concurrency=2), "two.yaml")
     assert two["throughput_qps"] == pytest.approx(2 * one["throughput_qps"], rel=0.05)
     assert two["latency_p50_us"] == pytest.approx(one["latency_p50_us"], rel=0.05)
+
+
+# --- grounding on a GPU (torch-cuda), exercised on this CPU ----------------------------------
+
+class _FakeGPU:
+    """What ``dense_device`` takes from the torch-cuda backend, on the CPU: a device, its name
+    and L2, a counting ``synchronize`` and the backend's provenance."""
+
+    def __init__(self, kernel="embedding_bag"):
+        import torch
+
+        self.device = torch.device("cpu")
+        self.syncs = 0
+
+    def device_name(self):
+        return "Fake GPU"
+
+    def cache_bytes(self):
+        return {"L2": 60 * 2**20}
+
+    def synchronize(self):
+        self.syncs += 1
+
+    def provenance(self):
+        return {"backend": "torch-cuda", "cuda": "12.8", "multiprocessors": 132,
+                "memory_bytes": 141 * 2**30, "numpy": "x"}
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """``--backend torch-cuda`` runs on the CPU through ``_FakeGPU``, over a small grid."""
+    pytest.importorskip("torch")
+    from simulator.grounding import backends, dense
+
+    made = []
+
+    def by_name(name, kernel="embedding_bag"):
+        assert name == "torch-cuda"
+        made.append(_FakeGPU(kernel))
+        return made[-1]
+
+    monkeypatch.setattr(backends, "backend_by_name", by_name)
+    monkeypatch.setattr(dense, "CUDA_GEMM_GRID", {"width": (16, 32), "batch": (1, 4, 64)})
+    monkeypatch.setattr(dense, "CUDA_MAX_LAYER_MACS", 16 * 16 * 64)   # (32, 64) is left out
+    return made
+
+
+def test_the_cpu_path_keeps_its_grid_threads_and_provenance_keys():
+    pytest.importorskip("torch")
+    from simulator.grounding.dense import GEMM_GRID, dense_device, provenance
+
+    device = dense_device("torch-cpu")
+    assert str(device.device) == "cpu" and device.dtypes == ("float32",)
+    assert [(w, b) for w in device.grid["width"] for b in device.batches(w)] == [
+        (w, b) for w in GEMM_GRID["width"] for b in GEMM_GRID["batch"]]     # 25, as before
+    meta = provenance("dense", device, rounds=1)
+    assert list(meta) == ["backend", "kernel", "device", "date", "host", "machine", "torch",
+                          "torch_threads", "caches", "rounds"]
+    assert meta["backend"] == "torch-cpu" and meta["torch_threads"] == 1
+
+
+def test_the_timer_synchronizes_inside_each_timed_call():
+    """The timed interval holds the call and the device's synchronize (a GPU's launches return
+    before the work is done): one synchronize per call, warm-up calls included."""
+    pytest.importorskip("torch")
+    import dataclasses
+    import time
+
+    from simulator.grounding.dense import dense_device
+
+    syncs = []
+
+    def slow_sync():
+        syncs.append(1)
+        time.sleep(0.002)
+
+    device = dataclasses.replace(dense_device("torch-cpu"), synchronize=slow_sync)
+    seconds = device.median_time(lambda: None, warmup=2, repeats=3, rounds=2)
+    assert len(syncs) == 2 + 3 * 2
+    assert seconds >= 0.002
+
+
+def test_the_cuda_grid_reaches_past_the_cpu_grid_within_a_few_ms_a_call():
+    from hwmodels.dense import DenseSpec
+    from simulator.grounding.dense import (
+        CUDA_GEMM_GRID,
+        CUDA_MAX_LAYER_MACS,
+        DEPTH,
+        GEMM_GRID,
+        DenseDevice,
+    )
+
+    cpu = DenseDevice("torch-cpu", None, None, "", {}, lambda: None, ("float32",), GEMM_GRID)
+    gpu = DenseDevice("torch-cuda", None, None, "", {}, lambda: None, ("float32",), CUDA_GEMM_GRID,
+                      CUDA_MAX_LAYER_MACS)
+    shapes = {name: [(w, b) for w in d.grid["width"] for b in d.batches(w)]
+              for name, d in (("cpu", cpu), ("gpu", gpu))}
+    assert len(shapes["gpu"]) > len(shapes["cpu"])
+    assert max(w for w, _ in shapes["gpu"]) == 8192 and max(b for _, b in shapes["gpu"]) == 8192
+    assert (8192, 8192) not in shapes["gpu"]                # 3.3 TFLOP: too long a call
+    # an H200 at FP32 (no TF32), HBM and an assumed launch cost: each call at most a few ms,
+    # the whole calibration at 3 rounds (3 warm-up + 3 x 15 timed calls a shape) well in 40 s
+    h200 = DenseSpec(peak_flops=50e12, cache_bandwidth=3e12, layer_overhead=10e-6)
+    calls = [DEPTH * roofline_time(linear("l", b, w, w, 4), h200,
+                                   linear("l", b, w, w, 4).footprint / 3e12)
+             for w, b in shapes["gpu"]]
+    assert max(calls) < 5e-3
+    assert sum(calls) * (3 + 3 * 15) < 10
+
+
+def test_calibrate_on_torch_cuda_records_the_gpu(fake_gpu, tmp_path):
+    import yaml
+
+    out = tmp_path / "gpu.yaml"
+    proc = embsim_here("calibrate", "--backend", "torch-cuda", "--stage", "dense",
+                       "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    preset = yaml.safe_load(out.read_text())
+    meta = preset["provenance"]
+    assert meta["backend"] == "torch-cuda" and meta["device"] == "Fake GPU"
+    assert meta["cuda"] == "12.8" and meta["caches"] == {"L2": 60 * 2**20}
+    assert {"torch", "torch_threads", "host", "date", "machine", "tf32"} <= set(meta)
+    assert preset["params"]["cache"]["value"] == 60 * 2**20
+    assert "L2" in preset["params"]["cache"]["source"]
+    assert "CUDA 12.8" in preset["params"]["peak_flops"]["source"]
+    shapes = [(r["params"]["n_in"], r["params"]["batch"]) for r in preset["microbenchmarks"]]
+    assert shapes == [(16, 1), (16, 4), (16, 64), (32, 1), (32, 4)]
+    # warm-up and timed calls, each followed by the GPU's synchronize
+    assert fake_gpu[0].syncs == len(shapes) * (3 + 15)
+
+
+def test_measure_on_torch_cuda_runs_the_dtype_of_system_dense(fake_gpu, tmp_path):
+    """float16/bfloat16 run on a GPU (modules and inputs cast); the CPU refuses them."""
+    data = _dense_experiment(bottom=(16, 8), top=(8, 1))
+    data["system"]["dense"] = {"bottom_mlp": [16, 8], "top_mlp": [8, 1], "interaction": "dot",
+                               "preset": "cpu-xeon-1t", "dtype": "bfloat16"}
+    path = write_yaml(tmp_path / "v.yaml", data)
+    out = tmp_path / "m.parquet"
+    args = ("measure", str(path), "--stage", "dense", "--repeats", "2", "--warmup", "1",
+            "-o", str(out))
+    proc = embsim_here(*args, "--backend", "torch-cuda")
+    assert proc.returncode == 0, proc.stderr
+    measured = pd.read_parquet(out)
+    assert (measured["backend"] == "torch-cuda").all() and (measured["device"] == "Fake GPU").all()
+    assert fake_gpu[0].syncs == 1 + 2
+    proc = embsim_here(*args, "--backend", "torch-cpu")
+    assert proc.returncode == 2
+    assert "system.dense.dtype" in proc.stderr and "runs float32" in proc.stderr
+
+
+def test_torch_forward_casts_modules_and_inputs_to_the_dtype():
+    torch = pytest.importorskip("torch")
+    from simulator.grounding.dense import torch_forward
+
+    out = torch_forward([13, 8], [8, 1], "dot", 4, [8, 8], dtype="bfloat16")()
+    assert out.dtype == torch.bfloat16 and out.shape == (4, 1)
+
+
+@pytest.mark.parametrize("command", ["calibrate", "measure"])
+def test_torch_cuda_without_a_gpu_exits_2_naming_the_backend(tmp_path, command):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = tmp_path / ("gpu.yaml" if command == "calibrate" else "gpu.parquet")
+    args = [command, "--backend", "torch-cuda", "--stage", "dense", "-o", str(out)]
+    if command == "measure":
+        args.insert(1, str(ROOT / "experiments" / "validation_dense.yaml"))
+    proc = embsim_here(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("embsim: error: --backend: ") and "Traceback" not in proc.stderr
+    assert "torch.cuda.is_available() is False" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_dense_refuses_a_backend_without_dense_layers(tmp_path):
+    proc = embsim_here("measure", str(ROOT / "experiments" / "validation_dense.yaml"),
+                       "--backend", "fhe-cpu", "--stage", "dense", "-o", str(tmp_path / "m"))
+    assert proc.returncode == 2
+    assert "--backend" in proc.stderr and "torch-cpu or torch-cuda" in proc.stderr
