@@ -8,8 +8,11 @@ host-resident ones, then ``measure.parquet`` (``measure-test.parquet``,
 ``measure-warm.parquet``) with both, numbered as in the experiment.
 Usage: python3 gpu_session.py OUT [STAGE ...], stages ``calibrate``, ``measure`` (the design
 set, caches flushed before each pass), ``measure-test`` (the test set, flushed) and
-``measure-warm`` (the design set, ``--no-flush``); default: all four, in that order. Each
-stage runs ``ROUNDS`` times (environment, default 3), as ``--rounds``.
+``measure-warm`` (the design set, ``--no-flush``), ``dense-calibrate`` and ``dense-measure``
+(the dense stage: ``embsim calibrate|measure --stage dense --backend torch-cuda``, the latter
+on experiments/validation_dense.yaml); default: all six, in that order. Each stage runs
+``ROUNDS`` times (environment, default 3), as ``--rounds``; ``BACKEND`` (default
+``torch-cuda``) names the backend, ``torch-cpu`` for a rehearsal without a GPU.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import yaml
 
 from simulator.grounding.backends import Backend, backend_by_name
 from simulator.grounding.calibrate import calibrate
+from simulator.grounding.dense import calibrate_dense, measure_dense
 from simulator.grounding.machine_preset import save_machine_preset
 from simulator.grounding.measure import (
     MeasureSettings,
@@ -39,9 +43,11 @@ from simulator.runs.experiment import load_points
 EXPERIMENTS = Path(__file__).resolve().parents[1]
 DESIGN = EXPERIMENTS / "validation_gpu.yaml"
 TEST = EXPERIMENTS / "validation_gpu_test.yaml"
+DENSE = EXPERIMENTS / "validation_dense.yaml"
 STAGES = {"measure": (DESIGN, True), "measure-test": (TEST, True),
           "measure-warm": (DESIGN, False)}
 """Each measuring stage: the experiment it measures, and whether caches are flushed."""
+DENSE_STAGES = ("dense-calibrate", "dense-measure")
 
 
 def stage(name: str, fn: Callable[[], object]) -> None:
@@ -57,9 +63,10 @@ def stage(name: str, fn: Callable[[], object]) -> None:
 
 def main() -> None:
     out = Path(sys.argv[1])
-    stages = sys.argv[2:] or ["calibrate", *STAGES]
+    stages = sys.argv[2:] or ["calibrate", *STAGES, *DENSE_STAGES]
     rounds = int(os.environ.get("ROUNDS", "3"))
-    backend = backend_by_name("torch-cuda")
+    backend_name = os.environ.get("BACKEND", "torch-cuda")
+    backend = backend_by_name(backend_name)
     print(backend.provenance(), flush=True)
     if "calibrate" in stages:
         stage("calibrate", lambda: save_machine_preset(calibrate(backend, rounds),
@@ -68,6 +75,13 @@ def main() -> None:
         if name in stages:
             measure(backend, experiment, out / name,
                     MeasureSettings(flush=flush, rounds=rounds))
+    if "dense-calibrate" in stages:
+        stage("dense-calibrate", lambda: save_machine_preset(
+            calibrate_dense("dense-preset", rounds, backend_name), out / "dense-preset.yaml"))
+    if "dense-measure" in stages:
+        stage("dense-measure", lambda: measure_dense(
+            DENSE, out / "dense.parquet", {}, MeasureSettings(flush=False, rounds=rounds),
+            progress=False, backend=backend_name))
 
 
 def tier_subsets(experiment: Path) -> dict[str, dict[str, object]]:
