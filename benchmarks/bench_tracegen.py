@@ -5,8 +5,9 @@ Generates an rm1 trace (Zipf alpha 1.05 with the default sampler, uniform rows, 
 alpha 1.05 with the opt-in ``inversion`` sampler: ``zipf_inversion``) of ``--batches``
 batches into a temporary Parquet file through the same generator and writer ``trace gen``
 uses, and times ``numpy.random.Generator.integers`` for the same lookup count (the floor any
-generator pays). Prints each rate, its ratio to the floor, and one JSON line. The issue's
-target is 50 M lookups/s generated and written.
+generator pays) and the ``inversion`` sampler generating without writing. Prints each rate,
+its ratio to the floor, and one JSON line. The issue's target is 50 M lookups/s generated and
+written.
 
     python benchmarks/bench_tracegen.py [--batches 40]
 """
@@ -44,6 +45,17 @@ def generate_and_write(batches: int, alpha: float, out: Path,
     return writer.num_lookups, time.perf_counter() - start
 
 
+def generate_only(batches: int, alpha: float, sampler: str) -> float:
+    """Seconds of generating ``batches`` rm1 batches without writing them."""
+    preset = model_preset("rm1")
+    _, generated = synthesize(preset.tables, preset.pooling, batches=batches, batch_size=64,
+                              alpha=alpha, seed=1, sampler=sampler)
+    start = time.perf_counter()
+    for _ in generated:
+        pass
+    return time.perf_counter() - start
+
+
 def numpy_floor(lookups: int) -> float:
     """Seconds numpy takes to draw ``lookups`` uniform int64 row ids below 4M."""
     rng = np.random.default_rng(1)
@@ -71,6 +83,9 @@ def main() -> None:
                   f"{lookups / seconds / 1e6:.2f} M lookups/s generated and written; "
                   f"{seconds / floor:.1f}x the time numpy takes to draw as many ids "
                   f"({lookups / floor / 1e6:.0f} M/s)")
+        seconds = generate_only(args.batches, 1.05, "inversion")
+        figures["zipf_inversion_generate_only_mlookups_per_s"] = round(lookups / seconds / 1e6, 2)
+        print(f"zipf_inversion, generated only: {lookups / seconds / 1e6:.2f} M lookups/s")
     print(json.dumps({"benchmark": "bench_tracegen", "batches": args.batches, **figures,
                       "python": platform.python_version(), "machine": platform.machine()}))
 
