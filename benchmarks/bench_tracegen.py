@@ -1,11 +1,13 @@
 """Trace generation speed: lookups generated and written per second by ``embsim trace gen``'s
 code path, against drawing the same number of random row ids with numpy alone, in one run.
 
-Generates an rm1 trace (Zipf alpha 1.05, the default, and uniform rows) of ``--batches``
+Generates an rm1 trace (Zipf alpha 1.05 with the default sampler, uniform rows, and Zipf
+alpha 1.05 with the opt-in ``inversion`` sampler: ``zipf_inversion``) of ``--batches``
 batches into a temporary Parquet file through the same generator and writer ``trace gen``
 uses, and times ``numpy.random.Generator.integers`` for the same lookup count (the floor any
-generator pays). Prints each rate, its ratio to the floor, and one JSON line. The issue's
-target is 50 M lookups/s generated and written.
+generator pays) and the ``inversion`` sampler generating without writing. Prints each rate,
+its ratio to the floor, and one JSON line. The issue's target is 50 M lookups/s generated and
+written.
 
     python benchmarks/bench_tracegen.py [--batches 40]
 """
@@ -25,21 +27,33 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from traces.generators import synthesize  # noqa: E402
+from traces.generators import SAMPLERS, synthesize  # noqa: E402
 from traces.models import model_preset  # noqa: E402
 from traces.parquet_io import TraceWriter  # noqa: E402
 
 
-def generate_and_write(batches: int, alpha: float, out: Path) -> tuple[int, float]:
+def generate_and_write(batches: int, alpha: float, out: Path,
+                       sampler: str = "numpy") -> tuple[int, float]:
     """(lookups, seconds) of generating ``batches`` rm1 batches and writing them."""
     preset = model_preset("rm1")
     meta, generated = synthesize(preset.tables, preset.pooling, batches=batches,
-                                 batch_size=64, alpha=alpha, seed=1)
+                                 batch_size=64, alpha=alpha, seed=1, sampler=sampler)
     start = time.perf_counter()
     with TraceWriter(str(out), meta) as writer:
         for batch in generated:
             writer.write(batch)
     return writer.num_lookups, time.perf_counter() - start
+
+
+def generate_only(batches: int, alpha: float, sampler: str) -> float:
+    """Seconds of generating ``batches`` rm1 batches without writing them."""
+    preset = model_preset("rm1")
+    _, generated = synthesize(preset.tables, preset.pooling, batches=batches, batch_size=64,
+                              alpha=alpha, seed=1, sampler=sampler)
+    start = time.perf_counter()
+    for _ in generated:
+        pass
+    return time.perf_counter() - start
 
 
 def numpy_floor(lookups: int) -> float:
@@ -54,12 +68,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=40)
     args = parser.parse_args()
-    generate_and_write(1, 1.05, Path(tempfile.mkdtemp()) / "warm.parquet")  # numba compile
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
-        for name, alpha in (("zipf", 1.05), ("uniform", 0.0)):
+        for sampler in SAMPLERS:                                        # numba compile
+            generate_and_write(1, 1.05, Path(folder) / "warm.parquet", sampler)
+        for name, alpha, sampler in (("zipf", 1.05, "numpy"), ("uniform", 0.0, "numpy"),
+                                     ("zipf_inversion", 1.05, "inversion")):
             lookups, seconds = generate_and_write(args.batches, alpha,
-                                                  Path(folder) / f"{name}.parquet")
+                                                  Path(folder) / f"{name}.parquet", sampler)
             floor = numpy_floor(lookups)
             figures[f"{name}_mlookups_per_s"] = round(lookups / seconds / 1e6, 2)
             figures[f"{name}_vs_numpy_draws"] = round(floor / seconds, 4)
@@ -67,6 +83,9 @@ def main() -> None:
                   f"{lookups / seconds / 1e6:.2f} M lookups/s generated and written; "
                   f"{seconds / floor:.1f}x the time numpy takes to draw as many ids "
                   f"({lookups / floor / 1e6:.0f} M/s)")
+        seconds = generate_only(args.batches, 1.05, "inversion")
+        figures["zipf_inversion_generate_only_mlookups_per_s"] = round(lookups / seconds / 1e6, 2)
+        print(f"zipf_inversion, generated only: {lookups / seconds / 1e6:.2f} M lookups/s")
     print(json.dumps({"benchmark": "bench_tracegen", "batches": args.batches, **figures,
                       "python": platform.python_version(), "machine": platform.machine()}))
 

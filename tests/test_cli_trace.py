@@ -64,6 +64,18 @@ def test_gen_with_variable_pooling_and_reuse(tmp_path, capsys):
     assert provenance["pooling_dist"] == "lognormal" and provenance["reuse"] == 0.3
 
 
+def test_gen_with_the_inversion_sampler(tmp_path, capsys, rm3_trace):
+    path = tmp_path / "t.parquet"
+    code, _, err = run(capsys, "trace", "gen", "--model", "rm3", *SMALL_GEN, "--sampler",
+                       "inversion", "-o", str(path))
+    assert code == 0, err
+    reader = open_trace(path)
+    assert reader.meta.provenance["sampler"] == "inversion"
+    assert "sampler" not in open_trace(rm3_trace).meta.provenance
+    assert reader.num_lookups == 3 * 4 * 10 * 20
+    assert not pq.read_table(path).equals(pq.read_table(rm3_trace))
+
+
 def test_stats_json_is_one_object_with_the_documented_keys(capsys, rm3_trace):
     code, out, _ = run(capsys, "trace", "stats", str(rm3_trace), "--json", "--mrc")
     assert code == 0
@@ -159,6 +171,8 @@ def test_gen_bad_options(tmp_path, capsys):
                        "-o", out, expect=("pooling_dist", "fixed, lognormal, normal"))
     assert_input_error(capsys, "trace", "gen", "--model", "rm1", "--reuse", "2", "-o", out,
                        expect=("reuse", "[0, 1]"))
+    assert_input_error(capsys, "trace", "gen", "--model", "rm1", "--sampler", "ziggurat",
+                       "-o", out, expect=("sampler", "ziggurat", "numpy, inversion"))
     assert_input_error(capsys, "trace", "gen", "--model", "rm3", *SMALL_GEN, "--alpha", "9",
                        "-o", out, expect=("alpha too large",))
     assert_input_error(capsys, "trace", "gen", "--model", "rm3", *SMALL_GEN,

@@ -16,6 +16,14 @@ Reference: ``fbgemm_gpu/tbe/utils/requests.py`` in pytorch/FBGEMM. For every bat
   ``ZIPF_ATTEMPTS`` times, then ``InputError`` ("alpha too large"). Rows are then mapped through
   one random permutation per table, drawn once per ``synthesize`` call, so the hot rows are
   scattered over the table instead of sitting at the lowest ids.
+- **Sampler** (``sampler``): the above is ``"numpy"``, the default. ``"inversion"`` (opt-in,
+  not FBGEMM's; its traces differ from the default's for the same seed) draws, for every
+  alpha > 0, a bounded Zipf(alpha) over exactly the table's ranks 1..rows (no folding) by
+  rejection-inversion in a compiled kernel with its own seeded random streams, redraws a rank
+  already in the bag (at most ``zipf_oversample x ZIPF_ATTEMPTS`` draws per lookup, then the
+  same "alpha too large" ``InputError``), and maps rank k to row ``scatter(k - 1)``, a keyed
+  bijection of ``[0, rows)`` in place of the permutation (see ``traces.inversion``). Alpha 0
+  is uniform, drawn as above.
 - **Reuse**: in batch i+1, ``int(n * reuse)`` random positions of each table's n lookups take
   the row at the same position in batch i (FBGEMM's ``update_indices_with_random_reuse``).
   With variable pooling the positions are drawn among the first min(n_i, n_i+1) lookups
@@ -41,11 +49,17 @@ from numba import njit
 from embsim.errors import InputError
 from embsim.limits import MAX_BATCH_LOOKUPS, MAX_LOOKUPS
 from embsim.registry import Registry
+from traces import inversion
 from traces.batch import Batch
 from traces.schema import TableSpec, TraceMeta
 
 GENERATOR_NAME = "fbgemm_generate_requests"
 ZIPF_ATTEMPTS = 4
+SAMPLERS = ("numpy", "inversion")
+"""Row samplers: ``numpy`` (the default, FBGEMM's folded Zipf) or ``inversion`` (bounded
+Zipf by rejection-inversion; see the module doc)."""
+INVERSION_CHUNKS = 64
+"""Runs of bags the inversion sampler draws in parallel (the trace does not depend on it)."""
 
 GENERATORS: Registry[Callable[..., tuple[TraceMeta, Iterator[Batch]]]] = Registry("generator")
 
@@ -87,31 +101,36 @@ class _Params:
     pooling_sigma: float
     zipf_oversample: int
     weighted: bool = False
+    sampler: str = "numpy"
 
     @property
     def zipf(self) -> bool:
-        return self.alpha > 1.0
+        """Whether rows are skewed (distinct per bag): alpha > 1, or alpha > 0 with the
+        inversion sampler."""
+        return self.alpha > (0.0 if self.sampler == "inversion" else 1.0)
 
 
 @GENERATORS.register(GENERATOR_NAME)
 def synthesize(tables: list[TableSpec], pooling: float | list[float], *, batches: int,
                batch_size: int, alpha: float = 1.0, reuse: float = 0.0,
                pooling_dist: str = "fixed", pooling_sigma: float = 0.0,
-               zipf_oversample: int = 3, seed: int = 0,
-               weighted: bool = False) -> tuple[TraceMeta, Iterator[Batch]]:
+               zipf_oversample: int = 3, seed: int = 0, weighted: bool = False,
+               sampler: str = "numpy") -> tuple[TraceMeta, Iterator[Batch]]:
     """Metadata and a lazy iterator of ``batches`` synthetic batches (see the module doc).
 
     ``pooling`` is the mean lookups per bag, one value for all tables or one per table.
     Arguments are checked here, before the first batch is generated.
     """
     params = replace(_validate(tables, pooling, batches, batch_size, alpha, reuse,
-                               pooling_dist, pooling_sigma, zipf_oversample), weighted=weighted)
+                               pooling_dist, pooling_sigma, zipf_oversample, sampler),
+                     weighted=weighted)
     provenance = {
         "generator": GENERATOR_NAME, "seed": seed, "alpha": alpha, "reuse": reuse,
         "pooling": params.pooling.tolist(), "pooling_dist": pooling_dist,
         "pooling_sigma": pooling_sigma, "zipf_oversample": zipf_oversample,
         "batches": batches, "batch_size": batch_size,
         **({"weighted": True} if weighted else {}),
+        **({"sampler": sampler} if sampler != "numpy" else {}),
     }
     meta = TraceMeta(list(tables), batch_size, num_batches=batches, provenance=provenance)
     weights = np.random.default_rng([seed, 1]) if weighted else None
@@ -120,9 +139,12 @@ def synthesize(tables: list[TableSpec], pooling: float | list[float], *, batches
 
 def _validate(tables: list[TableSpec], pooling: float | list[float], batches: int,
               batch_size: int, alpha: float, reuse: float, pooling_dist: str,
-              pooling_sigma: float, zipf_oversample: int) -> _Params:
+              pooling_sigma: float, zipf_oversample: int, sampler: str = "numpy") -> _Params:
     if not tables:
         raise InputError("at least one table is needed", field="tables")
+    if sampler not in SAMPLERS:
+        raise InputError(f"unknown sampler {sampler!r}; expected one of: {', '.join(SAMPLERS)}",
+                         field="sampler")
     mean = np.asarray(pooling, dtype=np.float64)
     if mean.ndim == 0:
         mean = np.full(len(tables), float(mean))
@@ -144,12 +166,14 @@ def _validate(tables: list[TableSpec], pooling: float | list[float], batches: in
     POOLING_DISTS.get(pooling_dist, field="pooling_dist")
     _check_volume(float(np.sum(mean)) * batch_size, batches)
     rows = np.array([t.rows for t in tables], dtype=np.int64)
-    if alpha > 1 and pooling_dist == "fixed" and np.any(np.rint(mean) > rows):
+    params = _Params(rows, mean, batches, batch_size, float(alpha), float(reuse),
+                     pooling_dist, float(pooling_sigma), int(zipf_oversample), sampler=sampler)
+    if params.zipf and pooling_dist == "fixed" and np.any(np.rint(mean) > rows):
         t = int(np.flatnonzero(np.rint(mean) > rows)[0])
+        skewed = "alpha > 0, inversion sampler" if sampler == "inversion" else "alpha > 1"
         raise InputError(f"table {t}: pooling {mean[t]:g} exceeds its {rows[t]} rows; a bag "
-                         "cannot hold that many distinct rows (alpha > 1)", field="pooling")
-    return _Params(rows, mean, batches, batch_size, float(alpha), float(reuse),
-                   pooling_dist, float(pooling_sigma), int(zipf_oversample))
+                         f"cannot hold that many distinct rows ({skewed})", field="pooling")
+    return params
 
 
 def _check_volume(batch_lookups: float, batches: int) -> None:
@@ -166,12 +190,17 @@ def _check_volume(batch_lookups: float, batches: int) -> None:
 
 def _generate(params: _Params, row_base: np.ndarray, rng: np.random.Generator,
               weights: np.random.Generator | None = None) -> Iterator[Batch]:
-    permutation = _row_permutations(params.rows, row_base, rng) if params.zipf else None
+    bounded = params.zipf and params.sampler == "inversion"
+    permutation = (_row_permutations(params.rows, row_base, rng)
+                   if params.zipf and not bounded else None)
+    scatter = _InversionSampler(params, rng) if bounded else None
     previous: Batch | None = None
     for index in range(params.batches):
         lengths = _draw_lengths(params, rng)
         table_of_bag = np.repeat(np.arange(params.rows.size), params.batch_size)
-        if params.zipf:
+        if scatter is not None:
+            indices = scatter.rows(lengths.ravel(), table_of_bag, rng)
+        elif params.zipf:
             local = _zipf_rows(params, lengths.ravel(), table_of_bag, rng)
             table_of_lookup = np.repeat(table_of_bag, lengths.ravel())
             indices = permutation.take(row_base[table_of_lookup] + local)
@@ -229,6 +258,40 @@ def _zipf_rows(params: _Params, need: np.ndarray, table_of_bag: np.ndarray,
         f"pooling Zipf({params.alpha:g}) draws in {ZIPF_ATTEMPTS} attempts; lower alpha or "
         "the pooling factor, or raise zipf_oversample", field="alpha",
     )
+
+
+class _InversionSampler:
+    """The ``inversion`` sampler's per-table constants and scatter keys (drawn once per
+    ``synthesize`` call, as the default's permutations are)."""
+
+    def __init__(self, params: _Params, rng: np.random.Generator):
+        self.params = params
+        self.low, self.high, self.squeeze = inversion.zipf_bounds(params.rows, params.alpha)
+        shapes = np.array([inversion.scatter_shape(r) for r in params.rows], dtype=np.int64)
+        self.masks, self.shifts = shapes[:, 0].copy(), shapes[:, 1].copy()
+        self.keys = rng.integers(0, 2**64, size=(params.rows.size, inversion.SCATTER_KEYS),
+                                 dtype=np.uint64, endpoint=False)
+
+    def rows(self, need: np.ndarray, table_of_bag: np.ndarray,
+             rng: np.random.Generator) -> np.ndarray:
+        """``need[b]`` distinct rows per bag b (local ids, scattered)."""
+        p = self.params
+        out_offsets = np.concatenate([[0], np.cumsum(need)]).astype(np.int64)
+        batch_key = rng.integers(0, 2**64, dtype=np.uint64, endpoint=False)
+        out, found = inversion.draw_bags(
+            need, table_of_bag, out_offsets, p.rows, self.low, self.high, p.alpha,
+            self.squeeze, np.uint64(batch_key), p.zipf_oversample * ZIPF_ATTEMPTS, True,
+            self.masks, self.shifts, self.keys, min(INVERSION_CHUNKS, need.size))
+        short = np.flatnonzero(found < need)
+        if short.size:
+            t = int(table_of_bag[short[0]])
+            raise InputError(
+                f"alpha too large: {short.size} bags of table {t} (pooling {p.pooling[t]:g}) "
+                f"got fewer distinct rows than their pooling factor from "
+                f"{p.zipf_oversample * ZIPF_ATTEMPTS} x pooling bounded Zipf({p.alpha:g}) "
+                "draws (sampler inversion); lower alpha or the pooling factor, or raise "
+                "zipf_oversample", field="alpha")
+        return out
 
 
 @njit(cache=True)

@@ -410,6 +410,10 @@ class GeneratorConfig(Strict):
     zipf_oversample: Oversample = 3
     seed: Seed = 0
     weighted: bool = False
+    sampler: Literal["numpy", "inversion"] = "numpy"
+    """How skewed rows are drawn: ``numpy`` (FBGEMM's folded Zipf, the default) or
+    ``inversion`` (bounded Zipf by rejection-inversion, every alpha > 0; see
+    traces.generators)."""
 
     @model_validator(mode="after")
     def _model_or_tables(self) -> GeneratorConfig:

@@ -40,6 +40,9 @@ UNIFORM_DRAW_BYTES = 24
 """Per lookup while a uniform batch is drawn (bounds, draws, int64 copy)."""
 ZIPF_DRAW_BYTES = 16
 """Per Zipf draw (``zipf_oversample`` per lookup) while a skewed batch is drawn."""
+INVERSION_DRAW_BYTES = 8
+"""Per lookup while the ``inversion`` sampler draws a skewed batch (its rows; the kernel
+draws in place, and needs no row permutation)."""
 KEPT_LOOKUP_BYTES = 8
 """Per lookup of a generated workload kept in memory (its row; weights add 4)."""
 PROFILE_ROW_BYTES = 16
@@ -137,9 +140,13 @@ def workload_needs(exp: Experiment, meta: TraceMeta, lookups: float) -> list[Nee
         needs.append(Need("the trace's read chunk", "workload.trace",
                           READ_CHUNK_BYTES * READ_CHUNK_LOOKUPS))
         return needs
-    draw = (ZIPF_DRAW_BYTES * gen.zipf_oversample if gen.alpha > 1 else UNIFORM_DRAW_BYTES)
+    inversion = gen.sampler == "inversion" and gen.alpha > 0
+    if inversion:
+        draw = INVERSION_DRAW_BYTES
+    else:
+        draw = ZIPF_DRAW_BYTES * gen.zipf_oversample if gen.alpha > 1 else UNIFORM_DRAW_BYTES
     needs.append(Need("drawing a batch", size_field, int(draw * lookups)))
-    if gen.alpha > 1:
+    if gen.alpha > 1 and not inversion:
         needs.append(Need("Zipf row permutations", rows_field(exp.workload),
                           8 * meta.total_rows + 8 * int(meta.rows.max())))
     total = lookups * (meta.num_batches or 1)

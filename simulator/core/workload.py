@@ -57,7 +57,7 @@ def _synthesize(gen: GeneratorConfig, source: str) -> tuple[TraceMeta, Iterator[
         return synthesize(tables, pooling, batches=gen.batches, batch_size=gen.batch_size,
                           alpha=gen.alpha, reuse=gen.reuse, pooling_dist=gen.pooling_dist,
                           pooling_sigma=gen.pooling_sigma, zipf_oversample=gen.zipf_oversample,
-                          seed=gen.seed, weighted=gen.weighted)
+                          seed=gen.seed, weighted=gen.weighted, sampler=gen.sampler)
     except InputError as err:
         field = "workload.generator" + (f".{err.field}" if err.field else "")
         raise InputError(err.detail, source=source, field=field) from None
