@@ -46,7 +46,7 @@ def test_the_reference_names_its_source():
     assert {p["trace"] for p in DATA["points"]} == {"uniform", "zipf", "stream"}
 
 
-@pytest.mark.parametrize(("point", "load"), _points())
+@pytest.mark.parametrize(("point", "load"), list(_points()))
 def test_detailed_agrees_with_dramsim3(point, load):
     got = embsim_point(point["trace"], point["period"], "detailed", DATA["trace"]["rows"])
     activates = got["activates"] / point["activates"]
@@ -56,7 +56,7 @@ def test_detailed_agrees_with_dramsim3(point, load):
     assert low <= latency <= high, f"mean read latency {latency:.3f} of DRAMsim3's"
 
 
-@pytest.mark.parametrize(("point", "load"), _points())
+@pytest.mark.parametrize(("point", "load"), list(_points()))
 def test_fast_stays_within_its_recorded_gap_to_dramsim3(point, load):
     """``fast`` is coarser: 0.71 (streams, 70 % load) to 1.10 (Zipf, 80 %) of DRAMsim3's mean
     read latency up to 90 % load, activates within 8 %."""
