@@ -172,7 +172,7 @@ def test_gen_bad_options(tmp_path, capsys):
     assert_input_error(capsys, "trace", "gen", "--model", "rm1", "--reuse", "2", "-o", out,
                        expect=("reuse", "[0, 1]"))
     assert_input_error(capsys, "trace", "gen", "--model", "rm1", "--sampler", "ziggurat",
-                       "-o", out, expect=("sampler", "ziggurat", "numpy, inversion"))
+                       "-o", out, expect=("--sampler", "ziggurat", "numpy", "inversion"))
     assert_input_error(capsys, "trace", "gen", "--model", "rm3", *SMALL_GEN, "--alpha", "9",
                        "-o", out, expect=("alpha too large",))
     assert_input_error(capsys, "trace", "gen", "--model", "rm3", *SMALL_GEN,

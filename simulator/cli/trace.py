@@ -94,7 +94,7 @@ def _parse_rows(text: str | None) -> list[int] | int | None:
               help="Scale of the pooling distribution (normal: lookups; lognormal: log-space).")
 @click.option("--rows", type=click.IntRange(1, MAX_ROWS), default=None,
               help="Rows of every table, overriding the model's.")
-@click.option("--sampler", default="numpy", show_default=True,
+@click.option("--sampler", type=click.Choice(SAMPLERS), default="numpy", show_default=True,
               help=f"Row sampler: {', '.join(SAMPLERS)}. numpy is FBGEMM's folded Zipf; "
                    "inversion draws a bounded Zipf(alpha) over each table's rows for every "
                    "alpha > 0, several times faster, and gives a different trace.")
