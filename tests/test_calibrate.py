@@ -226,6 +226,7 @@ def test_cpu_calibration_end_to_end_at_small_sizes(tmp_path, monkeypatch):
                         "dim": (16, 64)}.items():
         monkeypatch.setitem(GRID, key, values)
         monkeypatch.setitem(PRIVATE_GRID, key, values)
+    monkeypatch.setattr("simulator.grounding.calibrate.TLB_PAGES", (128, 2048))
     preset = calibrate(backend_by_name("torch-cpu"), memory_footprint=2**24)  # >= 4x LLC
     path = tmp_path / "cpu.yaml"
     save_machine_preset(preset, path)
@@ -237,7 +238,7 @@ def test_cpu_calibration_end_to_end_at_small_sizes(tmp_path, monkeypatch):
     assert memory["dram"]["bandwidth"]["value"] > 0
     assert "calibrated" in memory["dram"]["bandwidth"]["source"]
     assert {m["name"] for m in loaded["microbenchmarks"]} >= {
-        "gather", "gather_sweep", "sequential_read", "dependent_load_latency"}
+        "gather", "gather_sweep", "gather_pages", "sequential_read", "dependent_load_latency"}
     compute = loaded["system"]["compute"]
     assert compute["tlb"]["entries"]["value"] in TLB_ENTRIES
     assert compute["tlb"]["miss_time"]["value"] >= 0
@@ -340,3 +341,97 @@ def test_gpu_presets_record_host_sweep_and_skewed_runs(machine):
     skewed = [m for m in runs if m["name"] == "gather_zipf"]
     assert len(host_sweep) == 9 and len(skewed) == 6
     assert all(m["params"]["rounds"] == 3 for m in host_sweep + skewed)
+
+
+def page_run(pages, seconds=1.0, batch=1024, pooling=64, dim=16):
+    lookups = batch * pooling
+    return Sample("gather_pages", seconds, {
+        "tables": 1, "batch_size": batch, "pooling": pooling, "dim": dim, "dtype": "float32",
+        "bytes": lookups * dim * 4, "footprint_bytes": pages * 4096,
+        "rows": pages * 4096 // (dim * 4), "hot_rows": pages, "where": "local"})
+
+
+def test_terms_of_a_page_gather_count_one_row_per_page():
+    within, beyond = page_run(256), page_run(4096)
+    lookups = 1024 * 64
+    structures = Structures(private_bytes=2**20, tlb_entries=1024)
+    near = dict(zip(TERMS, terms(within, structures), strict=True))
+    # 256 lines of 64 B fit the private cache and 256 pages the TLB: all near, no misses
+    assert near["private_lines"] == lookups and near["tlb_misses"] == 0
+    far = dict(zip(TERMS, terms(beyond, structures), strict=True))
+    # 4096 lines (256 KiB) still fit the private cache; a 1024-entry TLB holds a quarter
+    assert far["private_lines"] == lookups
+    assert far["tlb_misses"] == pytest.approx(lookups * (1 - 1024 / 4096))
+    # the same table read over all its rows would not fit the private cache
+    spread = Sample("gather", 1.0, {k: v for k, v in beyond.params.items() if k != "hot_rows"})
+    assert dict(zip(TERMS, terms(spread, structures), strict=True))["private_lines"] < lookups
+
+
+def test_page_gathers_let_the_fit_see_a_tlb_the_llc_runs_all_fit():
+    """LLC runs of 4 MiB fit a 2048-entry TLB's 8 MiB reach: alone they cannot tell its size or
+    its miss cost; the page gathers (128 to 32768 pages) can."""
+    from simulator.grounding.calibrate import TLB_PAGES
+
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.02e-9, 60e-9, 1 / 200e9, 0.1e-9, 2e-9,
+                         0.0])
+    truth = Structures(private_bytes=2**20, tlb_entries=2048)
+    grid = [timed(run_of(t, b, p, d, 2**22, element=e), per_unit, truth)
+            for t, b, p, d in itertools.product(*GRID.values()) for e in (4, 2)]
+    pages = [timed(page_run(n), per_unit, truth) for n in TLB_PAGES]
+    chosen, fitted = best_tlb(grid + pages, 2**20, TLB_ENTRIES)
+    assert chosen.tlb_entries == 2048
+    assert fitted["tlb_misses"] == pytest.approx(2e-9, rel=1e-6)
+    _, blind = best_tlb(grid, 2**20, (512, 2048, 8192))
+    assert blind["tlb_misses"] == 0      # no grid run misses a TLB of 2048 or 8192 entries
+
+
+def test_page_gather_runs_on_the_cpu_and_records_its_hot_rows():
+    pytest.importorskip("torch")
+    from simulator.grounding.backends import backend_by_name
+    from simulator.grounding.microbench import page_gather
+
+    sample = page_gather(backend_by_name("torch-cpu"), pages=64, batch_size=16, pooling=4)
+    p = sample.params
+    assert sample.name == "gather_pages" and sample.seconds > 0
+    assert p["hot_rows"] == 64 and p["rows"] == 64 * 64 and p["footprint_bytes"] == 64 * 4096
+    assert p["bytes"] == 16 * 4 * 64
+
+
+AMD = "cpu-amd-epyc-2026-12-05"
+
+
+def amd_rounds():
+    return [MEASURED / f"{AMD}-rounds" / f"{r}-preset.yaml" for r in (1, 2, 3)]
+
+
+def test_an_interleaved_sessions_preset_is_the_refit_of_its_rounds():
+    """The committed preset is what ``calibrate --refit`` makes of the three committed
+    rounds: every microbenchmark at its fastest round."""
+    rounds = [load_machine_preset(path) for path in amd_rounds()]
+    pooled = refit(*rounds)
+    committed = load_machine_preset(MEASURED / f"{AMD}-preset.yaml")
+    assert _flat(pooled["system"]) == pytest.approx(_flat(committed["system"]), rel=1e-9)
+    fastest = [min(r["microbenchmarks"][i]["seconds"] for r in rounds)
+               for i in range(len(rounds[0]["microbenchmarks"]))]
+    assert [m["seconds"] for m in pooled["microbenchmarks"]] == fastest
+    assert pooled["provenance"]["rounds"] == 3
+    assert len(pooled["provenance"]["pooled_dates"]) == 3
+
+
+def test_refit_pools_only_one_machines_rounds(tmp_path):
+    from conftest import embsim, write_yaml
+
+    other = load_machine_preset(amd_rounds()[1])
+    other["provenance"]["device"] = "Another CPU"
+    write_yaml(tmp_path / "other.yaml", other)
+    out = tmp_path / "out.yaml"
+    proc = embsim("calibrate", "--refit", str(amd_rounds()[0]), "--refit",
+                  str(tmp_path / "other.yaml"), "-o", str(out))
+    assert proc.returncode == 2 and "different machines" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
+    fewer = load_machine_preset(amd_rounds()[1])
+    fewer["microbenchmarks"] = fewer["microbenchmarks"][:-1]
+    write_yaml(tmp_path / "fewer.yaml", fewer)
+    proc = embsim("calibrate", "--refit", str(amd_rounds()[0]), "--refit",
+                  str(tmp_path / "fewer.yaml"), "-o", str(out))
+    assert proc.returncode == 2 and "--refit" in proc.stderr and not out.exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import embsim, experiment, write_yaml
+from conftest import ROOT, embsim, experiment, write_yaml
 
 from simulator.grounding.measure import read_provenance
 from simulator.runs.experiment import load_points, run_point
@@ -140,3 +140,49 @@ def test_tbe_kernel_without_fbgemm_is_a_clear_error(monkeypatch):
     with pytest.raises(InputError, match="--kernel tbe needs FBGEMM.*fbgemm-gpu-cpu") as err:
         backend_by_name("torch-cpu", "tbe")
     assert err.value.field == "--kernel"
+
+
+AMD = ROOT / "experiments" / "measurements" / "cpu-amd-epyc-2026-12-05"
+DESIGN = ROOT / "experiments" / "validation_cpu.yaml"
+
+
+def test_measure_pool_keeps_each_points_fastest_round(tmp_path):
+    rounds = [AMD.parent / f"{AMD.name}-rounds" / f"{r}.parquet" for r in (1, 2, 3)]
+    out = tmp_path / "pooled.parquet"
+    args = [a for path in rounds for a in ("--pool", str(path))]
+    proc = embsim("measure", str(DESIGN), *args, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "the fastest of 3 rounds" in proc.stdout
+    pooled, frames = pd.read_parquet(out), [pd.read_parquet(p) for p in rounds]
+    times = pd.concat([f["time_per_batch_us"] for f in frames], axis=1)
+    assert pooled["time_per_batch_us"].tolist() == times.min(axis=1).tolist()
+    assert pooled["round_spread"].to_numpy() == pytest.approx(
+        (times.max(axis=1) / times.min(axis=1)).to_numpy())
+    assert (pooled["rounds"] == 3).all() and read_provenance(out)["rounds"] == 3
+    committed = pd.read_parquet(AMD.parent / f"{AMD.name}.parquet")
+    assert pooled["time_per_batch_us"].tolist() == committed["time_per_batch_us"].tolist()
+
+
+def test_measure_pool_refuses_files_of_another_experiment(tmp_path):
+    out = tmp_path / "pooled.parquet"
+    test_round = AMD.parent / f"{AMD.name}-rounds" / "1-test.parquet"
+    proc = embsim("measure", str(DESIGN), "--pool", str(test_round), "-o", str(out))
+    assert proc.returncode == 2 and "--pool" in proc.stderr and str(test_round) in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
+    proc = embsim("measure", str(DESIGN), "--backend", "torch-cpu", "--pool", str(test_round),
+                  "-o", str(out))
+    assert proc.returncode == 2 and "exactly one of --backend" in proc.stderr
+    proc = embsim("measure", str(DESIGN), "-o", str(out))
+    assert proc.returncode == 2 and "exactly one of --backend" in proc.stderr
+
+
+def test_the_cpu_backend_fixes_the_allocator_and_says_so():
+    import platform
+
+    from simulator.grounding.backends import backend_by_name
+
+    provenance = backend_by_name("torch-cpu").provenance()
+    if platform.libc_ver()[0] == "glibc":
+        assert provenance["malloc"].startswith("glibc, fixed mmap threshold 32 MiB")
+    else:
+        assert provenance["malloc"].startswith("not glibc")

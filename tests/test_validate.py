@@ -63,6 +63,7 @@ def test_arithmetic_on_a_hand_made_measurements_file(tmp_path):
 CPU_EXPERIMENT = ROOT / "experiments" / "validation_cpu.yaml"
 CPU_TEST_SET = ROOT / "experiments" / "validation_cpu_test.yaml"
 XEON = "cpu-intel-xeon-2026-12-04"
+AMD = "cpu-amd-epyc-2026-12-05"
 RECORDED = [("h100-2026-11-26", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.9, 0.95),
             ("h100-2026-11-26-warm", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.0, 0.95),
             ("h100-2026-11-26b", "h100-2026-11-26b", GPU_EXPERIMENT, 144, 9.1, 0.95),
@@ -77,7 +78,9 @@ RECORDED = [("h100-2026-11-26", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.9, 0.9
             (XEON, XEON, CPU_EXPERIMENT, 108, 10.5, 0.95),
             (f"{XEON}-test", XEON, CPU_TEST_SET, 48, 11.6, 0.95),
             (f"{XEON}b", f"{XEON}b", CPU_EXPERIMENT, 108, 14.8, 0.95),
-            (f"{XEON}b-test", f"{XEON}b", CPU_TEST_SET, 48, 16.3, 0.95)]
+            (f"{XEON}b-test", f"{XEON}b", CPU_TEST_SET, 48, 16.3, 0.95),
+            (AMD, AMD, CPU_EXPERIMENT, 108, 14.5, 0.95),
+            (f"{AMD}-test", AMD, CPU_TEST_SET, 48, 16.1, 0.95)]
 """(measurements, preset, experiment, points, the MAPE it gave when committed rounded up, the
 least rank correlation). One pair crosses sessions: the first H100 session's preset predicts
 the second's points. The two unflushed GPU runs whose small calls ran slow (README) rank

@@ -33,7 +33,11 @@ SET_OPTION = click.option("--set", "sets", multiple=True, metavar="DOTTED.PATH=V
 
 @click.command()
 @click.argument("experiment", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--backend", type=BACKEND_CHOICE, required=True)
+@click.option("--backend", type=BACKEND_CHOICE, help="Run the points on this backend.")
+@click.option("--pool", "pooled", multiple=True, metavar="FILE",
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="Instead, pool earlier measurements of EXPERIMENT (repeatable: one file "
+                   "per round of an interleaved session) into one: each point's fastest round.")
 @click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="Parquet file of measurements.")
 @click.option("--repeats", type=click.IntRange(1), default=5, show_default=True,
@@ -46,12 +50,27 @@ SET_OPTION = click.option("--set", "sets", multiple=True, metavar="DOTTED.PATH=V
 @KERNEL_OPTION
 @STAGE_OPTION
 @SET_OPTION
-def measure(experiment: Path, backend: str, out: Path, repeats: int, warmup: int, flush: bool,
-            rounds: int, kernel: str, stage: str, sets: tuple[str, ...]) -> None:
+def measure(experiment: Path, backend: str | None, pooled: tuple[Path, ...], out: Path,
+            repeats: int, warmup: int, flush: bool, rounds: int, kernel: str, stage: str,
+            sets: tuple[str, ...]) -> None:
     """Execute every point of EXPERIMENT for real and record its timings."""
-    from simulator.grounding.measure import MeasureSettings, measure_experiment
+    from simulator.grounding.measure import (
+        MeasureSettings,
+        measure_experiment,
+        pool_measurements,
+    )
 
+    if (backend is None) == (not pooled):
+        raise InputError("give exactly one of --backend (to measure) or --pool (to pool "
+                         "earlier measurements)", field="--backend")
     settings = MeasureSettings(warmup=warmup, repeats=repeats, flush=flush, rounds=rounds)
+    if pooled:
+        frame = pool_measurements(experiment, list(pooled), out, parse_assignments(sets))
+        spread = frame["round_spread"]
+        click.echo(f"wrote {out} ({len(frame)} points, the fastest of "
+                   f"{frame['rounds'].iloc[0]} rounds; slowest round over fastest: median "
+                   f"{spread.median():.2f}x, 90th percentile {spread.quantile(0.9):.2f}x)")
+        return
     if stage == "dense":
         from simulator.grounding.dense import measure_dense
 
@@ -77,14 +96,16 @@ def measure(experiment: Path, backend: str, out: Path, repeats: int, warmup: int
 
 @click.command()
 @click.option("--backend", type=BACKEND_CHOICE, help="Run the microbenchmarks on this backend.")
-@click.option("--refit", type=click.Path(path_type=Path, dir_okay=False),
-              help="Instead, refit a preset from the microbenchmarks it records.")
+@click.option("--refit", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Instead, refit a preset from the microbenchmarks it records (repeatable: "
+                   "several presets of one machine, such as the rounds of an interleaved "
+                   "session, are pooled first: each microbenchmark's fastest round).")
 @click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="Machine preset YAML to write.")
 @ROUNDS_OPTION
 @KERNEL_OPTION
 @STAGE_OPTION
-def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
+def calibrate(backend: str | None, refit: tuple[Path, ...], out: Path, rounds: int,
               kernel: str, stage: str) -> None:
     """Run microbenchmarks on BACKEND and write a machine preset fitted to them."""
     from simulator.core.config import read_yaml
@@ -96,7 +117,7 @@ def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
         strip_sources,
     )
 
-    if (backend is None) == (refit is None):
+    if (backend is None) == (not refit):
         raise InputError("give exactly one of --backend or --refit", field="--backend")
     if backend == FHE:
         reject_torch_options(1, kernel)
@@ -105,8 +126,10 @@ def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
     if stage == "dense":
         from simulator.grounding.dense import calibrate_dense, refit_dense
 
-        if refit is not None:
-            dense = refit_dense(read_yaml(refit), out.stem)
+        if refit:
+            if len(refit) > 1:
+                raise InputError("a dense preset is refitted from one file", field="--refit")
+            dense = refit_dense(read_yaml(refit[0]), out.stem)
         else:
             dense = calibrate_dense(out.stem, rounds, backend)
         save_machine_preset(dense, out)
@@ -114,8 +137,8 @@ def calibrate(backend: str | None, refit: Path | None, out: Path, rounds: int,
                              for key, entry in dense["params"].items()))
         click.echo(f"wrote {out}")
         return
-    if refit is not None:
-        preset = calibration.refit(load_machine_preset(refit))
+    if refit:
+        preset = calibration.refit(*(load_machine_preset(path) for path in refit))
     else:
         from simulator.grounding.backends import backend_by_name
 

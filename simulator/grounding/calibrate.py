@@ -45,6 +45,7 @@ from simulator.grounding.cost_fit import (
     row_sizes,
 )
 from simulator.grounding.microbench import Sample
+from simulator.grounding.validate import MACHINE_KEYS
 
 GRID = {"tables": (1, 2, 4, 8), "batch_size": (32, 512, 4096), "pooling": (1, 16, 128),
         "dim": (32, 256)}
@@ -115,6 +116,17 @@ def skewed_gathers(backend: Backend, footprint: int, where: str) -> list[Sample]
             for alpha in ZIPF_ALPHAS]
 
 
+TLB_PAGES = tuple(2 ** k for k in range(7, 16))
+"""Pages (128 to 32768) that the CPU's page-gather runs spread their rows over: their lines
+fit the private cache, their pages outgrow any TLB, so the TLB fit sees its reach and miss
+cost even on a machine whose LLC runs all fit it."""
+
+
+def page_gathers(backend: Backend) -> list[Sample]:
+    """Pooling over one row in each of ``TLB_PAGES`` pages (``microbench.page_gather``)."""
+    return [microbench.page_gather(backend, pages=pages) for pages in TLB_PAGES]
+
+
 LLC_SHARE = 8
 """A CPU's LLC runs use tables of 1/8 of the size the OS reports: a VM shares its LLC with
 other tenants (29% of a 480 MiB L3 and 60% of a 32 MiB one behaved as cache in the footprint
@@ -131,6 +143,7 @@ def run_cpu(backend: Backend, memory_footprint: int = 2**30) -> list[Sample]:
                 *cache_grid(backend, caches["L2"] // 2, HALF_GRID)]
                if {"L2", "L3"} <= caches.keys() else [])
     return [*cache_grid(backend, resident), *cache_grid(backend, resident, HALF_GRID), *private,
+            *page_gathers(backend),
             *memory_gathers(backend, memory_footprint, dims=CPU_MEMORY_DIMS),
             *footprint_sweep(backend, llc),
             microbench.sequential_read(backend, memory_footprint),
@@ -188,10 +201,14 @@ def chain_was_warm(sample: Sample) -> bool:
 
 
 def _fit_source(what: str, samples: list[Sample], error: float) -> str:
-    footprints = sorted({s.params["footprint_bytes"] for s in samples})
+    pages = sorted(s.params["hot_rows"] for s in samples if s.name == "gather_pages")
+    footprints = sorted({s.params["footprint_bytes"] for s in samples
+                         if s.name != "gather_pages"})
+    spread = (f", and {len(pages)} over one row per page of {pages[0]} to {pages[-1]} pages"
+              if pages else "")
     return (f"calibrated: {what}; NNLS over {len(samples)} embedding_bag runs on "
             f"cache-resident tables ({footprints[0] >> 10} KiB to {footprints[-1] >> 10} KiB; "
-            f"grid {GRID}), mean relative fit error {error:.1%}")
+            f"grid {GRID}{spread}), mean relative fit error {error:.1%}")
 
 
 def _memory_source(what: str, samples: list[Sample]) -> str:
@@ -247,13 +264,14 @@ def _processor(runs: list[Sample], level: str) -> tuple[dict[str, float], str]:
 
 def _cpu_structures(samples: list[Sample], caches: dict[str, int], llc: int
                     ) -> tuple[list[Sample], Structures, dict[str, float]]:
-    """Runs served from the LLC (grids, and the footprint sweep's runs no larger than their
-    tables), and the private cache (L2, when there is a level below it) and TLB size that
-    explain them."""
+    """Runs served from the LLC (grids, the footprint sweep's runs no larger than their
+    tables, and the page gathers, whose lines all fit it), and the private cache (L2, when
+    there is a level below it) and TLB size that explain them."""
     grids = _gathers(samples, llc, CACHED)
     resident = max((s.params["footprint_bytes"] for s in grids), default=0)
     runs = grids + [s for s in samples
-                    if s.name == "gather_sweep" and s.params["footprint_bytes"] <= resident]
+                    if s.name == "gather_sweep" and s.params["footprint_bytes"] <= resident
+                    or s.name == "gather_pages"]
     if not runs:
         raise InputError("no pooling runs over tables that fit the LLC to fit the processor to",
                          field="microbenchmarks")
@@ -432,9 +450,10 @@ CALIBRATORS.register("torch-cpu")((run_cpu, fit_cpu))
 CALIBRATORS.register("torch-cuda")((run_cuda, fit_cuda))
 
 
-def pooled_rounds(rounds: list[list[Sample]]) -> list[Sample]:
-    """One sample per microbenchmark: the median seconds over rounds that ran the same ones
-    in the same order (a sequential read's bandwidth follows its median time)."""
+def pooled_rounds(rounds: list[list[Sample]], combine: Callable[[list[float]], Any] = np.median
+                  ) -> list[Sample]:
+    """One sample per microbenchmark: the median seconds (or ``combine``'s) over rounds that
+    ran the same ones in the same order (a sequential read's bandwidth follows that time)."""
     def what(sample: Sample) -> tuple[str, dict[str, Any]]:
         return sample.name, {k: v for k, v in sample.params.items() if k != "gbps"}
 
@@ -444,7 +463,7 @@ def pooled_rounds(rounds: list[list[Sample]]) -> list[Sample]:
         if any(what(s) != what(first) for s in same):
             raise ValueError(f"rounds ran different microbenchmarks: {first.name} "
                              f"{first.params} against another")
-        seconds = float(np.median([s.seconds for s in same]))
+        seconds = float(combine([s.seconds for s in same]))
         params = dict(first.params)
         if "gbps" in params:
             params["gbps"] = params["bytes"] / seconds / 1e9
@@ -462,19 +481,39 @@ def calibrate(backend: Backend, rounds: int = 1, **sizes: int) -> dict[str, Any]
     return fit(samples[0] if rounds == 1 else pooled_rounds(samples), provenance)
 
 
-def refit(preset: dict[str, Any]) -> dict[str, Any]:
-    """The preset rebuilt from its recorded microbenchmarks with the current fitting code."""
-    missing = [k for k in ("provenance", "microbenchmarks", "system") if k not in preset]
-    if missing:
-        raise InputError(f"the preset records no {', '.join(missing)}; only presets written by "
-                         "'embsim calibrate' can be refitted", field="--refit")
-    if _one([Sample(m["name"], m["seconds"], m["params"]) for m in preset["microbenchmarks"]],
-            "sequential_read") is None:
+def refit(*presets: dict[str, Any]) -> dict[str, Any]:
+    """The preset rebuilt from its recorded microbenchmarks with the current fitting code.
+    Several presets of one machine (the rounds of an interleaved session: one calibrate round
+    between measurements) are pooled first, microbenchmark by microbenchmark, by the fastest
+    round (``measure --pool`` pools their measurements alike)."""
+    for preset in presets:
+        missing = [k for k in ("provenance", "microbenchmarks", "system") if k not in preset]
+        if missing:
+            raise InputError(f"the preset records no {', '.join(missing)}; only presets written "
+                             "by 'embsim calibrate' can be refitted", field="--refit")
+    rounds = [[Sample(m["name"], m["seconds"], m["params"]) for m in preset["microbenchmarks"]]
+              for preset in presets]
+    if _one(rounds[0], "sequential_read") is None:
         raise InputError("the preset records no sequential_read run", field="--refit")
+    preset = presets[0]
     provenance = dict(preset["provenance"])
+    if len(presets) > 1:
+        machines = {str({k: p["provenance"].get(k) for k in MACHINE_KEYS}) for p in presets}
+        if len(machines) > 1:
+            raise InputError("the presets come from different machines or backends "
+                             f"({' / '.join(sorted(machines))}); pool only one machine's rounds",
+                             field="--refit")
+        try:
+            samples = pooled_rounds(rounds, np.min)
+        except ValueError as err:
+            raise InputError(f"{err}; pool only presets of one embsim version's calibrate",
+                             field="--refit") from None
+        provenance |= {"rounds": sum(p["provenance"].get("rounds", 1) for p in presets),
+                       "pooled_dates": [p["provenance"].get("date") for p in presets]}
+    else:
+        samples = rounds[0]
     provenance.setdefault("physical_memory_bytes", preset["system"]["memory"][
         "dram" if provenance["backend"] == "torch-cpu" else "host"]["capacity"]["value"])
     provenance.setdefault("llc_ways", None)
-    samples = [Sample(m["name"], m["seconds"], m["params"]) for m in preset["microbenchmarks"]]
     _, fit = CALIBRATORS.get(provenance["backend"], field="backend")
     return fit(samples, provenance)

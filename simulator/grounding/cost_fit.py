@@ -30,6 +30,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from embsim.errors import InputError
+from simulator.core.processor import ENTRY_BYTES
 from simulator.grounding.microbench import Sample
 
 COSTS = ("query_overhead", "call_overhead", "bag_overhead", "lookup_overhead",
@@ -88,7 +89,9 @@ def entry_hit_share(rows: float, lines_per_row: float, entry_lines: float, walk_
 
 
 def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
-    """Units of work of a run, in the order of ``TERMS``."""
+    """Units of work of a run, in the order of ``TERMS``. A run with ``hot_rows``
+    (``microbench.page_gather``) draws its lookups from that many rows of each table, one per
+    page, each in lines of its own; the others draw from every row."""
     p = sample.params
     tables, batch, pooling = p["tables"], p["batch_size"], p["pooling"]
     bags = tables * batch
@@ -96,20 +99,23 @@ def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
     row = p["bytes"] / lookups
     per_call = batch * pooling
     footprint = p["footprint_bytes"]
+    hot = p.get("hot_rows")
+    line_span = math.ceil(row / structures.line) * structures.line
+    rows, span = (hot, line_span) if hot else (p["rows"], row)
+    pages = hot if hot else max(1.0, footprint / tables / structures.page)
     near_rows = lines = misses = walks = 0.0
     if structures.private_bytes:
-        near_rows = tables * expected_hits(per_call, p["rows"], structures.private_bytes / row,
-                                           tables, footprint <= structures.private_bytes)
+        near_rows = tables * expected_hits(per_call, rows, structures.private_bytes / span,
+                                           tables, tables * rows * span <= structures.private_bytes)
         lines = near_rows * math.ceil(row / structures.line)
     if structures.tlb_entries:
-        pages = max(1.0, footprint / tables / structures.page)
-        reach = structures.tlb_entries * structures.page
-        misses = tables * (per_call - expected_hits(per_call, pages, structures.tlb_entries,
-                                                    tables, footprint <= reach))
+        entries = structures.tlb_entries
+        misses = tables * (per_call - expected_hits(per_call, pages, entries, tables,
+                                                    tables * pages <= entries))
         walks = misses
         if structures.private_bytes:
-            entry_lines = math.ceil(footprint / structures.page * 8 / structures.line)
-            walks *= 1 - entry_hit_share(footprint / row, math.ceil(row / structures.line),
+            entry_lines = math.ceil(tables * pages * ENTRY_BYTES / structures.line)
+            walks *= 1 - entry_hit_share(tables * rows, math.ceil(row / structures.line),
                                          entry_lines, misses / lookups,
                                          structures.private_bytes / structures.line)
     compute_bytes = (lookups - near_rows) * row + bags * row

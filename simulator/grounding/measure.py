@@ -191,3 +191,50 @@ def measure_experiment(path: Path, backend: Backend, out: Path, sets: dict[str, 
     frame = pd.DataFrame(rows)
     write_measurements(frame, provenance, out)
     return frame
+
+
+POOLED_COLUMNS = {"time_per_batch_us": np.min, "time_per_batch_min_us": np.min,
+                  "time_per_batch_max_us": np.max, "effective_bw_gbps": np.max,
+                  "lookups_per_s": np.max}
+"""How ``pool_measurements`` combines a point's rounds, column by column: the fastest round."""
+
+
+def pool_measurements(path: Path, files: list[Path], out: Path, sets: dict[str, Any]
+                      ) -> pd.DataFrame:
+    """Pool measurements of the experiment at ``path`` taken in separate rounds (``files``,
+    each from ``embsim measure`` on the same machine, as an interleaved session takes them)
+    into one file: a point's time is that of its fastest round. Other tenants of a VM slow
+    it in bursts of seconds, long enough to spoil a point's whole round; they never speed it
+    up, so the fastest round is the machine's own speed (``calibrate --refit`` pools the
+    microbenchmarks alike). ``round_spread`` keeps the slowest round's time over the fastest.
+    Every file must hold every point of the experiment and come from the same backend and
+    device."""
+    from simulator.grounding.validate import read_measurements
+
+    _, points = load_points(path, sets)
+    wanted = [workload_hash(point) for point in points]
+    frames, provenances = [], []
+    for file in files:
+        frame = read_measurements(file)
+        if "workload_hash" not in frame.columns or frame["workload_hash"].tolist() != wanted:
+            raise InputError(f"its points are not those of {path} in order (was it measured "
+                             "from this experiment with the same --set?)", source=str(file),
+                             field="--pool")
+        frames.append(frame)
+        provenances.append(read_provenance(file))
+    for key in ("backend", "kernel", "device", "flush", "repeats", "warmup"):
+        seen = {json.dumps(p.get(key)) for p in provenances}
+        if len(seen) > 1:
+            raise InputError(f"the files disagree on {key} ({', '.join(sorted(seen))}); pool "
+                             "only rounds of one measurement on one machine", field="--pool")
+    pooled = frames[0].copy()
+    for column, combine in POOLED_COLUMNS.items():
+        pooled[column] = combine(np.stack([f[column].to_numpy() for f in frames]), axis=0)
+    times = np.stack([f["time_per_batch_us"].to_numpy() for f in frames])
+    pooled["round_spread"] = times.max(axis=0) / times.min(axis=0)
+    pooled["rounds"] = sum(int(f["rounds"].iloc[0]) for f in frames)
+    provenance = provenances[0] | {"rounds": int(pooled["rounds"].iloc[0]),
+                                   "pooled": "fastest round",
+                                   "pooled_dates": [p.get("date") for p in provenances]}
+    write_measurements(pooled, provenance, out)
+    return pooled

@@ -97,6 +97,38 @@ def gather(backend: Backend, *, footprint: int, tables: int, dim: int, batch_siz
     return Sample(name, seconds, params)
 
 
+PAGE_BYTES = 4096
+"""Base page of x86-64 and ARMv8 Linux, which PyTorch's CPU allocator gets."""
+
+
+def page_gather(backend: Backend, *, pages: int, dim: int = 16, batch_size: int = 1024,
+                pooling: int = 64, batches: int = 3, passes: int = 3, seed: int = 0) -> Sample:
+    """Time ``embedding_bag`` over one float32 table of ``pages`` pages whose lookups read one
+    fixed random row in each page (``hot_rows`` = pages): as many lines as pages, so that
+    with rows of at most a line the lines stay in the private cache while the pages outgrow
+    the TLB. Pooling over these against ``pages`` shows the TLB's reach and the cost of a
+    miss apart from the caches'. Timed as ``gather``."""
+    rng = np.random.default_rng(seed)
+    row_bytes = dim * ELEMENT_BYTES["float32"]
+    per_page = max(1, PAGE_BYTES // row_bytes)
+    rows = pages * per_page
+    hot = np.arange(pages, dtype=np.int64) * per_page + rng.integers(0, per_page, pages)
+    table = [backend.random_table(rows, dim, "float32", "local", seed)]
+    lookups = batch_size * pooling
+    offsets = np.arange(0, lookups + 1, pooling, dtype=np.int64)
+    runs = [backend.pooled_batch(table, Batch(0, hot[rng.integers(0, pages, lookups)], offsets,
+                                              1, batch_size), "sum")
+            for _ in range(batches)]
+    seconds, _ = typical_seconds(backend.timed_passes(runs, passes, WARMUP, False))
+    params = {"footprint_bytes": rows * row_bytes, "tables": 1, "rows": rows,
+              "hot_rows": pages, "dim": dim, "dtype": "float32", "batch_size": batch_size,
+              "pooling": pooling, "where": "local", "flush": False, "alpha": 0.0,
+              "bytes": lookups * row_bytes,
+              "protocol": f"{batches} batches, {WARMUP} warm-up calls, {passes} passes "
+                          "(timed_passes, as embsim measure)"}
+    return Sample("gather_pages", seconds, params)
+
+
 def sequential_read(backend: Backend, nbytes: int, repeats: int = 10) -> Sample:
     """Streaming read bandwidth: a sum over one large float32 tensor."""
     values = backend.random_table(max(1, nbytes // 4096), 1024, "float32", "local", seed=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import platform
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,34 @@ def os_cache_bytes() -> dict[str, int]:
     return {level: size for level, (size, _) in os_caches().items()}
 
 
+MALLOC_MMAP_THRESHOLD = 32 * 2**20
+MALLOC_TRIM_THRESHOLD = 2 * MALLOC_MMAP_THRESHOLD
+"""Where ``pin_malloc`` fixes glibc's thresholds: the largest its dynamic policy moves them to
+(the mmap threshold's maximum on 64-bit systems, and twice that to trim), the state a
+long-running process ends in."""
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+"""glibc's ``mallopt`` parameter numbers (malloc.h)."""
+
+
+def pin_malloc() -> str | None:
+    """Fix glibc's mmap and trim thresholds for this process, and say so (None where the C
+    library is not glibc).
+
+    glibc raises them as a process frees large blocks, and a small ``embedding_bag`` call then
+    costs more or less depending on what the process ran before (5.3 against 7.4 us per call
+    on the AMD VM of 2026-12-05, after a grid of large calls). Fixed, every calibration run and
+    every measured point time the same allocator, whatever ran before them."""
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
+    if not (mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)
+            and mallopt(M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD)):
+        return None
+    return (f"glibc, fixed mmap threshold {MALLOC_MMAP_THRESHOLD >> 20} MiB and trim threshold "
+            f"{MALLOC_TRIM_THRESHOLD >> 20} MiB")
+
+
 @BACKENDS.register("torch-cpu")
 class TorchCPU(Backend):
     """``torch.nn.functional.embedding_bag`` on the CPU, timed with the host clock."""
@@ -63,8 +92,12 @@ class TorchCPU(Backend):
 
     def __init__(self, kernel: str = "embedding_bag") -> None:
         super().__init__(kernel)
+        self.malloc = pin_malloc()
         largest = max(os_cache_bytes().values(), default=64 * 2**20)
         self._flush_buffer = np.zeros(2 * largest // 8, dtype=np.int64)
+
+    def provenance(self) -> dict[str, Any]:
+        return super().provenance() | {"malloc": self.malloc or "not glibc: left as it is"}
 
     def device_name(self) -> str:
         return cpu_model_name()
