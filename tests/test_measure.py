@@ -174,6 +174,11 @@ def test_measure_pool_refuses_files_of_another_experiment(tmp_path):
     assert proc.returncode == 2 and "exactly one of --backend" in proc.stderr
     proc = embsim("measure", str(DESIGN), "-o", str(out))
     assert proc.returncode == 2 and "exactly one of --backend" in proc.stderr
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_text("not parquet")
+    proc = embsim("measure", str(DESIGN), "--pool", str(garbage), "-o", str(out))
+    assert proc.returncode == 2 and "--pool: not a readable Parquet file" in proc.stderr
+    assert not out.exists()
 
 
 def test_the_cpu_backend_fixes_the_allocator_and_says_so():

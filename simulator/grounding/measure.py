@@ -215,7 +215,7 @@ def pool_measurements(path: Path, files: list[Path], out: Path, sets: dict[str, 
     wanted = [workload_hash(point) for point in points]
     frames, provenances = [], []
     for file in files:
-        frame = read_measurements(file)
+        frame = read_measurements(file, "--pool")
         if "workload_hash" not in frame.columns or frame["workload_hash"].tolist() != wanted:
             raise InputError(f"its points are not those of {path} in order (was it measured "
                              "from this experiment with the same --set?)", source=str(file),

@@ -35,19 +35,19 @@ class Validation:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def read_measurements(path: Path) -> pd.DataFrame:
+def read_measurements(path: Path, field: str = "--measurements") -> pd.DataFrame:
     """A measurements Parquet with the columns validation needs (InputError otherwise)."""
     try:
         frame = pd.read_parquet(path)
     except FileNotFoundError:
-        raise InputError("file not found", source=str(path), field="--measurements") from None
+        raise InputError("file not found", source=str(path), field=field) from None
     except Exception as err:  # pyarrow raises several types for a file that is not Parquet
         raise InputError(f"not a readable Parquet file ({type(err).__name__})",
-                         source=str(path), field="--measurements") from None
+                         source=str(path), field=field) from None
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}; expected a file written "
-                         "by 'embsim measure'", source=str(path), field="--measurements")
+                         "by 'embsim measure'", source=str(path), field=field)
     return frame
 
 
