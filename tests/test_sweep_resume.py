@@ -110,8 +110,9 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
 
 
 def slow_sweep(tmp_path):
-    """8 points of a few tenths of a second each."""
-    data = experiment(workload__generator__batches=150, workload__generator__batch_size=128,
+    """8 points of about half a second each: long enough that a signal sent when the first
+    point has finished finds the run still going, even on a busy 2-core machine."""
+    data = experiment(workload__generator__batches=300, workload__generator__batch_size=128,
                       workload__generator__pooling=20)
     data["sweep"] = {"grid": {"system.cache.ways": [2, 4, 8, 16],
                               "system.cache.policy": ["lru", "lfu"]}}
