@@ -63,7 +63,6 @@ def measure(experiment: Path, backend: str | None, pooled: tuple[Path, ...], out
     if (backend is None) == (not pooled):
         raise InputError("give exactly one of --backend (to measure) or --pool (to pool "
                          "earlier measurements)", field="--backend")
-    settings = MeasureSettings(warmup=warmup, repeats=repeats, flush=flush, rounds=rounds)
     if pooled:
         frame = pool_measurements(experiment, list(pooled), out, parse_assignments(sets))
         spread = frame["round_spread"]
@@ -71,6 +70,7 @@ def measure(experiment: Path, backend: str | None, pooled: tuple[Path, ...], out
                    f"{frame['rounds'].iloc[0]} rounds; slowest round over fastest: median "
                    f"{spread.median():.2f}x, 90th percentile {spread.quantile(0.9):.2f}x)")
         return
+    settings = MeasureSettings(warmup=warmup, repeats=repeats, flush=flush, rounds=rounds)
     if stage == "dense":
         from simulator.grounding.dense import measure_dense
 

@@ -31,7 +31,7 @@ from scipy.optimize import nnls
 
 from embsim.errors import InputError
 from simulator.core.processor import ENTRY_BYTES
-from simulator.grounding.microbench import Sample
+from simulator.grounding.microbench import PAGE_BYTES, Sample
 
 COSTS = ("query_overhead", "call_overhead", "bag_overhead", "lookup_overhead",
          "element_overhead", "lookup_chain_latency")
@@ -46,7 +46,7 @@ class Structures:
     private_bytes: int = 0
     tlb_entries: int = 0
     line: int = 64
-    page: int = 4096
+    page: int = PAGE_BYTES
 
 
 NO_STRUCTURES = Structures()

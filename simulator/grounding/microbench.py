@@ -86,15 +86,23 @@ def gather(backend: Backend, *, footprint: int, tables: int, dim: int, batch_siz
     prepared = (zipf_batches(tables, rows, batch_size, pooling, batches, alpha, seed)
                 if alpha > 1 else
                 [uniform_batch(rng, tables, rows, batch_size, pooling) for _ in range(batches)])
-    runs = [backend.pooled_batch(weights, batch, "sum", where) for batch in prepared]
-    seconds, _ = typical_seconds(backend.timed_passes(runs, passes, WARMUP, flush))
+    seconds, protocol = timed_batches(backend, weights, prepared, where, passes, flush)
     params = {"footprint_bytes": tables * rows * row_bytes, "tables": tables, "rows": rows,
               "dim": dim, "dtype": dtype, "batch_size": batch_size, "pooling": pooling,
               "where": where, "flush": flush, "alpha": alpha,
-              "bytes": prepared[0].num_lookups * row_bytes,
-              "protocol": f"{batches} batches, {WARMUP} warm-up calls, {passes} passes "
-                          "(timed_passes, as embsim measure)"}
+              "bytes": prepared[0].num_lookups * row_bytes, "protocol": protocol}
     return Sample(name, seconds, params)
+
+
+def timed_batches(backend: Backend, weights: list[Any], prepared: list[Batch], where: str,
+                  passes: int, flush: bool) -> tuple[float, str]:
+    """Seconds of pooling the prepared batches over ``weights``, timed as ``embsim measure``
+    times a point (``Backend.timed_passes``: the median over batches of each batch's median
+    over passes), and that protocol in words for the record."""
+    runs = [backend.pooled_batch(weights, batch, "sum", where) for batch in prepared]
+    seconds, _ = typical_seconds(backend.timed_passes(runs, passes, WARMUP, flush))
+    return seconds, (f"{len(prepared)} batches, {WARMUP} warm-up calls, {passes} passes "
+                     "(timed_passes, as embsim measure)")
 
 
 PAGE_BYTES = 4096
@@ -114,18 +122,15 @@ def page_gather(backend: Backend, *, pages: int, dim: int = 16, batch_size: int 
     rows = pages * per_page
     hot = np.arange(pages, dtype=np.int64) * per_page + rng.integers(0, per_page, pages)
     table = [backend.random_table(rows, dim, "float32", "local", seed)]
-    lookups = batch_size * pooling
-    offsets = np.arange(0, lookups + 1, pooling, dtype=np.int64)
-    runs = [backend.pooled_batch(table, Batch(0, hot[rng.integers(0, pages, lookups)], offsets,
-                                              1, batch_size), "sum")
-            for _ in range(batches)]
-    seconds, _ = typical_seconds(backend.timed_passes(runs, passes, WARMUP, False))
+    prepared = []
+    for _ in range(batches):
+        batch = uniform_batch(rng, 1, pages, batch_size, pooling)
+        prepared.append(Batch(0, hot[batch.indices], batch.offsets, 1, batch_size))
+    seconds, protocol = timed_batches(backend, table, prepared, "local", passes, False)
     params = {"footprint_bytes": rows * row_bytes, "tables": 1, "rows": rows,
               "hot_rows": pages, "dim": dim, "dtype": "float32", "batch_size": batch_size,
               "pooling": pooling, "where": "local", "flush": False, "alpha": 0.0,
-              "bytes": lookups * row_bytes,
-              "protocol": f"{batches} batches, {WARMUP} warm-up calls, {passes} passes "
-                          "(timed_passes, as embsim measure)"}
+              "bytes": batch_size * pooling * row_bytes, "protocol": protocol}
     return Sample("gather_pages", seconds, params)
 
 
