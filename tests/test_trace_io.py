@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -84,6 +85,36 @@ def test_file_layout_matches_the_documented_schema(tmp_path):
     stored = json.loads(pq.ParquetFile(tmp_path / "t.parquet").metadata.metadata[b"embsim"])
     assert stored["num_batches"] == 3 and stored["batch_size"] == 5
     assert stored["tables"][1] == {"rows": 7, "dim": 16, "dtype": "float16"}
+
+
+def test_columns_are_written_with_the_documented_encodings_and_statistics(tmp_path):
+    batches = random_batches(META, 4, seed=4, with_ts=True)
+    with TraceWriter(tmp_path / "t.parquet", META, row_group_lookups=16) as writer:
+        for batch in batches:
+            writer.write(batch)
+    metadata = pq.ParquetFile(tmp_path / "t.parquet").metadata
+    assert metadata.num_row_groups > 1
+    for group in range(metadata.num_row_groups):
+        chunks = {metadata.schema.column(i).name: metadata.row_group(group).column(i)
+                  for i in range(metadata.num_columns)}
+        assert "BYTE_STREAM_SPLIT" in chunks["row"].encodings
+        assert "DELTA_BINARY_PACKED" in chunks["ts_ns"].encodings
+        assert all("RLE_DICTIONARY" in chunks[c].encodings for c in ("batch", "table", "bag"))
+        assert all(chunks[c].is_stats_set for c in ("batch", "table", "bag"))
+        assert not chunks["row"].is_stats_set and not chunks["ts_ns"].is_stats_set
+    assert_same(batches, list(open_trace(tmp_path / "t.parquet")))
+
+
+def test_failure_after_row_groups_went_to_the_encoder_leaves_nothing(tmp_path):
+    path = tmp_path / "t.parquet"
+    batches = random_batches(META, 30, seed=7)
+    with pytest.raises(ValueError, match="tables"), TraceWriter(
+            path, META, row_group_lookups=8) as writer:
+        for batch in batches:
+            writer.write(batch)
+        writer.write(Batch(30, batch.indices, batch.offsets[:4], 1, 3))
+    assert list(tmp_path.iterdir()) == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("trace-writer")]
 
 
 def test_reader_accepts_any_row_order_within_a_batch(tmp_path):
