@@ -191,3 +191,17 @@ def test_the_cpu_backend_fixes_the_allocator_and_says_so():
         assert provenance["malloc"].startswith("glibc, fixed mmap threshold 32 MiB")
     else:
         assert provenance["malloc"].startswith("not glibc")
+
+
+@pytest.mark.parametrize("flush, calls", [
+    (False, [0, 1, 2, 0, 1, 2, 0, 1, 2]),     # two warm-up passes over every batch
+    (True, [0, 0, 0, 1, 2]),                  # flushed passes: warm-up calls of the first
+])
+def test_warm_up_runs_whole_passes_unless_each_pass_flushes(flush, calls):
+    from simulator.grounding.backends import backend_by_name
+
+    called: list[int] = []
+    runs = [lambda i=i: called.append(i) for i in range(3)]
+    passes = backend_by_name("torch-cpu").timed_passes(runs, passes=1, warmup=2, flush=flush)
+    assert called == calls
+    assert len(passes) == 1 and passes[0].shape == (3,)

@@ -43,7 +43,8 @@ SET_OPTION = click.option("--set", "sets", multiple=True, metavar="DOTTED.PATH=V
 @click.option("--repeats", type=click.IntRange(1), default=5, show_default=True,
               help="Timed passes over each point's batches.")
 @click.option("--warmup", type=click.IntRange(0), default=3, show_default=True,
-              help="Untimed calls on the first batch before timing.")
+              help="Untimed passes over all batches before timing (with --flush: calls of "
+                   "the first batch).")
 @click.option("--flush/--no-flush", default=True, show_default=True,
               help="Flush the processor's caches before each timed pass.")
 @ROUNDS_OPTION

@@ -5,9 +5,10 @@ simulator replays) runs on a backend through its kernel: ``torch.nn.functional.e
 per table, or FBGEMM's TBE over all tables (``--kernel tbe``). Tables get seeded random values
 and live where the point's system puts them: in the processor's memory, or (``host_memory:
 true`` tier) in host memory read over the link (pinned, or FBGEMM's UVM with TBE). Each round
-rebuilds a point's tables when the previous point used others. Per point: warm-up
-calls on the first batch, then ``repeats`` passes over all batches in trace order, each pass
-starting with flushed caches (as a simulation starts with cold caches) unless ``--no-flush``;
+rebuilds a point's tables when the previous point used others. Per point: ``warmup``
+untimed passes over all batches (calls on the first batch when flushing), then ``repeats``
+passes over all batches in trace order, each pass starting with flushed caches (as a
+simulation starts with cold caches) unless ``--no-flush``;
 each batch is timed alone, all tables' calls completed. With ``--rounds N`` the whole
 experiment runs N times and each point pools the passes of every round. The batch time of a
 point is the median over batches of the per-batch median over passes.

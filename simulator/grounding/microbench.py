@@ -23,7 +23,7 @@ ROW_ALIGN_BYTES = 64
 ELEMENT_BYTES = {"float32": 4, "float16": 2}
 """Element types the pooling microbenchmarks time."""
 WARMUP = 3
-"""Untimed calls before a gather's timed passes (``embsim measure``'s default)."""
+"""Untimed passes before a gather's timed passes (``embsim measure``'s default)."""
 
 
 @dataclass
@@ -74,9 +74,9 @@ def gather(backend: Backend, *, footprint: int, tables: int, dim: int, batch_siz
     (recorded as ``name``, which says what the fit uses the run for).
 
     Rows are uniform random, or Zipf-skewed when ``alpha`` > 1. Timed as ``embsim measure``
-    times an experiment's point (``Backend.timed_passes``): ``batches`` batches are prepared,
-    the first is called ``WARMUP`` times untimed, then ``passes`` passes run them back to
-    back; the record is the median over batches of each batch's median over passes.
+    times an experiment's point (``Backend.timed_passes``): ``batches`` batches are prepared
+    and run in ``WARMUP`` untimed passes (unless flushing), then ``passes`` timed passes; the
+    record is the median over batches of each batch's median over passes.
     """
     rng = np.random.default_rng(seed)
     row_bytes = dim * ELEMENT_BYTES[dtype]
@@ -101,7 +101,7 @@ def timed_batches(backend: Backend, weights: list[Any], prepared: list[Batch], w
     over passes), and that protocol in words for the record."""
     runs = [backend.pooled_batch(weights, batch, "sum", where) for batch in prepared]
     seconds, _ = typical_seconds(backend.timed_passes(runs, passes, WARMUP, flush))
-    return seconds, (f"{len(prepared)} batches, {WARMUP} warm-up calls, {passes} passes "
+    return seconds, (f"{len(prepared)} batches, {WARMUP} warm-up passes, {passes} passes "
                      "(timed_passes, as embsim measure)")
 
 

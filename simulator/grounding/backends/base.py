@@ -96,10 +96,20 @@ class Backend(ABC):
     def timed_passes(self, runs: list[Any], passes: int, warmup: int, flush: bool
                      ) -> list[np.ndarray]:
         """``passes`` timed passes over the prepared runs (``time_pass``), after ``warmup``
-        untimed calls of the first: the protocol of ``embsim measure`` and of the calibration
-        microbenchmarks alike."""
+        untimed passes over them all (or, when each timed pass flushes the caches, ``warmup``
+        calls of the first run, which only the code and the allocator remember): the protocol
+        of ``embsim measure`` and of the calibration microbenchmarks alike.
+
+        Whole warm-up passes because a processor's caches take several passes to settle on a
+        skewed working set: on an AMD EPYC VM, Zipf(1.2) bags over 2 x 40K rows of 1 KiB took
+        about 165, 125 and 100 us per batch in their second, fifth and eighth pass
+        (docs/grounding.md). The simulation compares its steady state, caches warmed by a
+        pass (``run.warm_caches``), with the measured one."""
         for _ in range(warmup):
-            self.time_call(runs[0])
+            if flush:
+                self.time_call(runs[0])
+            else:
+                self.time_pass(runs, False)
         return [self.time_pass(runs, flush) for _ in range(passes)]
 
     def tbe_placement(self, where: str) -> tuple[str, str, Any]:
