@@ -24,7 +24,8 @@ first cycle every timing constraint allows:
 - refresh: every tREFI (ranks of a channel staggered) the rank is precharged and refreshed, and
   it takes no other command until REF + tRFC; per-bank refresh does the same to one bank every
   tREFIpb, banks in rotation; REF->ACT is tRFC / tRFCpb;
-- command bus: one command per cycle (HBM: one row and one column command per cycle).
+- command bus: one command per cycle (HBM: one row and one column command per cycle; DDR5's
+  ACT, RD and WR hold it for two cycles).
 
 Scheduling: at each step the controller takes the command (of any queued request, or of a due
 refresh) that can issue earliest; ties go to refresh, then (FR-FCFS) row-hit column commands,
@@ -119,12 +120,13 @@ def _record(trace, trace_n, t, cmd, bank, row):
 
 
 @njit(cache=True, inline="always")
-def _use_bus(cs, c, t, is_column, p):
-    """Occupy the command bus at cycle ``t``."""
+def _use_bus(cs, c, t, is_column, p, cycles=1):
+    """Occupy the command bus from cycle ``t`` for ``cycles`` cycles."""
+    last = t + cycles - 1
     if p[P.DUAL_BUS] == 0 or not is_column:
-        cs[Chan.ROW_BUS, c] = t
+        cs[Chan.ROW_BUS, c] = last
     if p[P.DUAL_BUS] == 0 or is_column:
-        cs[Chan.COL_BUS, c] = t
+        cs[Chan.COL_BUS, c] = last
 
 
 @njit(cache=True, inline="always")
@@ -464,14 +466,14 @@ def serve_detailed(order, segments, arrival, bank, row, write, line, done, admit
             i = queue[Q.REQ, best_j]
             if best_cmd == ACT:
                 _activate(bs, rs, gs, faw, wb, b, row[i], now, p, cnt)
-                _use_bus(cs, c, now, False, p)
+                _use_bus(cs, c, now, False, p, p[P.CMD_CYCLES])
                 if queue[Q.FLAG, best_j] == NEEDED_NOTHING:
                     queue[Q.FLAG, best_j] = NEEDED_ACT
                 _replan(queue, n, b, NONE, bs, row, write, width)
                 continue
             is_write = 1 if write[i] else 0
             _column(bs, rs, gs, gap, wb, b, is_write, now, c, p)
-            _use_bus(cs, c, now, True, p)
+            _use_bus(cs, c, now, True, p, p[P.CMD_CYCLES])
             done[i] = now + (p[P.CWL] if is_write else p[P.CL]) + p[P.BURST]
             cnt[N.WRITES if is_write else N.READS] += 1
             outcome = queue[Q.FLAG, best_j]

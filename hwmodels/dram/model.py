@@ -51,7 +51,7 @@ P = IntEnum("P", [(name, index) for index, name in enumerate((
     "RANKS", "BANKS_PER_RANK", "BANKS", "GROUPS", "QUEUE", "CLOSED", "FRFCFS", "REFRESH",
     "DUAL_BUS", "CL", "CWL", "BURST", "RCD", "RCDWR", "RP", "RAS", "RC", "RRD_S", "RRD_L", "FAW",
     "RTP", "WR_TO_PRE", "RFC", "REFI", "RFCPB", "REFIPB", "CCD_S", "CCD_L", "CCD_L_WR", "WTR_S",
-    "RTRS", "ACT_SLOT", "SHARED_BUS", "BANK_QUEUE", "MERGE"))])
+    "RTRS", "ACT_SLOT", "SHARED_BUS", "BANK_QUEUE", "MERGE", "CMD_CYCLES"))])
 """Indices of the int64 parameter vector the kernels read (``kernel_params``)."""
 REFRESH_CODE = {"none": 0, "all_bank": 1, "per_bank": 2}
 NO_REFRESH, ALL_BANK, PER_BANK = 0, 1, 2
@@ -83,6 +83,7 @@ def kernel_params(spec: DramSpec) -> np.ndarray:
         P.ACT_SLOT: max(spec.tRRD_S, -(-spec.tFAW // 4)),
         P.SHARED_BUS: 1, P.BANK_QUEUE: spec.bank_queue_depth,
         P.MERGE: int(spec.merge_reads),
+        P.CMD_CYCLES: 2 if spec.standard_data.two_cycle_commands else 1,
     }
     params = np.zeros(len(P), dtype=np.int64)
     for index, value in values.items():

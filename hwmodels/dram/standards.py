@@ -2,8 +2,9 @@
 between timing parameters that every speed bin of every standard satisfies.
 
 A ``Standard`` names its optional timing extras (each defaulting to a common parameter when a
-preset leaves it out), the burst lengths it defines, whether it has per-bank refresh and whether
-row and column commands travel on separate command buses. Adding a standard is one more entry in
+preset leaves it out), the burst lengths it defines, whether it has per-bank refresh, whether
+row and column commands travel on separate command buses and whether ACT, RD and WR take two
+cycles of it. Adding a standard is one more entry in
 ``STANDARDS``; the models read only these fields.
 
 Relations (``RELATIONS``, checked by ``DramSpec``), all in clock cycles ``tCK``:
@@ -41,6 +42,9 @@ class Standard:
     dual_command_bus: bool
     """Row (ACT/PRE/REF) and column (RD/WR) commands issue on separate buses, one per cycle
     each (HBM); otherwise one command per cycle in all."""
+    two_cycle_commands: bool = False
+    """ACT, RD and WR hold the command bus for two cycles (DDR5, JESD79-5: their address bits
+    take two beats of its 14-bit CA bus); PRE and REF take one."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ for _standard in (
     Standard("DDR4", burst_lengths=(8,), extras=(), per_bank_refresh=False,
              dual_command_bus=False),
     Standard("DDR5", burst_lengths=(16, 32), extras=("tCCD_L_WR",),
-             per_bank_refresh=True, dual_command_bus=False),
+             per_bank_refresh=True, dual_command_bus=False, two_cycle_commands=True),
     Standard("HBM2e", burst_lengths=(2, 4), extras=("tRCDWR",),
              per_bank_refresh=True, dual_command_bus=True),
     Standard("HBM3", burst_lengths=(8,), extras=("tRCDWR",),

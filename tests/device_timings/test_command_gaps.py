@@ -36,6 +36,24 @@ def times(trace, command):
     return trace[trace[:, 1] == command, 0].tolist()
 
 
+def command_cycles(spec, command) -> int:
+    """Cycles a command holds the command bus: DDR5's ACT, RD and WR two (JESD79-5)."""
+    return 2 if spec.standard_data.two_cycle_commands and command in (ACT, RD, WR) else 1
+
+
+def test_a_command_ready_behind_another_waits_for_the_bus(standard):
+    """A read hit and a miss in another bank group ready in the same cycle: the hit's RD goes
+    first (FR-FCFS), the miss's ACT on the next free command-bus cycle: one cycle later, two
+    on DDR5, whose RD holds the bus two cycles; on HBM's separate row bus, the same cycle."""
+    spec = device_spec(standard)
+    warm = (0, at(spec), False)
+    _, trace, _ = replay(spec, [warm, (5000, at(spec, column=1), False),
+                                (5000, at(spec, bank_group=1, row=3), False)])
+    read, act = times(trace, RD)[1], times(trace, ACT)[1]
+    assert read == 5000
+    assert act - read == {"DDR4": 1, "DDR5": 2}.get(standard, 0)
+
+
 def test_activate_to_read_is_tRCD_and_read_returns_after_CL_and_burst(standard):
     spec = device_spec(standard)
     _, trace, done = replay(spec, [(100, at(spec), False)])
@@ -72,8 +90,9 @@ def test_five_activates_respect_tRRD_S_and_the_four_activate_window(standard):
     # the fifth: at the window's end or tRRD_S after the fourth, on the first free bus cycle
     expected = max(acts[0] + spec.tFAW, acts[3] + spec.tRRD_S)
     row_bus = trace[:, 1] if spec.standard_data.dual_command_bus else None
-    busy = {t for t, c in trace[:, :2].tolist()
-            if row_bus is None or c in (ACT, PRE, REF, REFPB)} - {acts[4]}
+    busy = {t + k for t, c in trace[:, :2].tolist()
+            if row_bus is None or c in (ACT, PRE, REF, REFPB)
+            for k in range(command_cycles(spec, c))} - {acts[4]}
     while expected in busy:
         expected += 1
     assert acts[4] == expected
