@@ -110,12 +110,16 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
 
 
 def slow_sweep(tmp_path):
-    """8 points of about half a second each: long enough that a signal sent when the first
-    point has finished finds the run still going, even on a busy 2-core machine."""
-    data = experiment(workload__generator__batches=300, workload__generator__batch_size=128,
+    """8 points: a short one first, then seven of about 0.7 s each, so that a signal sent when
+    the first point has finished finds seconds of work left, even on a busy 2-core machine
+    (with eight points of equal length the first finished only 1.6 s before the last, and a
+    loaded machine once let the run end before the signal came)."""
+    data = experiment(workload__generator__batches=400, workload__generator__batch_size=128,
                       workload__generator__pooling=20)
-    data["sweep"] = {"grid": {"system.cache.ways": [2, 4, 8, 16],
-                              "system.cache.policy": ["lru", "lfu"]}}
+    cases = {f"ways{ways}_{policy}": {"system.cache.ways": ways, "system.cache.policy": policy}
+             for policy in ("lru", "lfu") for ways in (2, 4, 8, 16)}
+    cases["ways2_lru"]["workload.generator.batches"] = 10
+    data["sweep"] = {"cases": cases}
     return write_yaml(tmp_path / "slow.yaml", data)
 
 
