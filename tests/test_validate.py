@@ -85,7 +85,9 @@ RECORDED = [("h100-2026-11-26", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.9, 0.9
             (f"{AMD}b-test", f"{AMD}b", CPU_TEST_SET, 48, 18.3, 0.95),
             (f"{AMD}b-test", AMD, CPU_TEST_SET, 48, 16.9, 0.95),
             (f"{AMD}c", f"{AMD}c", CPU_EXPERIMENT, 108, 7.8, 0.95),
-            (f"{AMD}c-test", f"{AMD}c", CPU_TEST_SET, 48, 15.2, 0.95)]
+            (f"{AMD}c-test", f"{AMD}c", CPU_TEST_SET, 48, 15.2, 0.95),
+            (f"{AMD}d", f"{AMD}d", CPU_EXPERIMENT, 108, 7.8, 0.95),
+            (f"{AMD}d-test", f"{AMD}d", CPU_TEST_SET, 48, 17.8, 0.95)]
 """(measurements, preset, experiment, points, the MAPE it gave when committed rounded up, the
 least rank correlation). One pair crosses sessions: the first H100 session's preset predicts
 the second's points. The two unflushed GPU runs whose small calls ran slow (README) rank
