@@ -193,11 +193,11 @@ class TraceWriter:
         """Hand the buffered whole row groups (every buffered row when ``final``) to the
         encoding thread, once the row groups handed before are written."""
         if self._writer is None:
-            columns = (*COLUMNS, *(self._optional or ()))
+            schema = _schema(self._optional or ())
             self._writer = pq.ParquetWriter(
-                self._temp, _schema(self._optional or ()), compression="zstd",
-                use_dictionary=DICTIONARY, write_statistics=DICTIONARY,
-                column_encoding={c: e for c, e in ENCODINGS.items() if c in columns})
+                self._temp, schema, compression="zstd", use_dictionary=DICTIONARY,
+                write_statistics=DICTIONARY,
+                column_encoding={c: e for c, e in ENCODINGS.items() if c in schema.names})
             self._encoder = ThreadPoolExecutor(1, thread_name_prefix="trace-writer")
         if not self._buffer:
             return
