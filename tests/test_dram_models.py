@@ -13,6 +13,7 @@ from embsim.errors import InputError
 from hwmodels.device import make_device
 from hwmodels.dram import AnalyticDram, DetailedDram, FastDram
 from hwmodels.dram.energy import DramEnergy
+from hwmodels.dram.model import refresh_schedule
 
 FIDELITIES = ("analytic", "fast", "detailed")
 
@@ -53,6 +54,25 @@ def test_streaming_reaches_peak_bandwidth_less_refresh(standard):
     expected = spec.peak_bandwidth * (1 - spec.refresh_overhead)
     assert achieved == pytest.approx(expected, rel=0.05)
     assert dram.stats()["refreshes"] >= 5 * spec.ranks * buses
+
+
+@pytest.mark.parametrize("fidelity", ("fast", "detailed"))
+def test_a_refresh_due_before_a_hit_closes_the_row_and_the_hit_waits_for_it(fidelity):
+    """A row opened well before rank 0's first refresh, then six reads of it two cycles before
+    the refresh is due: the first issues in time, the others' column commands would fall
+    inside the refresh, so they wait for its end and the row is activated again (``fast``
+    served them as hits of a row it kept open through the refresh, skipping it)."""
+    spec = device_spec("DDR4", refresh="all_bank")
+    dram = make_device("dram", spec, fidelity)
+    addresses = np.array([at(spec, row=5, column=k) for k in range(7)])
+    bank, _ = dram.address_map.bank_and_row(addresses[:1])
+    due = int(refresh_schedule(spec)[0][bank[0]])
+    cycles = np.array([due - 200] + [due - 2] * 6, dtype=np.int64)
+    _, latency = dram.service_in_cycles(cycles, addresses, np.zeros(7, dtype=bool))
+    hit = spec.CL + spec.burst_length // 2
+    assert latency[1] == hit
+    assert (latency[2:] > spec.tRFC + spec.tRCD).all()
+    assert dram.stats()["activates"] == 2
 
 
 def traces(spec, n, rng):

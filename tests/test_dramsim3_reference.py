@@ -24,10 +24,11 @@ from compare_dramsim3 import REFERENCE, embsim_point  # noqa: E402
 DATA = json.loads(REFERENCE.read_text())
 MAX_LOAD = 0.91
 """Points up to 90 % of the saturation bandwidth (the swept fractions are rounded periods)."""
-MERGED_LOAD = 0.85
+MERGED_LOAD = 0.75
 """Above this load DRAMsim3 merges enough Zipf reads of one address pending in its queue (its
 controller.cc AddTransaction: one command returns them all) that ``fast``, which does not
-merge, saturates (``detailed`` merges them with ``merge_reads``)."""
+merge, is not comparable with it: at 80 % load merging takes ``detailed`` (``merge_reads``)
+from 196 to 148 cycles, and at 90 % ``fast`` saturates."""
 NEAR_SATURATION = {("zipf", 15.94): (0.75, 1.0)}
 """Where ``detailed`` is not within 10 % today: Zipf at 90 % of DRAMsim3's saturation (which
 merged reads move past the bus's peak), 0.80 of DRAMsim3's latency."""
@@ -58,14 +59,27 @@ def test_detailed_agrees_with_dramsim3(point, load):
 
 @pytest.mark.parametrize(("point", "load"), list(_points()))
 def test_fast_stays_within_its_recorded_gap_to_dramsim3(point, load):
-    """``fast`` is coarser: 0.71 (streams, 70 % load) to 1.10 (Zipf, 80 %) of DRAMsim3's mean
-    read latency up to 90 % load, activates within 8 %."""
+    """``fast`` is coarser: 0.89 (uniform, 90 % load) to 1.11 (streams, 80 %) of DRAMsim3's
+    mean read latency up to 90 % load, activates within 2 %."""
     if point["trace"] == "zipf" and load > MERGED_LOAD:
         pytest.skip("DRAMsim3 merges reads here and fast does not (see MERGED_LOAD)")
     got = embsim_point(point["trace"], point["period"], "fast", DATA["trace"]["rows"])
     latency = got["read_latency_mean_cycles"] / point["read_latency_mean_cycles"]
-    assert 0.70 <= latency <= 1.12, f"mean read latency {latency:.3f} of DRAMsim3's"
-    assert abs(got["activates"] / point["activates"] - 1) <= 0.08
+    assert 0.85 <= latency <= 1.12, f"mean read latency {latency:.3f} of DRAMsim3's"
+    assert abs(got["activates"] / point["activates"] - 1) <= 0.02
+
+
+def test_fast_follows_detailed_without_merged_reads_where_dramsim3_merges_them():
+    """Zipf at 80 % load, where DRAMsim3's merged reads leave ``fast`` 16 % above it: against
+    ``detailed`` with the same controller (no merging) ``fast`` is 0.89."""
+    period = next(p["period"] for p in DATA["points"]
+                  if p["trace"] == "zipf" and MERGED_LOAD < DATA["saturation"]["zipf"] / p["period"]
+                  <= 0.85)
+    rows = DATA["trace"]["rows"]
+    fast = embsim_point("zipf", period, "fast", rows)
+    detailed = embsim_point("zipf", period, "detailed", rows, overrides={"merge_reads": False})
+    ratio = fast["read_latency_mean_cycles"] / detailed["read_latency_mean_cycles"]
+    assert 0.85 <= ratio <= 1.0
 
 
 def _ddr4(**overrides):

@@ -25,9 +25,12 @@ the last burst, with ``tRTRS`` at a change of direction or rank (a read after a 
 precharge is due before the next hit's column command closes the row. ``closed`` row policy
 precharges after every column command. Refresh is a periodic blackout at the same due cycles
 as ``detailed``: an ACT inside ``[due, due + tRFC)`` (``tRFCpb`` per bank) waits for its end,
-and a refresh between two accesses to a bank closes its row. A bank's plan counts that wait
-(``_after_refresh``): a pick that ignored it would move the channel's column order past the
-refresh and hold every later request, of any rank, behind it.
+and a refresh due before an access's column command closes the bank's row, which the access
+opens again after it (a row hit too: its column command cannot issue inside the refresh). A
+bank's plan counts that wait (``_after_refresh``), and a picked hit whose column command would
+fall after the refresh is planned again as such an activate: a pick that ignored it would move
+the channel's column order past the refresh and hold every later request, of any rank, behind
+it.
 
 What it ignores (``detailed`` has them): the interleaving of one request's row commands with
 other requests' commands after it is picked, the command bus, ``tRRD_L`` and the exact
@@ -258,6 +261,7 @@ def serve_fast(arrival, bank, row, write, done, p, bs, bq, fifo_req, fifo_at, rs
             serve = cs[Chan.BEST_T, uc] < t_next or count == depth
         switched = False
         b_cap = cs[Chan.BEST, uc] if serve else NONE
+        due = bs[Bank.REFRESH, b_cap] if serve else INF
         if serve and bq[Queue.HIT, b_cap] == 1 and bq[Queue.OTHER, b_cap] != NONE and (
                 bs[Bank.STREAK, b_cap] >= ROW_HIT_CAP and cs[Chan.BEST_T, uc] > max(
                     fifo_at[b_cap, (bq[Queue.HEAD, b_cap] + bq[Queue.OTHER, b_cap]) & ring],
@@ -267,6 +271,17 @@ def serve_fast(arrival, bank, row, write, done, p, bs, bq, fifo_req, fifo_at, rs
             b = b_cap
             ub = np.uint64(b)
             bq[Queue.CLOSE, ub] = 1
+            cs[Chan.BEST, uc] = NONE
+        elif serve and refresh and bq[Queue.HIT, b_cap] == 1 and cs[Chan.BEST_T, uc] >= due \
+                and min(bs[Bank.RD, b_cap], bs[Bank.WR, b_cap]) < due:
+            # the bank's refresh comes due before this hit's column command: it closes the
+            # row, so no column command reaches the row from then on and the hit is planned
+            # again, as an activate after the refresh (without that, serving it would move
+            # the channel's column order past the refresh and hold every later request)
+            b = b_cap
+            ub = np.uint64(b)
+            bs[Bank.RD, ub] = max(bs[Bank.RD, ub], due)
+            bs[Bank.WR, ub] = max(bs[Bank.WR, ub], due)
             cs[Chan.BEST, uc] = NONE
         elif not serve:
             # queue the next arrival at its bank; it waits for a seat in a full window
@@ -326,8 +341,18 @@ def serve_fast(arrival, bank, row, write, done, p, bs, bq, fifo_req, fifo_at, rs
             gg = bq[Queue.GROUP, ub]
             ugg = np.uint64(gg)
             w = 1 if write[ui] else 0
-            if refresh and bs[Bank.OPEN, ub] != NONE and t >= bs[Bank.REFRESH, ub]:
-                _close(bs, rs, ub, ugr, bs[Bank.REFRESH, ub], cnt)
+            latency = cwl if w else cl
+            floor = _column_floor(cs[Chan.COL, uc], cs[Chan.BUS, uc], cs[Chan.WR_END, uc],
+                                  cs[Chan.DIR, uc] == w and cs[Chan.RANK, uc] == gr, w,
+                                  latency, rtrs, wtr)
+            due = bs[Bank.REFRESH, ub]
+            ready = max(t, bs[Bank.WR, ub] if w else bs[Bank.RD, ub], gs[Group.COL, ugg], floor)
+            if refresh and bs[Bank.OPEN, ub] != NONE and (
+                    t >= due or (bs[Bank.OPEN, ub] == row[ui] and ready >= due)):
+                # the refresh comes due before this column command: it closes the row first,
+                # and the row opens again after it
+                _close(bs, rs, ub, ugr, due, cnt)
+                t = max(t, due)
             if bs[Bank.OPEN, ub] == row[ui]:
                 cnt[N.ROW_HITS] += 1
             else:
@@ -355,10 +380,6 @@ def serve_fast(arrival, bank, row, write, done, p, bs, bq, fifo_req, fifo_at, rs
                 bs[Bank.RD, ub] = act + rcd
                 bs[Bank.WR, ub] = act + rcdwr
                 cnt[N.ACTIVATES] += 1
-            latency = cwl if w else cl
-            floor = _column_floor(cs[Chan.COL, uc], cs[Chan.BUS, uc], cs[Chan.WR_END, uc],
-                                  cs[Chan.DIR, uc] == w and cs[Chan.RANK, uc] == gr, w,
-                                  latency, rtrs, wtr)
             col = max(t, bs[Bank.WR, ub] if w else bs[Bank.RD, ub], gs[Group.COL, ugg], floor)
             data = col + latency
             cs[Chan.COL, uc] = col + ccd_s
