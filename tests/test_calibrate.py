@@ -23,6 +23,8 @@ from simulator.grounding.cost_fit import (
     fit_memory,
     fit_memory_bandwidth,
     fit_processor,
+    pool_seconds,
+    relative_error,
     terms,
 )
 from simulator.grounding.machine_preset import load_machine_preset, save_machine_preset
@@ -83,6 +85,35 @@ def test_processor_fit_recovers_known_parameters():
     assert fitted["tlb_misses"] == pytest.approx(2e-9, rel=1e-6)
     chosen, _ = best_tlb(samples, 2**20, (128, 512, 2048))
     assert chosen.tlb_entries == 512
+
+
+def test_floor_fit_recovers_a_lookup_floor_that_narrow_rows_hit():
+    """Runs timed with a 0.6 ns floor over 0.1 ns per lookup and 0.02 ns per element: rows of
+    8 and 16 elements sit on the floor, rows of 64 and 256 above it. The floor fit recovers
+    it and the costs; the plain fit cannot (it has no floor) and fits worse."""
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.1e-9, 0.02e-9, 0.0, 1 / 200e9, 0.0, 0.0, 0.0])
+    fit = dict(zip(TERMS, per_unit, strict=True)) | {"bandwidth": 200e9, "lookup_floor": 0.6e-9}
+    samples = []
+    for t, b, p, d, e in itertools.product((1, 4), (32, 512, 4096), (1, 16, 128),
+                                           (8, 16, 64, 256), (4, 2)):
+        run = run_of(t, b, p, d, 2**22, element=e)
+        samples.append(Sample(run.name, pool_seconds(run, fit, NO_STRUCTURES), run.params))
+    fitted = fit_processor(samples, floor=True)
+    assert fitted["lookup_floor"] == pytest.approx(0.6e-9, rel=1e-3)
+    assert fitted["element_overhead"] == pytest.approx(0.02e-9, rel=1e-3)
+    assert relative_error(samples, fitted, NO_STRUCTURES) < 1e-4
+    plain = fit_processor(samples)
+    assert plain["lookup_floor"] == 0
+    assert relative_error(samples, plain, NO_STRUCTURES) > 0.01
+
+
+def test_floor_fit_leaves_the_floor_zero_where_runs_have_none():
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.1e-9, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0])
+    samples = [timed(run_of(t, b, p, d, 2**24, element=e), per_unit)
+               for t, b, p, d in itertools.product(*GRID.values()) for e in (4, 2)]
+    fitted = fit_processor(samples, floor=True)
+    assert fitted["lookup_floor"] <= 0.5e-9     # never above what every lookup costs anyway
+    assert relative_error(samples, fitted, NO_STRUCTURES) < 1e-6
 
 
 def test_processor_fit_without_structures_leaves_their_costs_zero():

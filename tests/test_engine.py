@@ -186,6 +186,22 @@ def test_element_overhead_is_paid_per_element_whatever_the_type(write_experiment
     assert slow - base == pytest.approx(32 * 4 * (16 + 32) * 0.5e-3)
 
 
+def test_lookup_floor_raises_narrow_rows_to_it_and_leaves_wide_rows(write_experiment):
+    """Tables of dims 16 and 32, 32 bags of 4 rows each, 0.5 ns per element above 1 ns per
+    lookup: a 20 ns floor lifts both tables' lookups (9 and 17 ns) to it; a 12 ns floor lifts
+    only the dim-16 table's."""
+    data = experiment(system__cache=None, system__tables={"tier": "hbm"},
+                      run__fidelity="analytic")
+    data["workload"]["generator"].update(batches=1, pooling=4)
+    data["system"]["compute"].update(lookup_overhead="1 ns", element_overhead="0.5 ns")
+    base = run(write_experiment(data, "base.yaml"))[0].row["latency_p50_us"]
+    per_table = 32 * 4
+    for floor, added_ns in ((20, per_table * (11 + 3)), (12, per_table * 3), (5, 0)):
+        data["system"]["compute"]["lookup_floor"] = f"{floor} ns"
+        row = run(write_experiment(data, f"floor{floor}.yaml"))[0].row
+        assert row["latency_p50_us"] - base == pytest.approx(added_ns * 1e-3, abs=1e-9)
+
+
 def test_tier_link_is_the_default_path_to_tables(write_experiment):
     data = experiment(system__tables={"tier": "dram"})
     data["system"]["memory"]["dram"]["link"] = "pcie"

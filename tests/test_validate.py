@@ -76,18 +76,18 @@ RECORDED = [("h100-2026-11-26", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.9, 0.9
             ("cpu-amd-epyc-tbe-2026-11-26", "cpu-amd-epyc-tbe-2026-11-26", CPU_EXPERIMENT,
              108, 10.1, 0.95),
             (XEON, XEON, CPU_EXPERIMENT, 108, 10.5, 0.95),
-            (f"{XEON}-test", XEON, CPU_TEST_SET, 48, 11.6, 0.95),
+            (f"{XEON}-test", XEON, CPU_TEST_SET, 48, 11.2, 0.95),
             (f"{XEON}b", f"{XEON}b", CPU_EXPERIMENT, 108, 14.8, 0.95),
-            (f"{XEON}b-test", f"{XEON}b", CPU_TEST_SET, 48, 16.3, 0.95),
+            (f"{XEON}b-test", f"{XEON}b", CPU_TEST_SET, 48, 15.5, 0.95),
             (AMD, AMD, CPU_EXPERIMENT, 108, 14.5, 0.95),
-            (f"{AMD}-test", AMD, CPU_TEST_SET, 48, 16.1, 0.95),
-            (f"{AMD}b", f"{AMD}b", CPU_EXPERIMENT, 108, 10.8, 0.95),
-            (f"{AMD}b-test", f"{AMD}b", CPU_TEST_SET, 48, 18.3, 0.95),
-            (f"{AMD}b-test", AMD, CPU_TEST_SET, 48, 16.9, 0.95),
-            (f"{AMD}c", f"{AMD}c", CPU_EXPERIMENT, 108, 7.8, 0.95),
-            (f"{AMD}c-test", f"{AMD}c", CPU_TEST_SET, 48, 15.2, 0.95),
-            (f"{AMD}d", f"{AMD}d", CPU_EXPERIMENT, 108, 7.8, 0.95),
-            (f"{AMD}d-test", f"{AMD}d", CPU_TEST_SET, 48, 17.8, 0.95)]
+            (f"{AMD}-test", AMD, CPU_TEST_SET, 48, 15.9, 0.95),
+            (f"{AMD}b", f"{AMD}b", CPU_EXPERIMENT, 108, 10.9, 0.95),
+            (f"{AMD}b-test", f"{AMD}b", CPU_TEST_SET, 48, 18.1, 0.95),
+            (f"{AMD}b-test", AMD, CPU_TEST_SET, 48, 16.6, 0.95),
+            (f"{AMD}c", f"{AMD}c", CPU_EXPERIMENT, 108, 8.0, 0.95),
+            (f"{AMD}c-test", f"{AMD}c", CPU_TEST_SET, 48, 14.9, 0.95),
+            (f"{AMD}d", f"{AMD}d", CPU_EXPERIMENT, 108, 8.0, 0.95),
+            (f"{AMD}d-test", f"{AMD}d", CPU_TEST_SET, 48, 17.4, 0.95)]
 """(measurements, preset, experiment, points, the MAPE it gave when committed rounded up, the
 least rank correlation). One pair crosses sessions: the first H100 session's preset predicts
 the second's points. The two unflushed GPU runs whose small calls ran slow (README) rank

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -222,7 +223,10 @@ class ComputeConfig(Strict):
     costs ``dim`` of them whatever its type, so an fp16 row reads half the bytes of an fp32 one
     but is added as slowly). ``lookup_chain_latency`` is paid per row along each table's
     longest bag: a bag's rows are walked one after another, so a table's pooling lasts at
-    least that long.
+    least that long. ``lookup_floor`` is the least processor time a lookup takes, whatever
+    its row: a lookup of a table costs ``max(lookup_floor, lookup_overhead + dim x
+    element_overhead)`` (a core issues the index load, address arithmetic and loop of each
+    lookup; the adds of a wide row hide them, a narrow row's do not).
     All default to zero; ``embsim calibrate`` fits them from microbenchmarks. ``tlb`` and
     ``private_cache`` (both optional) model a CPU's address translation and its private
     cache level (``simulator.core.processor``). ``partial_overhead`` is its time to add one
@@ -238,10 +242,18 @@ class ComputeConfig(Strict):
     lookup_overhead: NonNegativeTime = 0.0
     element_overhead: NonNegativeTime = 0.0
     lookup_chain_latency: NonNegativeTime = 0.0
+    lookup_floor: NonNegativeTime = 0.0
     partial_overhead: NonNegativeTime = 0.0
     tlb: TlbConfig | None = None
     private_cache: PrivateCacheConfig | None = None
     cores: CoresConfig | None = None
+
+    def floor_shortfall(self, row_elements: np.ndarray) -> np.ndarray:
+        """What ``lookup_floor`` adds to one lookup into each table (``row_elements``: each
+        table's ``dim``) beyond its per-lookup and per-element costs (zero where they reach
+        it)."""
+        return np.maximum(0.0, self.lookup_floor
+                          - (self.lookup_overhead + row_elements * self.element_overhead))
 
 
 class KindConfig(BaseModel):

@@ -34,6 +34,7 @@ from simulator.grounding import microbench
 from simulator.grounding.backends import Backend
 from simulator.grounding.cost_fit import (
     COSTS,
+    FLOOR,
     NO_STRUCTURES,
     Structures,
     best_tlb,
@@ -200,13 +201,13 @@ def chain_was_warm(sample: Sample) -> bool:
     return sample.params.get("warm_steps", sample.params["steps"] // 10) >= nodes
 
 
-def _fit_source(what: str, samples: list[Sample], error: float) -> str:
+def _fit_source(what: str, samples: list[Sample], error: float, method: str = "NNLS") -> str:
     pages = sorted(s.params["hot_rows"] for s in samples if s.name == "gather_pages")
     footprints = sorted({s.params["footprint_bytes"] for s in samples
                          if s.name != "gather_pages"})
     spread = (f", and {len(pages)} over one row per page of {pages[0]} to {pages[-1]} pages"
               if pages else "")
-    return (f"calibrated: {what}; NNLS over {len(samples)} embedding_bag runs on "
+    return (f"calibrated: {what}; {method} over {len(samples)} embedding_bag runs on "
             f"cache-resident tables ({footprints[0] >> 10} KiB to {footprints[-1] >> 10} KiB; "
             f"grid {GRID}{spread}), mean relative fit error {error:.1%}")
 
@@ -284,7 +285,8 @@ def _cpu_compute(structures: Structures, fit: dict[str, float], fit_source: str,
                  walk_source: str, provenance: dict[str, Any], runs: list[Sample]
                  ) -> dict[str, Any]:
     """The ``compute`` section of a CPU preset: costs, TLB and private cache."""
-    compute: dict[str, Any] = {"tier": "llc", **{k: entry(fit[k], fit_source) for k in COSTS}}
+    compute: dict[str, Any] = {"tier": "llc", **{k: entry(fit[k], fit_source)
+                                                for k in (*COSTS, FLOOR)}}
     compute["tlb"] = {
         "entries": entry(structures.tlb_entries, f"calibrated: the TLB size among "
                          f"{TLB_ENTRIES[0]}..{TLB_ENTRIES[-1]} entries whose fit explains the "
@@ -314,9 +316,10 @@ def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]
     big = _gathers(samples, llc, MEMORY)
     for _ in range(WALK_ROUNDS):
         memory_bw, walk_time = fit_memory(big, cached, llc, structures)
-        cached = fit_processor(runs, structures, walk_time)
+        cached = fit_processor(runs, structures, walk_time, floor=True)
     fit_source = _fit_source(f"{level} bandwidth and processor costs", runs,
-                             relative_error(runs, cached, structures))
+                             relative_error(runs, cached, structures),
+                             "NNLS, then least squares with a lookup floor,")
     sweep = [s for s in samples if s.name == "gather_sweep"]
     if sweep:
         fitted = fit_cache_capacity(sweep, cached, memory_bw, llc, structures)

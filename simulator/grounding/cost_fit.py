@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import nnls
+from scipy.optimize import least_squares, nnls
 
 from embsim.errors import InputError
 from simulator.core.processor import ENTRY_BYTES
@@ -37,6 +37,10 @@ COSTS = ("query_overhead", "call_overhead", "bag_overhead", "lookup_overhead",
          "element_overhead", "lookup_chain_latency")
 TERMS = (*COSTS, "compute_bytes", "private_lines", "tlb_misses", "walk_misses")
 """Columns of ``terms``: units of work whose costs the processor fit solves for."""
+FLOOR = "lookup_floor"
+"""The least processor time of a lookup (``ComputeConfig.lookup_floor``): not a column of
+``terms`` but a bound on two of them (``floor_term``)."""
+LOOKUPS, ELEMENTS = TERMS.index("lookup_overhead"), TERMS.index("element_overhead")
 
 
 @dataclass(frozen=True)
@@ -129,14 +133,62 @@ def element_bytes(sample: Sample) -> float:
     return p["bytes"] / (p["tables"] * p["batch_size"] * p["pooling"] * p["dim"])
 
 
+def floor_term(rows: np.ndarray, per_lookup: float, per_element: float,
+               floor: float) -> np.ndarray:
+    """What a lookup floor adds to runs (``rows``: their ``terms``): each lookup's processor
+    time raised to ``floor`` where its per-lookup and per-element costs fall short of it (a
+    run's tables share one row width, so the shortfall is the same for each of its lookups)."""
+    return np.maximum(0.0, floor * rows[:, LOOKUPS]
+                      - (per_lookup * rows[:, LOOKUPS] + per_element * rows[:, ELEMENTS]))
+
+
+FLOOR_STARTS = (0.25, 0.5, 0.75, 1.0)
+"""Starting floors of the floor fit, as fractions of the fastest run's time per lookup."""
+FLOOR_GAIN = 1e-4
+"""Root-mean-square relative error a fitted floor must remove to be kept (0.01 %)."""
+
+
+def _fit_floor(scaled: np.ndarray, lookups: np.ndarray, columns: list[int],
+               start: np.ndarray) -> tuple[np.ndarray, float]:
+    """Scaled costs and a lookup floor (seconds) minimising the squared relative error of
+    ``scaled @ costs + floor_term`` (``scaled``: the used terms over their scale and the runs'
+    seconds, as the NNLS sees them; ``lookups``: lookups over seconds), from the NNLS solution
+    ``start`` and several starting floors. The floor stays zero unless it lowers the error by
+    ``FLOOR_GAIN`` (a floor no run reaches changes nothing and says nothing)."""
+    lookup_col = columns.index(LOOKUPS) if LOOKUPS in columns else None
+    element_col = columns.index(ELEMENTS) if ELEMENTS in columns else None
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        costs, floor = x[:-1], x[-1]
+        processor = np.zeros(lookups.size)
+        for col in (lookup_col, element_col):
+            if col is not None:
+                processor += scaled[:, col] * costs[col]
+        return scaled @ costs + np.maximum(0.0, floor * lookups - processor) - 1.0
+
+    def rms(x: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(residuals(x) ** 2)))
+
+    best = np.append(start, 0.0)
+    plain = rms(best)
+    for fraction in FLOOR_STARTS:
+        x0 = np.append(start, fraction / lookups.max())
+        found = least_squares(residuals, x0, bounds=(0.0, np.inf), x_scale="jac").x
+        if rms(found) < min(rms(best), plain - FLOOR_GAIN):
+            best = found
+    return best[:-1], float(best[-1])
+
+
 def fit_processor(samples: list[Sample], structures: Structures = NO_STRUCTURES,
-                  walk_time: float = 0.0) -> dict[str, float]:
+                  walk_time: float = 0.0, floor: bool = False) -> dict[str, float]:
     """Seconds per unit of each term (``bandwidth`` for the compute tier's bytes), by NNLS on
     relative error over runs served from the cache level. Terms no run has are zero, and so is
     the per-element cost when every run's rows have the same element type (elements and bytes
     are then proportional, and the runs cannot tell them apart). The cost of a walk that
     misses the private cache is given (``walk_time``: ``fit_memory`` fits it on tables far
-    larger than the caches, where walks miss)."""
+    larger than the caches, where walks miss). With ``floor``, a lookup floor
+    (``lookup_floor``) is fitted with the costs by least squares on the same error, starting
+    from the NNLS solution; without it, or where no floor improves the fit, it is zero."""
     A = np.array([terms(s, structures) for s in samples])
     walk = TERMS.index("walk_misses")
     seconds = np.array([s.seconds for s in samples]) - A[:, walk] * walk_time
@@ -147,10 +199,15 @@ def fit_processor(samples: list[Sample], structures: Structures = NO_STRUCTURES,
     if len({element_bytes(s) for s in samples}) < 2:
         used[TERMS.index("element_overhead")] = False
     solution = np.zeros(len(TERMS))
-    solution[used], _ = nnls(A[:, used] / scale[used] / seconds[:, None],
-                             np.ones(len(samples)))
+    scaled = A[:, used] / scale[used] / seconds[:, None]
+    solution[used], _ = nnls(scaled, np.ones(len(samples)))
+    lookup_floor = 0.0
+    if floor:
+        solution[used], lookup_floor = _fit_floor(scaled, A[:, LOOKUPS] / seconds,
+                                                  list(np.flatnonzero(used)), solution[used])
     per_unit = dict(zip(TERMS, solution / np.where(used, scale, 1.0), strict=True))
     per_unit["walk_misses"] = walk_time
+    per_unit[FLOOR] = lookup_floor
     per_byte = per_unit.pop("compute_bytes")
     return per_unit | {"bandwidth": 1.0 / per_byte if per_byte > 0 else 1e15}
 
@@ -159,7 +216,10 @@ def pool_seconds(sample: Sample, fit: dict[str, float], structures: Structures) 
     """The pooling stage's time for a run whose rows all come from the cache level."""
     per_unit = np.array([*(fit[t] for t in COSTS), 1.0 / fit["bandwidth"],
                          fit["private_lines"], fit["tlb_misses"], fit.get("walk_misses", 0.0)])
-    return float(terms(sample, structures) @ per_unit)
+    row = terms(sample, structures)
+    shortfall = floor_term(row[None, :], fit["lookup_overhead"], fit["element_overhead"],
+                           fit.get(FLOOR, 0.0))
+    return float(row @ per_unit + shortfall[0])
 
 
 def relative_error(samples: list[Sample], fit: dict[str, float],

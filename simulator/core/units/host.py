@@ -12,6 +12,7 @@ Pooling reads the bags' rows in the host's tier (cache slots, rows kept there), 
 cache fills and every bag's output, then adds the processor's fixed costs
 (``compute.query_overhead`` per query, ``call_overhead`` per table, ``bag_overhead`` per bag,
 ``lookup_overhead`` per lookup it pools, ``element_overhead`` per element of those rows,
+both at least ``lookup_floor`` a lookup,
 ``lookup_chain_latency`` per row of each table's longest bag) and its TLB and private cache's
 (``simulator.core.processor``). Rows the cache serves without keeping (slot -1: FBGEMM's
 conflict misses, a pinned cache's misses) are pooled as fetched. The host runs the operator
@@ -173,6 +174,7 @@ class HostUnit(ComputeUnit):
                             if lookups else 0)
         return (operator + lookups * costs.lookup_overhead
                 + int(per_table @ self.row_elements) * costs.element_overhead
+                + float(per_table @ costs.floor_shortfall(self.row_elements))
                 + longest_bags * costs.lookup_chain_latency)
 
     def counters(self) -> dict[str, float]:
