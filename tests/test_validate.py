@@ -87,7 +87,11 @@ RECORDED = [("h100-2026-11-26", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.9, 0.9
             (f"{AMD}c", f"{AMD}c", CPU_EXPERIMENT, 108, 8.0, 0.95),
             (f"{AMD}c-test", f"{AMD}c", CPU_TEST_SET, 48, 14.9, 0.95),
             (f"{AMD}d", f"{AMD}d", CPU_EXPERIMENT, 108, 8.0, 0.95),
-            (f"{AMD}d-test", f"{AMD}d", CPU_TEST_SET, 48, 17.4, 0.95)]
+            (f"{AMD}d-test", f"{AMD}d", CPU_TEST_SET, 48, 17.4, 0.95),
+            ("cpu-amd-epyc-2026-12-06", "cpu-amd-epyc-2026-12-06", CPU_EXPERIMENT, 108, 8.7,
+             0.95),
+            ("cpu-amd-epyc-2026-12-06-test", "cpu-amd-epyc-2026-12-06", CPU_TEST_SET, 48, 22.3,
+             0.95)]
 """(measurements, preset, experiment, points, the MAPE it gave when committed rounded up, the
 least rank correlation). One pair crosses sessions: the first H100 session's preset predicts
 the second's points. The two unflushed GPU runs whose small calls ran slow (README) rank

@@ -152,7 +152,8 @@ def calibrate(backend: str | None, refit: tuple[Path, ...], out: Path, rounds: i
                    f"{tier['latency'] * 1e9:.0f} ns, {tier['capacity'] / 2**20:.0f} MiB")
     compute = strip_sources(preset["system"]["compute"])
     click.echo("processor: " + ", ".join(
-        f"{key} {compute[key] * 1e9:.3g} ns" for key in calibration.COSTS))
+        f"{key} {compute[key] * 1e9:.3g} ns" for key in (*calibration.COSTS, calibration.FLOOR)
+        if key in compute))
     click.echo(f"wrote {out}")
 
 
