@@ -23,6 +23,7 @@ from simulator.grounding.cost_fit import (
     fit_memory,
     fit_memory_bandwidth,
     fit_processor,
+    floor_term,
     pool_seconds,
     relative_error,
     terms,
@@ -112,8 +113,24 @@ def test_floor_fit_leaves_the_floor_zero_where_runs_have_none():
     samples = [timed(run_of(t, b, p, d, 2**24, element=e), per_unit)
                for t, b, p, d in itertools.product(*GRID.values()) for e in (4, 2)]
     fitted = fit_processor(samples, floor=True)
-    assert fitted["lookup_floor"] <= 0.5e-9     # never above what every lookup costs anyway
+    assert fitted["lookup_floor"] == 0.0
+    assert fitted["lookup_chain_latency"] == pytest.approx(60e-9, rel=1e-6)
     assert relative_error(samples, fitted, NO_STRUCTURES) < 1e-6
+
+
+def test_the_fits_floor_is_the_engines():
+    """What ``floor_term`` adds to a run is what ``ComputeConfig.floor_shortfall`` adds to
+    each of its lookups, for rows under the floor and over it."""
+    costs = {"lookup_overhead": 0.1e-9, "element_overhead": 0.02e-9, "lookup_floor": 0.6e-9}
+    compute = ComputeConfig(tier="llc", **costs)
+    for dim in (8, 16, 24, 26, 64, 256):
+        sample = run_of(4, 512, 16, dim, 2**22)
+        row = terms(sample)
+        added = floor_term(row[None, :], costs["lookup_overhead"], costs["element_overhead"],
+                           costs["lookup_floor"])[0]
+        per_lookup = compute.floor_shortfall(np.array([dim]))[0]
+        assert added == pytest.approx(4 * 512 * 16 * per_lookup, rel=1e-12, abs=1e-21)
+        assert (added > 0) == (dim <= 24)
 
 
 def test_processor_fit_without_structures_leaves_their_costs_zero():

@@ -135,6 +135,20 @@ def test_each_core_walks_the_longest_bag_of_its_own_tables(tmp_path):
     np.testing.assert_allclose(one - split, 6.0, rtol=1e-9)    # 12 rows walked, then 6 per core
 
 
+def test_a_lookup_floor_is_each_cores_least_cost_per_lookup(tmp_path):
+    """Eight tables of 16-element rows over 4 cores: a floor above what a lookup costs raises
+    every core's time by (floor - cost) per lookup, over the cores in parallel."""
+    def latency(floor, name):
+        data = system(EQUAL, {"count": 4})
+        data["system"]["compute"]["lookup_floor"] = floor
+        result = run(tmp_path, data, name)
+        return result.per_query["latency_us"].to_numpy(), result.per_query["lookups"].to_numpy()
+
+    base, lookups = latency("0 ns", "base.yaml")
+    floored, _ = latency(f"{LOOKUP_S * 1e9 + 3} ns", "floor.yaml")
+    np.testing.assert_allclose(floored - base, lookups / 4 * 3e-3, rtol=1e-9)
+
+
 @pytest.mark.parametrize("mapping", ["round_robin", "size_balanced", "asymmetric"])
 def test_every_lookup_is_mapped_to_one_core(tmp_path, mapping):
     result = run(tmp_path, system(HOT, {"count": 3, "mapping": mapping}))

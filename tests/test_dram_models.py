@@ -75,6 +75,32 @@ def test_a_refresh_due_before_a_hit_closes_the_row_and_the_hit_waits_for_it(fide
     assert dram.stats()["activates"] == 2
 
 
+@pytest.mark.parametrize("fidelity", ["fast", "detailed"])
+@pytest.mark.parametrize("case", ["miss", "conflict"])
+def test_an_activate_whose_column_command_would_reach_a_refresh_waits_for_it(fidelity, case):
+    """A read that must activate its row a few cycles before the bank's refresh is due (a miss
+    on a closed bank, or a conflict with a row opened long before): its column command would
+    fall inside the refresh, so it waits for the refresh to end; a read of the same row after
+    the refresh then hits (``fast`` activated before the due cycle, skipped the refresh and
+    served the read 48 cycles after it arrived; ``detailed`` activates, is closed by the
+    refresh and activates again, ``fast`` activates once after it)."""
+    spec = device_spec("DDR4", refresh="all_bank")
+    dram = make_device("dram", spec, fidelity)
+    bank, _ = dram.address_map.bank_and_row(np.array([at(spec, row=5)]))
+    due = int(refresh_schedule(spec)[0][bank[0]])
+    after = due + spec.tRFC + 100
+    if case == "miss":
+        addresses = [at(spec, row=6), at(spec, row=6, column=1)]
+        cycles = [due - 5, after]
+    else:
+        addresses = [at(spec, row=5), at(spec, row=6), at(spec, row=6, column=1)]
+        cycles = [due - 3000, due - spec.tRP - 5, after]
+    _, latency = dram.service_in_cycles(np.array(cycles, dtype=np.int64), np.array(addresses),
+                                        np.zeros(len(addresses), dtype=bool))
+    assert latency[-2] > spec.tRFC
+    assert latency[-1] == spec.CL + spec.burst_length // 2
+
+
 def traces(spec, n, rng):
     lines = spec.capacity // spec.request_bytes
     hot = rng.zipf(1.3, n) % 50_000

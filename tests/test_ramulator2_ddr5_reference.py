@@ -19,7 +19,7 @@ Known gaps (asserted at what holds today, so that a regression fails):
   an older request closes a row that younger queued reads (the other half of a 256 B row) still
   hit, and they activate it again. embsim's FR-FCFS serves the hits first; with Ramulator 2's own
   row-hit-protecting scheduler the counts agree (above). A scheduler policy, not a timing error.
-- ``fast``: 0.89 to 1.03 of the latency on every trace, activates within 2.1 %. (Streams were
+- ``fast``: 0.90 to 1.03 of the latency on every trace, activates within 2.1 %. (Streams were
   0.59 to 0.92 until ``fast`` let a row hit whose column command fell after its bank's
   refresh was due issue as a hit, the refresh skipped; it now waits and activates again.)
 - ``detailed``'s remaining 3 to 5 % below Ramulator 2 at 30 to 90 % load is refresh: without

@@ -26,11 +26,12 @@ precharge is due before the next hit's column command closes the row. ``closed``
 precharges after every column command. Refresh is a periodic blackout at the same due cycles
 as ``detailed``: an ACT inside ``[due, due + tRFC)`` (``tRFCpb`` per bank) waits for its end,
 and a refresh due before an access's column command closes the bank's row, which the access
-opens again after it (a row hit too: its column command cannot issue inside the refresh). A
-bank's plan counts that wait (``_after_refresh``), and a picked hit whose column command would
-fall after the refresh is planned again as such an activate: a pick that ignored it would move
-the channel's column order past the refresh and hold every later request, of any rank, behind
-it.
+opens again after it (a row hit too: its column command cannot issue inside the refresh);
+an activate whose column command (``tRCD`` later) would reach a due cycle waits for that
+refresh to end. A bank's plan counts that wait (``_after_refresh``), and a picked hit whose
+column command would fall after the refresh is planned again as such an activate: a pick that
+ignored it would move the channel's column order past the refresh and hold every later
+request, of any rank, behind it.
 
 What it ignores (``detailed`` has them): the interleaving of one request's row commands with
 other requests' commands after it is picked, the command bus, ``tRRD_L`` and the exact
@@ -130,15 +131,19 @@ def refreshes_due(t, first, period, inverse):
 
 
 @njit(cache=True, inline="always")
-def _after_refresh(act, next_due, first, period, inverse, busy_cycles):
-    """The first cycle at or after ``act`` outside a refresh of a bank whose refreshes are due
-    at ``first + k x period`` (``next_due``: the first due after its last column command;
-    ``inverse`` = 1 / ``period``): an ACT inside ``[due, due + busy_cycles)`` waits."""
+def _after_refresh(act, next_due, first, period, inverse, busy_cycles, lead):
+    """The first cycle at or after ``act`` at which a bank whose refreshes are due at ``first
+    + k x period`` (``next_due``: the first due after its last column command; ``inverse`` =
+    1 / ``period``) can activate a row whose column command follows ``lead`` cycles later: an
+    ACT inside ``[due, due + busy_cycles)`` waits for the refresh's end, and so does one before
+    a due that its column command would reach (the refresh would close the row first)."""
     last = next_due - period
     if act >= next_due:
         last = first + (refreshes_due(act, first, period, inverse) - 1) * period
     if last >= first and act < last + busy_cycles:
         return last + busy_cycles
+    if act + lead >= last + period:
+        return last + period + busy_cycles
     return act
 
 
@@ -367,7 +372,7 @@ def serve_fast(arrival, bank, row, write, done, p, bs, bq, fifo_req, fifo_at, rs
                 act = max(act, bs[Bank.ACT, ub])
                 if refresh:
                     act = _after_refresh(act, bs[Bank.REFRESH, ub], first[ub], period,
-                                         per_period, busy_cycles)
+                                         per_period, busy_cycles, rcdwr if w else rcd)
                 taken = _free_slot(slots, gr, act, act_slot, per_slot)
                 slots[ugr, taken & (act_size - 1)] = taken
                 act = max(act, taken * act_slot)
@@ -459,17 +464,19 @@ def serve_fast(arrival, bank, row, write, done, p, bs, bq, fifo_req, fifo_at, rs
                 key = max(t, bs[Bank.WR, uk] if w else bs[Bank.RD, uk])
                 if refresh and key >= bs[Bank.REFRESH, uk]:
                     # a refresh closes the row first: the hit waits for it and activates
+                    lead = rcdwr if w else rcd
                     key = _after_refresh(max(t, bs[Bank.ACT, uk], bs[Bank.REFRESH, uk]),
                                          bs[Bank.REFRESH, uk], first[uk], period, per_period,
-                                         busy_cycles) + (rcdwr if w else rcd)
+                                         busy_cycles, lead) + lead
             else:
                 if open_row != NONE:
                     t = max(t, bs[Bank.PRE, uk]) + rp
                 act = max(t, bs[Bank.ACT, uk])
+                lead = rcdwr if w else rcd
                 if refresh:
                     act = _after_refresh(act, bs[Bank.REFRESH, uk], first[uk], period,
-                                         per_period, busy_cycles)
-                key = act + (rcdwr if w else rcd)
+                                         per_period, busy_cycles, lead)
+                key = act + lead
             bq[Queue.KEY, uk] = key
             bq[Queue.POS, uk] = pos
             bq[Queue.HIT, uk] = hit

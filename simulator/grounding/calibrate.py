@@ -319,7 +319,8 @@ def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]
         cached = fit_processor(runs, structures, walk_time, floor=True)
     fit_source = _fit_source(f"{level} bandwidth and processor costs", runs,
                              relative_error(runs, cached, structures),
-                             "NNLS, then least squares with a lookup floor,")
+                             "NNLS, then least squares with a lookup floor," if cached[FLOOR]
+                             else "NNLS (a lookup floor did not lower the error)")
     sweep = [s for s in samples if s.name == "gather_sweep"]
     if sweep:
         fitted = fit_cache_capacity(sweep, cached, memory_bw, llc, structures)

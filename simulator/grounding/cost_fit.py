@@ -146,6 +146,9 @@ FLOOR_STARTS = (0.25, 0.5, 0.75, 1.0)
 """Starting floors of the floor fit, as fractions of the fastest run's time per lookup."""
 FLOOR_GAIN = 1e-4
 """Root-mean-square relative error a fitted floor must remove to be kept (0.01 %)."""
+NOISE = 1e-9
+"""Costs the least-squares step leaves below this share of the largest (scaled) cost are its
+rounding, not a fit: they are zero, as NNLS leaves them."""
 
 
 def _fit_floor(scaled: np.ndarray, lookups: np.ndarray, columns: list[int],
@@ -174,6 +177,7 @@ def _fit_floor(scaled: np.ndarray, lookups: np.ndarray, columns: list[int],
     for fraction in FLOOR_STARTS:
         x0 = np.append(start, fraction / lookups.max())
         found = least_squares(residuals, x0, bounds=(0.0, np.inf), x_scale="jac").x
+        found = np.where(found < NOISE * np.abs(found).max(), 0.0, found)
         if rms(found) < min(rms(best), plain - FLOOR_GAIN):
             best = found
     return best[:-1], float(best[-1])
@@ -188,7 +192,9 @@ def fit_processor(samples: list[Sample], structures: Structures = NO_STRUCTURES,
     misses the private cache is given (``walk_time``: ``fit_memory`` fits it on tables far
     larger than the caches, where walks miss). With ``floor``, a lookup floor
     (``lookup_floor``) is fitted with the costs by least squares on the same error, starting
-    from the NNLS solution; without it, or where no floor improves the fit, it is zero."""
+    from the NNLS solution; without it, or where no floor improves the fit, it is zero. The
+    floor bounds the per-lookup and per-element costs only, so runs of one element type (whose
+    per-element cost sits in the bytes) cannot show it: it stays zero there."""
     A = np.array([terms(s, structures) for s in samples])
     walk = TERMS.index("walk_misses")
     seconds = np.array([s.seconds for s in samples]) - A[:, walk] * walk_time

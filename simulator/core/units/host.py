@@ -11,8 +11,8 @@ row read from it touches the lines it touches at home (a hardware cache keeps li
 Pooling reads the bags' rows in the host's tier (cache slots, rows kept there), writes the
 cache fills and every bag's output, then adds the processor's fixed costs
 (``compute.query_overhead`` per query, ``call_overhead`` per table, ``bag_overhead`` per bag,
-``lookup_overhead`` per lookup it pools, ``element_overhead`` per element of those rows,
-both at least ``lookup_floor`` a lookup,
+``lookup_overhead`` per lookup it pools and ``element_overhead`` per element of those rows,
+together at least ``lookup_floor`` per lookup,
 ``lookup_chain_latency`` per row of each table's longest bag) and its TLB and private cache's
 (``simulator.core.processor``). Rows the cache serves without keeping (slot -1: FBGEMM's
 conflict misses, a pinned cache's misses) are pooled as fetched. The host runs the operator
