@@ -177,7 +177,8 @@ def _fit_floor(scaled: np.ndarray, lookups: np.ndarray, columns: list[int],
     for fraction in FLOOR_STARTS:
         x0 = np.append(start, fraction / lookups.max())
         found = least_squares(residuals, x0, bounds=(0.0, np.inf), x_scale="jac").x
-        found = np.where(found < NOISE * np.abs(found).max(), 0.0, found)
+        costs = found[:-1]
+        found[:-1] = np.where(costs < NOISE * costs.max(), 0.0, costs)
         if rms(found) < min(rms(best), plain - FLOOR_GAIN):
             best = found
     return best[:-1], float(best[-1])
