@@ -54,6 +54,7 @@ class HostUnit(ComputeUnit):
         self.tier = site.tiers[cfg.tier]
         self.layout = layout
         self.row_elements = site.row_elements
+        self.floor_shortfall = cfg.floor_shortfall(site.row_elements)  # per table's lookup
         self.hardware_cache = hardware_cache
         self.processor = (Processor(cfg, source) if cfg.tlb is not None
                           or cfg.private_cache is not None else None)
@@ -174,7 +175,7 @@ class HostUnit(ComputeUnit):
                             if lookups else 0)
         return (operator + lookups * costs.lookup_overhead
                 + int(per_table @ self.row_elements) * costs.element_overhead
-                + float(per_table @ costs.floor_shortfall(self.row_elements))
+                + float(per_table @ self.floor_shortfall)
                 + longest_bags * costs.lookup_chain_latency)
 
     def counters(self) -> dict[str, float]:
