@@ -7,10 +7,20 @@ import itertools
 import numpy as np
 import pytest
 from conftest import ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from hwmodels.tier import touched_units
 from simulator.core.config import ComputeConfig
 from simulator.core.processor import Processor
-from simulator.grounding.calibrate import GRID, PRIVATE_GRID, TLB_ENTRIES, chain_was_warm, refit
+from simulator.grounding.calibrate import (
+    GRID,
+    PRIVATE_GRID,
+    REMAINDER_GRID,
+    TLB_ENTRIES,
+    chain_was_warm,
+    refit,
+)
 from simulator.grounding.cost_fit import (
     COSTS,
     NO_STRUCTURES,
@@ -24,6 +34,7 @@ from simulator.grounding.cost_fit import (
     fit_memory_bandwidth,
     fit_processor,
     floor_term,
+    mean_touched_lines,
     pool_seconds,
     relative_error,
     terms,
@@ -71,9 +82,63 @@ def test_terms_count_work_the_way_the_engine_does():
     assert fits["compute_bytes"] == 2 * 32 * 256
 
 
+@pytest.mark.parametrize(("row", "lines"), [(64, 1), (128, 2), (32, 1), (56, 1.75), (48, 1.5),
+                                           (120, 2.75), (96, 2), (112, 2.5)])
+def test_mean_touched_lines_closed_forms(row, lines):
+    assert mean_touched_lines(row, 64) == pytest.approx(lines)
+
+
+@given(st.integers(1, 700))
+@settings(max_examples=50, deadline=None)
+def test_mean_touched_lines_is_what_the_engine_touches_over_a_table(row):
+    """Rows back to back from address 0, as the engine lays a table out: the mean of the lines
+    ``touched_units`` gives each row over many rows."""
+    rows = 64 * 8
+    _, count = touched_units(np.arange(rows) * row, np.full(rows, row), 64)
+    assert mean_touched_lines(row, 64) == pytest.approx(count.mean())
+
+
+def test_remainder_lookups_are_those_of_rows_that_are_not_whole_vectors():
+    remainder = TERMS.index("remainder_overhead")
+    sixteen = Structures(vector_elements=16)
+    assert terms(run_of(2, 8, 4, 20, 2**20), sixteen)[remainder] == 2 * 8 * 4
+    assert terms(run_of(2, 8, 4, 32, 2**20), sixteen)[remainder] == 0
+    assert terms(run_of(2, 8, 4, 20, 2**20))[remainder] == 0        # width unknown: none
+    assert terms(run_of(2, 8, 4, 24, 2**20), Structures(vector_elements=8))[remainder] == 0
+    # a 56 B row straddles lines: the compute tier reads 1.75 lines a lookup on average
+    straddling = dict(zip(TERMS, terms(run_of(1, 8, 4, 14, 2**20), sixteen), strict=True))
+    assert straddling["compute_bytes"] == pytest.approx(32 * 1.75 * 64 + 8 * 64)
+
+
+def test_processor_fit_recovers_a_remainder_overhead():
+    """Runs of whole-vector dims (32, 256) and of dims 12, 28 and 100, timed with 0.7 ns more
+    per lookup of the latter: the fit finds the 0.7 ns and the other costs."""
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.02e-9, 0.0, 1 / 200e9, 0.0, 0.0, 0.0,
+                         0.7e-9])
+    sixteen = Structures(vector_elements=16)
+    samples = [timed(run_of(t, b, p, d, 2**22, element=e), per_unit, sixteen)
+               for t, b, p, d, e in itertools.product((1, 4), (32, 512, 4096), (16, 128),
+                                                      (12, 28, 32, 100, 256), (4, 2))]
+    fitted = fit_processor(samples, sixteen)
+    assert fitted["remainder_overhead"] == pytest.approx(0.7e-9, rel=1e-6)
+    assert fitted["lookup_overhead"] == pytest.approx(0.5e-9, rel=1e-6)
+    assert fit_processor(samples[:0] + [s for s in samples if s.params["dim"] % 16 == 0],
+                         sixteen)["remainder_overhead"] == 0
+
+
+@pytest.mark.parametrize(("flags", "lanes"), [
+    ("flags\t\t: fpu sse2 avx avx2 avx512f avx512bw", 16),
+    ("flags\t\t: fpu sse2 avx avx2 fma", 8), ("flags : fpu sse2", 4),
+    ("Features\t: fp asimd evtstrm", 4), ("flags : fpu", None), ("processor : 0", None)])
+def test_simd_lanes_come_from_the_cpus_flags(flags, lanes):
+    from simulator.grounding.backends.torch_cpu import simd_elements
+
+    assert simd_elements(f"processor : 0\n{flags}\n") == lanes
+
+
 def test_processor_fit_recovers_known_parameters():
     per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.02e-9, 60e-9, 1 / 200e9, 0.1e-9, 2e-9,
-                         0.0])
+                         0.0, 0.0])
     structures = Structures(private_bytes=2**20, tlb_entries=512)
     samples = [timed(run_of(t, b, p, d, f, element=e), per_unit, structures)
                for t, b, p, d in itertools.product(*GRID.values())
@@ -92,7 +157,7 @@ def test_floor_fit_recovers_a_lookup_floor_that_narrow_rows_hit():
     """Runs timed with a 0.6 ns floor over 0.1 ns per lookup and 0.02 ns per element: rows of
     8 and 16 elements sit on the floor, rows of 64 and 256 above it. The floor fit recovers
     it and the costs; the plain fit cannot (it has no floor) and fits worse."""
-    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.1e-9, 0.02e-9, 0.0, 1 / 200e9, 0.0, 0.0, 0.0])
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.1e-9, 0.02e-9, 0.0, 1 / 200e9, 0.0, 0.0, 0.0, 0.0])
     fit = dict(zip(TERMS, per_unit, strict=True)) | {"bandwidth": 200e9, "lookup_floor": 0.6e-9}
     samples = []
     for t, b, p, d, e in itertools.product((1, 4), (32, 512, 4096), (1, 16, 128),
@@ -109,7 +174,7 @@ def test_floor_fit_recovers_a_lookup_floor_that_narrow_rows_hit():
 
 
 def test_floor_fit_leaves_the_floor_zero_where_runs_have_none():
-    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.1e-9, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0])
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.1e-9, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0, 0.0])
     samples = [timed(run_of(t, b, p, d, 2**24, element=e), per_unit)
                for t, b, p, d in itertools.product(*GRID.values()) for e in (4, 2)]
     fitted = fit_processor(samples, floor=True)
@@ -119,7 +184,7 @@ def test_floor_fit_leaves_the_floor_zero_where_runs_have_none():
 
 
 def test_the_fits_floor_is_the_engines():
-    """What ``floor_term`` adds to a run is what ``ComputeConfig.floor_shortfall`` adds to
+    """What ``floor_term`` adds to a run is what ``ComputeConfig.lookup_extra`` adds to
     each of its lookups, for rows under the floor and over it."""
     costs = {"lookup_overhead": 0.1e-9, "element_overhead": 0.02e-9, "lookup_floor": 0.6e-9}
     compute = ComputeConfig(tier="llc", **costs)
@@ -128,13 +193,13 @@ def test_the_fits_floor_is_the_engines():
         row = terms(sample)
         added = floor_term(row[None, :], costs["lookup_overhead"], costs["element_overhead"],
                            costs["lookup_floor"])[0]
-        per_lookup = compute.floor_shortfall(np.array([dim]))[0]
+        per_lookup = compute.lookup_extra(np.array([dim]))[0]
         assert added == pytest.approx(4 * 512 * 16 * per_lookup, rel=1e-12, abs=1e-21)
         assert (added > 0) == (dim <= 24)
 
 
 def test_processor_fit_without_structures_leaves_their_costs_zero():
-    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.0, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0])
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.0, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0, 0.0])
     samples = [timed(run_of(t, b, p, d, 2**24), per_unit)
                for t, b, p, d in itertools.product(*GRID.values())]
     fitted = fit_processor(samples)
@@ -145,7 +210,7 @@ def test_processor_fit_without_structures_leaves_their_costs_zero():
 def test_one_element_type_cannot_tell_elements_from_bytes():
     """With float32 runs only, elements are bytes / 4: the per-element cost stays zero and the
     bytes carry it; float16 runs beside them separate the two."""
-    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.1e-9, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0])
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.1e-9, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0, 0.0])
     grid = list(itertools.product(*GRID.values()))
     float32 = [timed(run_of(t, b, p, d, 2**24), per_unit) for t, b, p, d in grid]
     assert fit_processor(float32)["element_overhead"] == 0
@@ -194,7 +259,7 @@ def test_memory_fit_tells_page_walks_from_bandwidth_given_three_row_sizes(dims):
     structures = Structures(private_bytes=2**20, tlb_entries=512)
     fit = dict.fromkeys(COSTS, 0.0) | {"bandwidth": 1e12, "private_lines": 0.0,
                                        "tlb_misses": 1e-9, "walk_misses": 0.0}
-    per_unit = np.array([*(fit[t] for t in COSTS), 1e-12, 0.0, 1e-9, 20e-9])
+    per_unit = np.array([*(fit[t] for t in COSTS), 1e-12, 0.0, 1e-9, 20e-9, 0.0])
     footprint, cache, memory_bw = 2**31, 2**25, 15e9
     samples = []
     for dim in dims:
@@ -274,6 +339,9 @@ def test_cpu_calibration_end_to_end_at_small_sizes(tmp_path, monkeypatch):
                         "dim": (16, 64)}.items():
         monkeypatch.setitem(GRID, key, values)
         monkeypatch.setitem(PRIVATE_GRID, key, values)
+    for key, values in {"tables": (1,), "batch_size": (8,), "pooling": (8,),
+                        "dim": (12, 20)}.items():
+        monkeypatch.setitem(REMAINDER_GRID, key, values)
     monkeypatch.setattr("simulator.grounding.calibrate.TLB_PAGES", (128, 2048))
     preset = calibrate(backend_by_name("torch-cpu"), memory_footprint=2**24)  # >= 4x LLC
     path = tmp_path / "cpu.yaml"
@@ -288,6 +356,10 @@ def test_cpu_calibration_end_to_end_at_small_sizes(tmp_path, monkeypatch):
     assert {m["name"] for m in loaded["microbenchmarks"]} >= {
         "gather", "gather_sweep", "gather_pages", "sequential_read", "dependent_load_latency"}
     compute = loaded["system"]["compute"]
+    vector = loaded["provenance"]["vector_elements"]
+    if vector is not None:                  # runs of dims 12 and 20: not whole vectors
+        assert compute["vector_elements"]["value"] == vector
+        assert compute["remainder_overhead"]["value"] >= 0
     assert compute["tlb"]["entries"]["value"] in TLB_ENTRIES
     assert compute["tlb"]["miss_time"]["value"] >= 0
     caches = loaded["provenance"]["caches"]
@@ -421,7 +493,7 @@ def test_page_gathers_let_the_fit_see_a_tlb_the_llc_runs_all_fit():
     from simulator.grounding.calibrate import TLB_PAGES
 
     per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.02e-9, 60e-9, 1 / 200e9, 0.1e-9, 2e-9,
-                         0.0])
+                         0.0, 0.0])
     truth = Structures(private_bytes=2**20, tlb_entries=2048)
     grid = [timed(run_of(t, b, p, d, 2**22, element=e), per_unit, truth)
             for t, b, p, d in itertools.product(*GRID.values()) for e in (4, 2)]
@@ -448,38 +520,42 @@ def test_page_gather_runs_on_the_cpu_and_records_its_hot_rows():
 AMD = "cpu-amd-epyc-2026-12-05"
 
 
-def amd_rounds():
-    return [MEASURED / f"{AMD}-rounds" / f"{r}-preset.yaml" for r in (1, 2, 3)]
+def session_rounds(session: str = AMD) -> list:
+    return [MEASURED / f"{session}-rounds" / f"{r}-preset.yaml" for r in (1, 2, 3)]
 
 
-def test_an_interleaved_sessions_preset_is_the_refit_of_its_rounds():
+@pytest.mark.parametrize("session", [AMD, "cpu-intel-xeon-2026-12-06b"])
+def test_an_interleaved_sessions_preset_is_the_refit_of_its_rounds(session):
     """The committed preset is what ``calibrate --refit`` makes of the three committed
-    rounds: every microbenchmark at its fastest round."""
-    rounds = [load_machine_preset(path) for path in amd_rounds()]
+    rounds: every microbenchmark at its fastest round (the Xeon session's with runs of rows
+    that are not whole vectors, and the remainder cost fitted to them)."""
+    rounds = [load_machine_preset(path) for path in session_rounds(session)]
     pooled = refit(*rounds)
-    committed = load_machine_preset(MEASURED / f"{AMD}-preset.yaml")
+    committed = load_machine_preset(MEASURED / f"{session}-preset.yaml")
     assert _flat(pooled["system"]) == pytest.approx(_flat(committed["system"]), rel=1e-9)
     fastest = [min(r["microbenchmarks"][i]["seconds"] for r in rounds)
                for i in range(len(rounds[0]["microbenchmarks"]))]
     assert [m["seconds"] for m in pooled["microbenchmarks"]] == fastest
     assert pooled["provenance"]["rounds"] == 3
     assert len(pooled["provenance"]["pooled_dates"]) == 3
+    remainder = "remainder_overhead" in committed["system"]["compute"]
+    assert remainder == (committed["provenance"].get("vector_elements") is not None)
 
 
 def test_refit_pools_only_one_machines_rounds(tmp_path):
     from conftest import embsim, write_yaml
 
-    other = load_machine_preset(amd_rounds()[1])
+    other = load_machine_preset(session_rounds()[1])
     other["provenance"]["device"] = "Another CPU"
     write_yaml(tmp_path / "other.yaml", other)
     out = tmp_path / "out.yaml"
-    proc = embsim("calibrate", "--refit", str(amd_rounds()[0]), "--refit",
+    proc = embsim("calibrate", "--refit", str(session_rounds()[0]), "--refit",
                   str(tmp_path / "other.yaml"), "-o", str(out))
     assert proc.returncode == 2 and "different machines" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
-    fewer = load_machine_preset(amd_rounds()[1])
+    fewer = load_machine_preset(session_rounds()[1])
     fewer["microbenchmarks"] = fewer["microbenchmarks"][:-1]
     write_yaml(tmp_path / "fewer.yaml", fewer)
-    proc = embsim("calibrate", "--refit", str(amd_rounds()[0]), "--refit",
+    proc = embsim("calibrate", "--refit", str(session_rounds()[0]), "--refit",
                   str(tmp_path / "fewer.yaml"), "-o", str(out))
     assert proc.returncode == 2 and "--refit" in proc.stderr and not out.exists()

@@ -202,6 +202,33 @@ def test_lookup_floor_raises_narrow_rows_to_it_and_leaves_wide_rows(write_experi
         assert row["latency_p50_us"] - base == pytest.approx(added_ns * 1e-3, abs=1e-9)
 
 
+def test_remainder_overhead_is_paid_by_lookups_of_rows_that_are_not_whole_vectors(
+        write_experiment):
+    """Tables of dims 16 and 32, 32 bags of 4 rows each: with 16-element vectors both rows are
+    whole vectors and pay nothing more; with 32-element ones the dim-16 table's lookups pay
+    3 ns each, on top of the floor that lifts them."""
+    data = experiment(system__cache=None, system__tables={"tier": "hbm"},
+                      run__fidelity="analytic")
+    data["workload"]["generator"].update(batches=1, pooling=4)
+    data["system"]["compute"].update(lookup_floor="2 ns", remainder_overhead="3 ns")
+    base = run(write_experiment(data, "base.yaml"))[0].row["latency_p50_us"]
+    for vector, added_ns in ((16, 0), (32, 32 * 4 * 3), (1, 0)):
+        data["system"]["compute"]["vector_elements"] = vector
+        row = run(write_experiment(data, f"v{vector}.yaml"))[0].row
+        assert row["latency_p50_us"] - base == pytest.approx(added_ns * 1e-3, abs=1e-9)
+
+
+@pytest.mark.parametrize(("key", "value"), [("vector_elements", 0), ("remainder_overhead", "-1 ns"),
+                                            ("threads", 0)])
+def test_bad_processor_options_are_refused_naming_the_field(write_experiment, key, value):
+    from embsim.errors import InputError
+
+    data = experiment()
+    data["system"]["compute"][key] = value
+    with pytest.raises(InputError, match=f"system.compute.{key}"):
+        load_points(write_experiment(data), {})
+
+
 def test_tier_link_is_the_default_path_to_tables(write_experiment):
     data = experiment(system__tables={"tier": "dram"})
     data["system"]["memory"]["dram"]["link"] = "pcie"

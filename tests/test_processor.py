@@ -90,6 +90,44 @@ def test_a_row_is_near_only_when_all_its_lines_hit_the_private_cache():
     assert again.near.tolist() == [True] and again.near_lines == 4
 
 
+def test_each_thread_has_its_own_private_cache_and_tlb_over_its_share_of_the_bags():
+    """Batch 4 over two threads: bags 0-1 are thread 0's, bags 2-3 thread 1's (one table call;
+    bag 5 is table 1's sample 1, thread 0's again). Rows at lines 0, 0, 0, 1, 0 in that bag
+    order: on one core the second to fourth reads of line 0 hit; on two, thread 1's first read
+    of line 0 misses (thread 0 holds it), and so does its first page."""
+    parts = {"private_cache": {"size": "1 KiB", "ways": 16, "line": "64 B", "line_time": "1 ns"},
+             "tlb": {"entries": 4, "ways": 4, "miss_time": "10 ns"}}
+    addresses = np.array([0, 0, 0, 64, 0])
+    bags = np.array([0, 1, 2, 3, 5])
+    tiers, sizes = np.zeros(5, dtype=np.int64), np.full(5, 64)
+    one = Processor(compute(**parts)).serve(tiers, addresses, sizes, bags, 4)
+    two_cores = Processor(compute(threads=2, **parts))
+    two = two_cores.serve(tiers, addresses, sizes, bags, 4)
+    assert one.near.tolist() == [False, True, True, False, True]
+    assert two.near.tolist() == [False, True, False, False, True]
+    assert (one.tlb_misses, two.tlb_misses) == (1, 2)
+    assert two.seconds == pytest.approx(2 * 1e-9 + 2 * 10e-9)
+    assert two_cores.counters()["private_cache_rows"] == 2
+    assert len(two_cores.privates) == len(two_cores.tlbs) == 2
+
+
+def test_a_batch_smaller_than_the_threads_leaves_the_extra_cores_idle():
+    cpu = Processor(compute(threads=4, tlb={"entries": 4, "ways": 4, "miss_time": "1 ns"}))
+    cost = cpu.serve(np.zeros(4, dtype=np.int64), np.zeros(4, dtype=np.int64), np.full(4, 64),
+                     np.array([0, 1, 2, 3]), 2)       # two samples, two tables
+    assert cost.tlb_misses == 2                          # threads 0 and 1, one page each
+    assert [t.stats()["accesses"] for t in cpu.tlbs] == [2, 2, 0, 0]
+
+
+def test_two_threads_find_fewer_rows_in_their_private_caches(write_experiment):
+    private = {"size": "64 KiB", "ways": 16, "line": "64 B", "line_time": "0 ns"}
+    one = run_point(*_point(write_experiment, local_tables(private_cache=private))).row
+    two = run_point(*_point(write_experiment, local_tables(private_cache=private,
+                                                           threads=2))).row
+    assert 0 < two["private_cache_rows"] < one["private_cache_rows"]
+    assert two["bytes_read_hbm"] > one["bytes_read_hbm"]
+
+
 def _point(write_experiment, data):
     path = write_experiment(data)
     _, points = load_points(path, {})

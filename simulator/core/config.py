@@ -226,10 +226,15 @@ class ComputeConfig(Strict):
     least that long. ``lookup_floor`` is the least processor time a lookup takes, whatever
     its row: a lookup of a table costs ``max(lookup_floor, lookup_overhead + dim x
     element_overhead)`` (a core issues the index load, address arithmetic and loop of each
-    lookup; the adds of a wide row hide them, a narrow row's do not).
+    lookup; the adds of a wide row hide them, a narrow row's do not). A lookup into a table
+    whose ``dim`` is not a multiple of ``vector_elements`` (the kernel's SIMD width in
+    elements; unset: no such cost) costs ``remainder_overhead`` more: the masked or scalar
+    tail the kernel runs after a row's full vectors.
     All default to zero; ``embsim calibrate`` fits them from microbenchmarks. ``tlb`` and
     ``private_cache`` (both optional) model a CPU's address translation and its private
-    cache level (``simulator.core.processor``). ``partial_overhead`` is its time to add one
+    cache level (``simulator.core.processor``); ``threads`` is how many cores each operator
+    call spreads its bags over (ATen's intra-op threads), each with a TLB and private cache of
+    its own. ``partial_overhead`` is its time to add one
     partial vector that another compute unit sent into the bag's output. ``cores`` (optional)
     splits its per-lookup costs over several cores (``CoresConfig``).
     """
@@ -243,17 +248,25 @@ class ComputeConfig(Strict):
     element_overhead: NonNegativeTime = 0.0
     lookup_chain_latency: NonNegativeTime = 0.0
     lookup_floor: NonNegativeTime = 0.0
+    vector_elements: PositiveInt | None = None
+    remainder_overhead: NonNegativeTime = 0.0
     partial_overhead: NonNegativeTime = 0.0
     tlb: TlbConfig | None = None
     private_cache: PrivateCacheConfig | None = None
+    threads: CoreCount = 1
     cores: CoresConfig | None = None
 
-    def floor_shortfall(self, row_elements: np.ndarray) -> np.ndarray:
-        """What ``lookup_floor`` adds to one lookup into each table (``row_elements``: each
-        table's ``dim``) beyond its per-lookup and per-element costs (zero where they reach
-        it)."""
-        return np.maximum(0.0, self.lookup_floor
-                          - (self.lookup_overhead + row_elements * self.element_overhead))
+    def lookup_extra(self, row_elements: np.ndarray) -> np.ndarray:
+        """What one lookup into each table (``row_elements``: each table's ``dim``) costs
+        beyond its per-lookup and per-element costs: the shortfall of ``lookup_floor`` (zero
+        where they reach it) and, for a ``dim`` that is not a whole number of vectors,
+        ``remainder_overhead``."""
+        shortfall = np.maximum(0.0, self.lookup_floor
+                               - (self.lookup_overhead + row_elements * self.element_overhead))
+        if self.vector_elements is None:
+            return shortfall
+        return shortfall + np.where(row_elements % self.vector_elements != 0,
+                                    self.remainder_overhead, 0.0)
 
 
 class KindConfig(BaseModel):

@@ -14,9 +14,14 @@ with the tier's index in the high bits (a process's address space keeps tiers ap
   read there, at ``line_time`` per line, and not from the compute tier. Rows that miss fill
   it (their lines were read through it).
 
-What it ignores: hardware prefetchers, the split of a private cache between cores (one cache
-sees every lookup), large pages, the page-walk caches, and the lines the pooled outputs
-occupy.
+Threads (``compute.threads``): each operator call cuts its bags into that many contiguous,
+equal ranges, one per core, as ATen's ``parallel_for`` does; each core has its own TLB and
+private cache and sees only its range's lookups, in order. A table that fits one core's cache
+is thus read from the LLC once per core, and rows reused across a call's two halves are not
+found in the other core's cache.
+
+What it ignores: hardware prefetchers, large pages, the page-walk caches, and the lines the
+pooled outputs occupy.
 """
 
 from __future__ import annotations
@@ -49,36 +54,76 @@ class ProcessorCost:
 
 
 class Processor:
-    """The TLB and private cache of ``system.compute`` (either may be absent)."""
+    """The TLB and private cache of ``system.compute`` (either may be absent), one of each per
+    thread (``compute.threads``)."""
 
     def __init__(self, cfg: ComputeConfig, source: str | None = None):
         self.cfg = cfg
-        self.tlb = self.private = None
-        if cfg.tlb is not None:
-            t = cfg.tlb
-            self.tlb = HardwareCache(t.entries * t.page, t.associativity, t.page, "lru",
-                                     name="tlb",
-                                     source=source, field="system.compute.tlb")
-        if cfg.private_cache is not None:
-            c = cfg.private_cache
-            self.private = HardwareCache(c.size, c.ways, c.line, "lru", name="private cache",
-                                         source=source, field="system.compute.private_cache")
+        self.tlbs: list[HardwareCache] = []
+        self.privates: list[HardwareCache] = []
+        for thread in range(cfg.threads):
+            if cfg.tlb is not None:
+                t = cfg.tlb
+                self.tlbs.append(HardwareCache(t.entries * t.page, t.associativity, t.page,
+                                               "lru", name=f"tlb {thread}", source=source,
+                                               field="system.compute.tlb"))
+            if cfg.private_cache is not None:
+                c = cfg.private_cache
+                self.privates.append(HardwareCache(c.size, c.ways, c.line, "lru",
+                                                   name=f"private cache {thread}",
+                                                   source=source,
+                                                   field="system.compute.private_cache"))
         self.lookups = self.tlb_misses = self.near_rows = self.walk_misses = 0
 
-    def serve(self, tiers: np.ndarray, addresses: np.ndarray,
-              row_bytes: np.ndarray) -> ProcessorCost:
+    def serve(self, tiers: np.ndarray, addresses: np.ndarray, row_bytes: np.ndarray,
+              bags: np.ndarray | None = None, batch_size: int = 1) -> ProcessorCost:
         """Pass one query's lookups (tier index, home address, row size) through the TLB and
-        the private cache, in order."""
+        the private cache, in order. With several threads, ``bags`` (each lookup's bag: table
+        x ``batch_size`` + sample) says whose: each table call's samples are cut into
+        ``threads`` equal, contiguous ranges, one per thread (ATen's ``parallel_for``)."""
         virtual = (tiers.astype(np.int64) << TIER_SHIFT) + addresses
+        threads = self.cfg.threads
+        if threads == 1 or bags is None:
+            return self._count(self._serve_thread(0, virtual, row_bytes))
+        chunk = -(-batch_size // threads)
+        thread = (bags % batch_size) // chunk
+        near = np.zeros(virtual.size, dtype=bool)
+        total = ProcessorCost(near, 0.0)
+        for index in range(threads):
+            mine = thread == index
+            if not mine.any():
+                continue
+            cost = self._serve_thread(index, virtual[mine], row_bytes[mine])
+            near[mine] = cost.near
+            total.seconds += cost.seconds
+            total.tlb_misses += cost.tlb_misses
+            total.near_lines += cost.near_lines
+            total.walk_misses += cost.walk_misses
+        return self._count(total)
+
+    def _count(self, cost: ProcessorCost) -> ProcessorCost:
+        self.lookups += int(cost.near.size)
+        self.tlb_misses += cost.tlb_misses
+        self.walk_misses += cost.walk_misses
+        self.near_rows += int(np.count_nonzero(cost.near))
+        return cost
+
+    def _serve_thread(self, thread: int, virtual: np.ndarray,
+                      row_bytes: np.ndarray) -> ProcessorCost:
+        """One thread's lookups (virtual addresses, row sizes) through its TLB and private
+        cache, in order."""
+        tlb = self.tlbs[thread] if self.tlbs else None
+        private = self.privates[thread] if self.privates else None
         near = np.zeros(virtual.size, dtype=bool)
         walked = np.zeros(virtual.size, dtype=bool)
         seconds, lines, walk_misses = 0.0, 0, 0
-        if self.tlb is not None and virtual.size:
-            walked = ~self.tlb.access(virtual)
-        if self.private is not None and virtual.size:
+        if tlb is not None and virtual.size:
+            walked = ~tlb.access(virtual)
+        if private is not None and virtual.size:
             assert self.cfg.private_cache is not None
-            line_addresses, count = touched_units(virtual, row_bytes, self.private.line)
-            hit, entry_hit = self._through_private(line_addresses, count, virtual, walked)
+            line_addresses, count = touched_units(virtual, row_bytes, private.line)
+            hit, entry_hit = self._through_private(private, line_addresses, count, virtual,
+                                                   walked)
             starts = np.concatenate([[0], np.cumsum(count)[:-1]])
             near = np.add.reduceat(hit.astype(np.int64), starts) == count
             lines = int(count[near].sum())
@@ -89,19 +134,15 @@ class Processor:
         misses = int(np.count_nonzero(walked))
         if self.cfg.tlb is not None:
             seconds += misses * self.cfg.tlb.miss_time + walk_misses * self.cfg.tlb.walk_miss_time
-        self.lookups += int(virtual.size)
-        self.tlb_misses += misses
-        self.walk_misses += walk_misses
-        self.near_rows += int(np.count_nonzero(near))
         return ProcessorCost(near, seconds, misses, lines, walk_misses)
 
-    def _through_private(self, line_addresses: np.ndarray, count: np.ndarray,
-                         virtual: np.ndarray, walked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _through_private(self, private: HardwareCache, line_addresses: np.ndarray,
+                         count: np.ndarray, virtual: np.ndarray,
+                         walked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Whether each row line and each walked lookup's page-table entry hit the private
         cache, passed through it in order (a lookup's entry just before its row's lines)."""
-        assert self.private is not None
         if self.cfg.tlb is None or not walked.any():
-            return self.private.access(line_addresses), np.zeros(0, dtype=bool)
+            return private.access(line_addresses), np.zeros(0, dtype=bool)
         page_shift = int(self.cfg.tlb.page).bit_length() - 1
         entries = PAGE_TABLE + (virtual[walked] >> page_shift) * ENTRY_BYTES
         total = count + walked
@@ -109,9 +150,9 @@ class Processor:
         is_entry = np.zeros(int(total.sum()), dtype=bool)
         is_entry[first[walked]] = True
         stream = np.empty(is_entry.size, dtype=np.int64)
-        stream[is_entry] = entries // self.private.line * self.private.line
+        stream[is_entry] = entries // private.line * private.line
         stream[~is_entry] = line_addresses
-        hit = self.private.access(stream)
+        hit = private.access(stream)
         return hit[~is_entry], hit[is_entry]
 
     def counters(self) -> dict[str, float]:
@@ -119,10 +160,10 @@ class Processor:
         (a warm-up pass included)."""
         out: dict[str, float] = {}
         lookups = self.lookups or float("nan")
-        if self.tlb is not None:
+        if self.tlbs:
             out |= {"tlb_misses": self.tlb_misses, "tlb_miss_rate": self.tlb_misses / lookups,
                     "tlb_walk_misses": self.walk_misses}
-        if self.private is not None:
+        if self.privates:
             out |= {"private_cache_rows": self.near_rows,
                     "private_cache_hit_rate": self.near_rows / lookups}
         return out

@@ -36,6 +36,7 @@ from simulator.grounding.cost_fit import (
     COSTS,
     FLOOR,
     NO_STRUCTURES,
+    REMAINDER,
     Structures,
     best_tlb,
     fit_cache_capacity,
@@ -58,6 +59,11 @@ HALF_GRID = {"tables": (1, 4), "batch_size": (32, 512, 4096), "pooling": (16, 12
 """Runs over float16 tables (on a CPU, in the LLC and in the private cache): half the bytes of
 float32 rows for as many elements, so that the fit tells the cost per element from the cost
 per byte."""
+REMAINDER_GRID = {"tables": (1, 4), "batch_size": (512, 4096), "pooling": (16, 128),
+                  "dim": (12, 28, 44, 100)}
+"""Runs over rows that are not a whole number of SIMD vectors (4 elements past a multiple of 8,
+and 12 or 4 past one of 16): their extra cost per lookup (the kernel's tail) is what
+``remainder_overhead`` is fitted to; the other grids' rows are all whole vectors."""
 TLB_ENTRIES = tuple(int(n) for n in np.unique(np.round(2 ** np.arange(5, 14.1, 0.5) / 16) * 16))
 """TLB sizes (4 KiB pages) the CPU fit chooses among: 32 to 16384 entries."""
 CACHED, MEMORY, HOST = "cached", "memory", "host"
@@ -144,6 +150,7 @@ def run_cpu(backend: Backend, memory_footprint: int = 2**30) -> list[Sample]:
                 *cache_grid(backend, caches["L2"] // 2, HALF_GRID)]
                if {"L2", "L3"} <= caches.keys() else [])
     return [*cache_grid(backend, resident), *cache_grid(backend, resident, HALF_GRID), *private,
+            *cache_grid(backend, resident, REMAINDER_GRID),
             *page_gathers(backend),
             *memory_gathers(backend, memory_footprint, dims=CPU_MEMORY_DIMS),
             *footprint_sweep(backend, llc),
@@ -263,8 +270,8 @@ def _processor(runs: list[Sample], level: str) -> tuple[dict[str, float], str]:
                             relative_error(runs, fit, NO_STRUCTURES))
 
 
-def _cpu_structures(samples: list[Sample], caches: dict[str, int], llc: int
-                    ) -> tuple[list[Sample], Structures, dict[str, float]]:
+def _cpu_structures(samples: list[Sample], caches: dict[str, int], llc: int,
+                    vector_elements: int) -> tuple[list[Sample], Structures, dict[str, float]]:
     """Runs served from the LLC (grids, the footprint sweep's runs no larger than their
     tables, and the page gathers, whose lines all fit it), and the private cache (L2, when
     there is a level below it) and TLB size that explain them."""
@@ -277,7 +284,7 @@ def _cpu_structures(samples: list[Sample], caches: dict[str, int], llc: int
         raise InputError("no pooling runs over tables that fit the LLC to fit the processor to",
                          field="microbenchmarks")
     private = caches["L2"] if {"L2", "L3"} <= caches.keys() else 0
-    structures, fit = best_tlb(runs, private, TLB_ENTRIES)
+    structures, fit = best_tlb(runs, private, TLB_ENTRIES, vector_elements)
     return runs, structures, fit
 
 
@@ -287,6 +294,11 @@ def _cpu_compute(structures: Structures, fit: dict[str, float], fit_source: str,
     """The ``compute`` section of a CPU preset: costs, TLB and private cache."""
     compute: dict[str, Any] = {"tier": "llc", **{k: entry(fit[k], fit_source)
                                                 for k in (*COSTS, FLOOR)}}
+    vector = structures.vector_elements
+    if vector and any(s.params["dim"] % vector for s in runs):
+        compute["vector_elements"] = entry(vector, "OS: /proc/cpuinfo flags (float lanes of "
+                                           "the widest vectors: 16 with avx512f, 8 with avx2)")
+        compute[REMAINDER] = entry(fit[REMAINDER], fit_source)
     compute["tlb"] = {
         "entries": entry(structures.tlb_entries, f"calibrated: the TLB size among "
                          f"{TLB_ENTRIES[0]}..{TLB_ENTRIES[-1]} entries whose fit explains the "
@@ -312,7 +324,8 @@ def fit_cpu(samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]
     caches = provenance["caches"]
     level = max(caches, default="L3")
     llc = caches.get(level, 32 * 2**20)
-    runs, structures, cached = _cpu_structures(samples, caches, llc)
+    runs, structures, cached = _cpu_structures(samples, caches, llc,
+                                               provenance.get("vector_elements") or 0)
     big = _gathers(samples, llc, MEMORY)
     for _ in range(WALK_ROUNDS):
         memory_bw, walk_time = fit_memory(big, cached, llc, structures)

@@ -1,7 +1,9 @@
 """The time of a uniform pooling microbenchmark as the engine models it, and fits to runs.
 
 A run pools ``tables`` x ``batch_size`` bags of ``pooling`` uniform random rows from tables
-of ``footprint_bytes`` in all (one table call after another). The engine's time for it is
+of ``footprint_bytes`` in all (one table call after another). The compute tier moves whole
+lines: the lines each row touches (more than its bytes where rows straddle lines) and each
+output rounded up to lines. The engine's time for it is
 
     pool  = processor costs (per query, table call, bag, lookup, element, longest-bag row)
             + TLB misses x miss time + walks whose page-table entry misses the private
@@ -35,7 +37,10 @@ from simulator.grounding.microbench import PAGE_BYTES, Sample
 
 COSTS = ("query_overhead", "call_overhead", "bag_overhead", "lookup_overhead",
          "element_overhead", "lookup_chain_latency")
-TERMS = (*COSTS, "compute_bytes", "private_lines", "tlb_misses", "walk_misses")
+REMAINDER = "remainder_overhead"
+"""The extra cost of a lookup whose row is not a whole number of SIMD vectors
+(``ComputeConfig.remainder_overhead``)."""
+TERMS = (*COSTS, "compute_bytes", "private_lines", "tlb_misses", "walk_misses", REMAINDER)
 """Columns of ``terms``: units of work whose costs the processor fit solves for."""
 FLOOR = "lookup_floor"
 """The least processor time of a lookup (``ComputeConfig.lookup_floor``): not a column of
@@ -45,12 +50,14 @@ LOOKUPS, ELEMENTS = TERMS.index("lookup_overhead"), TERMS.index("element_overhea
 
 @dataclass(frozen=True)
 class Structures:
-    """The processor's private cache and TLB a fit assumes (size 0: absent)."""
+    """The processor's private cache and TLB a fit assumes (size 0: absent), and the SIMD
+    width in elements its kernel cuts rows into (0: unknown, no remainder cost)."""
 
     private_bytes: int = 0
     tlb_entries: int = 0
     line: int = 64
     page: int = PAGE_BYTES
+    vector_elements: int = 0
 
 
 NO_STRUCTURES = Structures()
@@ -92,6 +99,14 @@ def entry_hit_share(rows: float, lines_per_row: float, entry_lines: float, walk_
     return -math.expm1(-walk_rate * low / entry_lines)
 
 
+def mean_touched_lines(row: float, line: int) -> float:
+    """Lines a row of ``row`` bytes touches on average when a table's rows lie back to back
+    from a line boundary (a row that is not a whole number of lines straddles some)."""
+    size = max(1, round(row))
+    period = line // math.gcd(size, line)         # rows until the offsets repeat
+    return sum((i * size % line + size - 1) // line + 1 for i in range(period)) / period
+
+
 def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
     """Units of work of a run, in the order of ``TERMS``. A run with ``hot_rows``
     (``microbench.page_gather``) draws its lookups from that many rows of each table, one per
@@ -104,6 +119,8 @@ def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
     per_call = batch * pooling
     footprint = p["footprint_bytes"]
     hot = p.get("hot_rows")
+    row_lines = math.ceil(row / structures.line) if hot else mean_touched_lines(
+        row, structures.line)
     line_span = math.ceil(row / structures.line) * structures.line
     rows, span = (hot, line_span) if hot else (p["rows"], row)
     pages = hot if hot else max(1.0, footprint / tables / structures.page)
@@ -111,7 +128,7 @@ def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
     if structures.private_bytes:
         near_rows = tables * expected_hits(per_call, rows, structures.private_bytes / span,
                                            tables, tables * rows * span <= structures.private_bytes)
-        lines = near_rows * math.ceil(row / structures.line)
+        lines = near_rows * row_lines
     if structures.tlb_entries:
         entries = structures.tlb_entries
         misses = tables * (per_call - expected_hits(per_call, pages, entries, tables,
@@ -122,9 +139,12 @@ def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
             walks *= 1 - entry_hit_share(tables * rows, math.ceil(row / structures.line),
                                          entry_lines, misses / lookups,
                                          structures.private_bytes / structures.line)
-    compute_bytes = (lookups - near_rows) * row + bags * row
+    compute_bytes = ((lookups - near_rows) * row_lines * structures.line
+                     + bags * line_span)      # rows' lines and outputs, each from a line
+    vector = structures.vector_elements
+    remainders = lookups if vector and p["dim"] % vector else 0
     return np.array([1, tables, bags, lookups, lookups * p["dim"], tables * pooling,
-                     compute_bytes, lines, misses, walks], dtype=float)
+                     compute_bytes, lines, misses, walks, remainders], dtype=float)
 
 
 def element_bytes(sample: Sample) -> float:
@@ -222,7 +242,8 @@ def fit_processor(samples: list[Sample], structures: Structures = NO_STRUCTURES,
 def pool_seconds(sample: Sample, fit: dict[str, float], structures: Structures) -> float:
     """The pooling stage's time for a run whose rows all come from the cache level."""
     per_unit = np.array([*(fit[t] for t in COSTS), 1.0 / fit["bandwidth"],
-                         fit["private_lines"], fit["tlb_misses"], fit.get("walk_misses", 0.0)])
+                         fit["private_lines"], fit["tlb_misses"], fit.get("walk_misses", 0.0),
+                         fit.get(REMAINDER, 0.0)])
     row = terms(sample, structures)
     shortfall = floor_term(row[None, :], fit["lookup_overhead"], fit["element_overhead"],
                            fit.get(FLOOR, 0.0))
@@ -306,13 +327,14 @@ def fit_cache_capacity(samples: list[Sample], fit: dict[str, float], memory_bw: 
     return int(min(candidates, key=error))
 
 
-def best_tlb(samples: list[Sample], private_bytes: int, candidates: tuple[int, ...]
-             ) -> tuple[Structures, dict[str, float]]:
+def best_tlb(samples: list[Sample], private_bytes: int, candidates: tuple[int, ...],
+             vector_elements: int = 0) -> tuple[Structures, dict[str, float]]:
     """The TLB size (among ``candidates``) whose processor fit explains the runs best, with
     that fit."""
     fits = []
     for entries in candidates:
-        structures = Structures(private_bytes=private_bytes, tlb_entries=entries)
+        structures = Structures(private_bytes=private_bytes, tlb_entries=entries,
+                                vector_elements=vector_elements)
         fit = fit_processor(samples, structures)
         fits.append((relative_error(samples, fit, structures), entries, structures, fit))
     _, _, structures, fit = min(fits, key=lambda f: (f[0], f[1]))

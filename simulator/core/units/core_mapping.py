@@ -185,7 +185,7 @@ class Cores:
         rows = site.table_rows
         self.row_base = np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64)
         self.lookup_cost = (compute.lookup_overhead + site.row_elements * compute.element_overhead
-                            + compute.floor_shortfall(site.row_elements))
+                            + compute.lookup_extra(site.row_elements))
         costed = self.lookup_cost if self.lookup_cost.any() else np.ones(rows.size)
         heat = None                 # no profile (or validation before a run): rows alike
         if site.profile is not None and (cfg.mapping == "asymmetric" or cfg.strategy == "l1"):

@@ -12,12 +12,13 @@ Pooling reads the bags' rows in the host's tier (cache slots, rows kept there), 
 cache fills and every bag's output, then adds the processor's fixed costs
 (``compute.query_overhead`` per query, ``call_overhead`` per table, ``bag_overhead`` per bag,
 ``lookup_overhead`` per lookup it pools and ``element_overhead`` per element of those rows,
-together at least ``lookup_floor`` per lookup,
-``lookup_chain_latency`` per row of each table's longest bag) and its TLB and private cache's
-(``simulator.core.processor``). Rows the cache serves without keeping (slot -1: FBGEMM's
-conflict misses, a pinned cache's misses) are pooled as fetched. The host runs the operator
-over every table and bag, whichever units pooled their rows, so the per-query, per-table and
-per-bag costs are paid in full; the others scale with its share.
+together at least ``lookup_floor`` per lookup, ``remainder_overhead`` per lookup into a table
+whose ``dim`` is not a whole number of ``vector_elements``, ``lookup_chain_latency`` per row
+of each table's longest bag) and its TLB and private cache's (``simulator.core.processor``).
+Rows the cache serves without keeping (slot -1: FBGEMM's conflict misses, a pinned cache's
+misses) are pooled as fetched. The host runs the operator over every table and bag, whichever
+units pooled their rows, so the per-query, per-table and per-bag costs are paid in full; the
+others scale with its share.
 
 What it ignores: contention between concurrent queries for the processor's own cycles (each
 query's pooling time is its own; its memory traffic does contend).
@@ -54,7 +55,7 @@ class HostUnit(ComputeUnit):
         self.tier = site.tiers[cfg.tier]
         self.layout = layout
         self.row_elements = site.row_elements
-        self.floor_shortfall = cfg.floor_shortfall(site.row_elements)  # per table's lookup
+        self.lookup_extra = cfg.lookup_extra(site.row_elements)  # per table's lookup
         self.hardware_cache = hardware_cache
         self.processor = (Processor(cfg, source) if cfg.tlb is not None
                           or cfg.private_cache is not None else None)
@@ -93,7 +94,7 @@ class HostUnit(ComputeUnit):
         overhead = self.fixed_costs(q, share)
         read = np.ones(slot.size, dtype=bool)
         if self.processor is not None:
-            cost = self.processor.serve(q.tier[share], home, row_bytes)
+            cost = self.processor.serve(q.tier[share], home, row_bytes, *self._bags(q, share))
             read = ~cost.near          # near rows are read from the private cache
             overhead += cost.seconds
         if self.cores is not None:
@@ -146,7 +147,15 @@ class HostUnit(ComputeUnit):
 
     def warm(self, q: Query, share: np.ndarray | slice) -> None:
         if self.processor is not None:
-            self.processor.serve(q.tier[share], q.home_addresses[share], q.row_bytes[share])
+            self.processor.serve(q.tier[share], q.home_addresses[share], q.row_bytes[share],
+                                 *self._bags(q, share))
+
+    def _bags(self, q: Query, share: np.ndarray | slice) -> tuple[np.ndarray | None, int]:
+        """The share's lookups' bags and the batch size, where the processor splits a call's
+        bags over threads (None where it has one)."""
+        if self.cfg.threads == 1:
+            return None, q.batch.batch_size
+        return q.bags()[share], q.batch.batch_size
 
     def slot_addresses(self, slots: np.ndarray) -> np.ndarray:
         """Byte addresses of cache slots in the host's tier."""
@@ -175,7 +184,7 @@ class HostUnit(ComputeUnit):
                             if lookups else 0)
         return (operator + lookups * costs.lookup_overhead
                 + int(per_table @ self.row_elements) * costs.element_overhead
-                + float(per_table @ self.floor_shortfall)
+                + float(per_table @ self.lookup_extra)
                 + longest_bags * costs.lookup_chain_latency)
 
     def counters(self) -> dict[str, float]:

@@ -25,6 +25,24 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine()
 
 
+SIMD_FLAGS = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("sse2", 4), ("asimd", 4))
+"""CPU flags (``/proc/cpuinfo``) and the float lanes of the widest vector they give, widest
+first: what FBGEMM's and ATen's CPU kernels cut an embedding row into (16 floats in an AVX-512
+register, 8 in an AVX2 one; float16 rows are widened to float32 lanes)."""
+
+
+def simd_elements(cpuinfo: str | None = None) -> int | None:
+    """Float lanes of the widest vectors of this CPU (or of the ``/proc/cpuinfo`` text given);
+    None where its flags do not say."""
+    try:
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
+    except OSError:
+        return None
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith(("flags", "Features"))), [])
+    return next((lanes for flag, lanes in SIMD_FLAGS if flag in flags), None)
+
+
 def _parse_cache_size(text: str) -> int:
     text = text.strip().upper()
     scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1:], 1)
@@ -97,7 +115,8 @@ class TorchCPU(Backend):
         self._flush_buffer = np.zeros(2 * largest // 8, dtype=np.int64)
 
     def provenance(self) -> dict[str, Any]:
-        return super().provenance() | {"malloc": self.malloc or "not glibc: left as it is"}
+        return super().provenance() | {"malloc": self.malloc or "not glibc: left as it is",
+                                       "vector_elements": simd_elements()}
 
     def device_name(self) -> str:
         return cpu_model_name()
