@@ -101,6 +101,29 @@ def test_an_activate_whose_column_command_would_reach_a_refresh_waits_for_it(fid
     assert latency[-1] == spec.CL + spec.burst_length // 2
 
 
+@pytest.mark.parametrize("fidelity", ["fast", "detailed"])
+def test_activates_the_four_activate_window_pushes_onto_a_refresh_wait_for_it(fidelity):
+    """Eight reads to eight banks of one rank, all arriving 34 cycles before the rank's
+    refresh: the first activates go in time, but the activate window spaces the later ones
+    until their column commands would fall inside the refresh. No column command may (``fast``
+    served four of them 33-69 cycles into it, its calendar's slot unchecked against the
+    refresh): each read's data comes before the refresh or after it."""
+    spec = device_spec("DDR4", refresh="all_bank")
+    dram = make_device("dram", spec, fidelity)
+    addresses = np.array([at(spec, row=7, bank=b % spec.banks_per_group,
+                             bank_group=b // spec.banks_per_group) for b in range(8)])
+    bank, _ = dram.address_map.bank_and_row(addresses)
+    due = refresh_schedule(spec)[0][bank]
+    assert len(set(bank.tolist())) == 8 and len(set(due.tolist())) == 1
+    arrival = int(due[0]) - spec.tRCD - 12
+    _, latency = dram.service_in_cycles(np.full(8, arrival, dtype=np.int64), addresses,
+                                        np.zeros(8, dtype=bool))
+    done = arrival + latency
+    before = done <= due[0] + spec.CL + spec.burst_length // 2
+    after = done >= due[0] + spec.tRFC
+    assert np.all(before | after) and before.any() and after.any()
+
+
 def traces(spec, n, rng):
     lines = spec.capacity // spec.request_bytes
     hot = rng.zipf(1.3, n) % 50_000

@@ -28,10 +28,11 @@ as ``detailed``: an ACT inside ``[due, due + tRFC)`` (``tRFCpb`` per bank) waits
 and a refresh due before an access's column command closes the bank's row, which the access
 opens again after it (a row hit too: its column command cannot issue inside the refresh);
 an activate whose column command (``tRCD`` later) would reach a due cycle waits for that
-refresh to end. A bank's plan counts that wait (``_after_refresh``), and a picked hit whose
-column command would fall after the refresh is planned again as such an activate: a pick that
-ignored it would move the channel's column order past the refresh and hold every later
-request, of any rank, behind it.
+refresh to end, also where the activate calendar's first free slot moved it there. A bank's
+plan counts that wait (``_after_refresh``), and a picked hit whose column command would fall
+after the refresh is planned again as such an activate: a pick that ignored it would move the
+channel's column order past the refresh and hold every later request, of any rank, behind
+it.
 
 What it ignores (``detailed`` has them): the interleaving of one request's row commands with
 other requests' commands after it is picked, the command bus, ``tRRD_L`` and the exact
@@ -370,12 +371,18 @@ def serve_fast(arrival, bank, row, write, done, p, bs, bq, fifo_req, fifo_at, rs
                 else:
                     cnt[N.ROW_MISSES] += 1
                 act = max(act, bs[Bank.ACT, ub])
-                if refresh:
-                    act = _after_refresh(act, bs[Bank.REFRESH, ub], first[ub], period,
-                                         per_period, busy_cycles, rcdwr if w else rcd)
-                taken = _free_slot(slots, gr, act, act_slot, per_slot)
+                while True:
+                    # the first free activate slot; where it moves the ACT into a refresh, or
+                    # its column command onto a due cycle, after that refresh instead
+                    taken = _free_slot(slots, gr, act, act_slot, per_slot)
+                    slotted = max(act, taken * act_slot)
+                    act = slotted
+                    if refresh:
+                        act = _after_refresh(slotted, bs[Bank.REFRESH, ub], first[ub], period,
+                                             per_period, busy_cycles, rcdwr if w else rcd)
+                    if act == slotted:
+                        break
                 slots[ugr, taken & (act_size - 1)] = taken
-                act = max(act, taken * act_slot)
                 bs[Bank.OPEN, ub] = row[ui]
                 bs[Bank.OPENED, ub] = act
                 bs[Bank.STREAK, ub] = 0
