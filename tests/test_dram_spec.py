@@ -97,6 +97,20 @@ def test_per_bank_refresh_needs_its_timings_and_every_bank_within_tREFI():
         DramSpec(**{**base, "tREFIpb": 900})
 
 
+def test_a_refresh_period_must_leave_room_to_open_a_row():
+    """A bank refreshed again before a row could be opened and read (refresh + tRCD) could
+    never serve an access: refused (``fast`` and ``detailed`` would wait forever)."""
+    ddr4 = DEVICES["DDR4"]
+    with pytest.raises(ValidationError, match="leaves no room to open a row"):
+        DramSpec(**{**ddr4, "tREFI": ddr4["tRFC"] + ddr4["tRCD"]})
+    DramSpec(**{**ddr4, "tREFI": ddr4["tRFC"] + ddr4["tRCD"] + 1})
+    hbm = {**DEVICES["HBM3"], "refresh": "per_bank"}
+    spec = DramSpec(**hbm)
+    tight = (spec.tRFCpb + spec.tRCD) // spec.banks_per_rank      # period <= refresh + tRCD
+    with pytest.raises(ValidationError, match="tREFIpb(.|\n)*leaves no room"):
+        DramSpec(**{**hbm, "tREFIpb": tight})
+
+
 def test_preset_resolution_reports_the_field_as_an_input_error():
     with pytest.raises(InputError) as info:
         resolve("dram", None, {**DEVICES["DDR4"], "tRC": 10}, source="sys.yaml", field="hbm")

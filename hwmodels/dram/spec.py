@@ -163,6 +163,8 @@ class DramSpec(Spec):
                             f"({relation.why})", values[relation.lhs])
 
     def _check_refresh(self) -> None:
+        if self.refresh == "all_bank":
+            self._check_room_between_refreshes("tREFI", self.tREFI, self.tRFC)
         if self.refresh != "per_bank":
             return
         if not self.standard_data.per_bank_refresh:
@@ -175,6 +177,17 @@ class DramSpec(Spec):
             raise _fail("tREFIpb", f"banks_per_rank ({self.banks_per_rank}) x tREFIpb exceeds "
                         f"tREFI ({self.tREFI}): a bank would be refreshed less often than "
                         "every tREFI", self.tREFIpb)
+        self._check_room_between_refreshes("tREFIpb", self.tREFIpb * self.banks_per_rank,
+                                           self.tRFCpb)
+
+    def _check_room_between_refreshes(self, field: str, period: int, blackout: int) -> None:
+        """A bank must be able to open a row and issue its column command between two of its
+        refreshes: its refresh period longer than the refresh plus tRCD (tRCDWR for writes)."""
+        lead = max(self.tRCD, self.tRCDWR or 0)
+        if period <= blackout + lead:
+            raise _fail(field, f"a bank's refresh period ({period} cycles) leaves no room to "
+                        f"open a row: it must exceed the refresh ({blackout}) plus tRCD/tRCDWR "
+                        f"({lead})", getattr(self, field))
 
     def _check_mapping(self) -> None:
         try:

@@ -232,11 +232,12 @@ class ComputeConfig(Strict):
     tail the kernel runs after a row's full vectors.
     All default to zero; ``embsim calibrate`` fits them from microbenchmarks. ``tlb`` and
     ``private_cache`` (both optional) model a CPU's address translation and its private
-    cache level (``simulator.core.processor``); ``threads`` is how many cores each operator
-    call spreads its bags over (ATen's intra-op threads), each with a TLB and private cache of
-    its own. ``partial_overhead`` is its time to add one
-    partial vector that another compute unit sent into the bag's output. ``cores`` (optional)
-    splits its per-lookup costs over several cores (``CoresConfig``).
+    cache level (``simulator.core.processor``); ``threads`` gives each of that many cores (an
+    operator call's bags spread over them, as ATen's intra-op threads) a TLB and private cache
+    of its own: it changes only what those caches hold, not the costs, which are the whole
+    call's (their TLB and line times add up over the cores). ``partial_overhead`` is its time
+    to add one partial vector that another compute unit sent into the bag's output. ``cores``
+    (optional) splits its per-lookup costs over several cores (``CoresConfig``).
     """
 
     tier: str

@@ -5,7 +5,8 @@ of ``footprint_bytes`` in all (one table call after another). The compute tier m
 lines: the lines each row touches (more than its bytes where rows straddle lines) and each
 output rounded up to lines. The engine's time for it is
 
-    pool  = processor costs (per query, table call, bag, lookup, element, longest-bag row)
+    pool  = processor costs (per query, table call, bag, lookup, element, longest-bag row,
+            lookup of a row that is not whole vectors)
             + TLB misses x miss time + walks whose page-table entry misses the private
               cache x walk miss time + private-cache lines x line time
             + bytes read at the compute tier (rows not in the private cache, and the pooled
@@ -136,7 +137,8 @@ def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
         walks = misses
         if structures.private_bytes:
             entry_lines = math.ceil(tables * pages * ENTRY_BYTES / structures.line)
-            walks *= 1 - entry_hit_share(tables * rows, math.ceil(row / structures.line),
+            occupied = math.ceil(row / structures.line) if hot else row / structures.line
+            walks *= 1 - entry_hit_share(tables * rows, occupied,
                                          entry_lines, misses / lookups,
                                          structures.private_bytes / structures.line)
     compute_bytes = ((lookups - near_rows) * row_lines * structures.line

@@ -4,8 +4,8 @@
 A processor with several cores (an accelerator's AI cores, a CPU's cores) runs the embedding
 operator with each table, or each range of a table's rows, given to one core. Each core pools
 the lookups mapped to it at its own throughput (``speed``: the host's per-lookup costs,
-``lookup_overhead`` + ``element_overhead`` per element but at least ``lookup_floor``, divided
-by it, plus
+``lookup_overhead`` + ``element_overhead`` per element but at least ``lookup_floor``, and
+``remainder_overhead`` for a row that is not whole vectors, divided by it, plus
 ``lookup_chain_latency`` per row of the longest bag it walks per table); the cores share the
 compute tier's memory model (its bandwidth and banks) as before. The query's pooling ends with
 its slowest core, so an unbalanced mapping shows. The per-query, per-table and per-bag costs

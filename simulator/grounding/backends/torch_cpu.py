@@ -25,10 +25,12 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine()
 
 
-SIMD_FLAGS = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("sse2", 4), ("asimd", 4))
-"""CPU flags (``/proc/cpuinfo``) and the float lanes of the widest vector they give, widest
+SIMD_FLAGS = ((("avx512f", "avx512bw", "avx512dq", "avx512vl"), 16), (("avx2",), 8),
+              (("avx",), 8), (("sse2",), 4), (("asimd",), 4))
+"""CPU flags (``/proc/cpuinfo``) and the float lanes of the widest vectors they give, widest
 first: what FBGEMM's and ATen's CPU kernels cut an embedding row into (16 floats in an AVX-512
-register, 8 in an AVX2 one; float16 rows are widened to float32 lanes)."""
+register, where FBGEMM has every AVX-512 subset its kernels use; 8 in an AVX2 one; float16
+rows are widened to float32 lanes)."""
 
 
 def simd_elements(cpuinfo: str | None = None) -> int | None:
@@ -40,7 +42,7 @@ def simd_elements(cpuinfo: str | None = None) -> int | None:
         return None
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
                   if line.startswith(("flags", "Features"))), [])
-    return next((lanes for flag, lanes in SIMD_FLAGS if flag in flags), None)
+    return next((lanes for needed, lanes in SIMD_FLAGS if set(needed) <= set(flags)), None)
 
 
 def _parse_cache_size(text: str) -> int:
