@@ -297,7 +297,8 @@ def _cpu_compute(structures: Structures, fit: dict[str, float], fit_source: str,
     vector = structures.vector_elements
     if vector and any(s.params["dim"] % vector for s in runs):
         compute["vector_elements"] = entry(vector, "OS: /proc/cpuinfo flags (float lanes of "
-                                           "the widest vectors: 16 with avx512f, 8 with avx2)")
+                                           "the widest vectors: 16 with avx512f, bw, dq and "
+                                           "vl; 8 with avx2)")
         compute[REMAINDER] = entry(fit[REMAINDER], fit_source)
     compute["tlb"] = {
         "entries": entry(structures.tlb_entries, f"calibrated: the TLB size among "

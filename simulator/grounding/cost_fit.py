@@ -26,6 +26,7 @@ fit assumes.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ import numpy as np
 from scipy.optimize import least_squares, nnls
 
 from embsim.errors import InputError
+from hwmodels.tier import touched_units
 from simulator.core.processor import ENTRY_BYTES
 from simulator.grounding.microbench import PAGE_BYTES, Sample
 
@@ -100,12 +102,16 @@ def entry_hit_share(rows: float, lines_per_row: float, entry_lines: float, walk_
     return -math.expm1(-walk_rate * low / entry_lines)
 
 
+@functools.cache
 def mean_touched_lines(row: float, line: int) -> float:
     """Lines a row of ``row`` bytes touches on average when a table's rows lie back to back
-    from a line boundary (a row that is not a whole number of lines straddles some)."""
+    from a line boundary (a row that is not a whole number of lines straddles some), counted
+    as the engine counts them (``touched_units``) over one period of the rows' offsets."""
     size = max(1, round(row))
     period = line // math.gcd(size, line)         # rows until the offsets repeat
-    return sum((i * size % line + size - 1) // line + 1 for i in range(period)) / period
+    _, count = touched_units(np.arange(period, dtype=np.int64) * size,
+                             np.full(period, size), line)
+    return float(count.mean())
 
 
 def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
@@ -120,9 +126,9 @@ def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
     per_call = batch * pooling
     footprint = p["footprint_bytes"]
     hot = p.get("hot_rows")
-    row_lines = math.ceil(row / structures.line) if hot else mean_touched_lines(
-        row, structures.line)
-    line_span = math.ceil(row / structures.line) * structures.line
+    whole_lines = math.ceil(row / structures.line)
+    row_lines = whole_lines if hot else mean_touched_lines(row, structures.line)
+    line_span = whole_lines * structures.line
     rows, span = (hot, line_span) if hot else (p["rows"], row)
     pages = hot if hot else max(1.0, footprint / tables / structures.page)
     near_rows = lines = misses = walks = 0.0
@@ -137,7 +143,7 @@ def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
         walks = misses
         if structures.private_bytes:
             entry_lines = math.ceil(tables * pages * ENTRY_BYTES / structures.line)
-            occupied = math.ceil(row / structures.line) if hot else row / structures.line
+            occupied = whole_lines if hot else row / structures.line
             walks *= 1 - entry_hit_share(tables * rows, occupied,
                                          entry_lines, misses / lookups,
                                          structures.private_bytes / structures.line)
