@@ -44,12 +44,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from embsim.errors import InputError
 from embsim.limits import MAX_BATCH_LOOKUPS, MAX_LOOKUPS
 from embsim.registry import Registry
-from traces import inversion
+from traces import inversion, numpy_zipf
 from traces.batch import Batch
 from traces.schema import TableSpec, TraceMeta
 
@@ -245,7 +245,7 @@ def _zipf_rows(params: _Params, need: np.ndarray, table_of_bag: np.ndarray,
     for _ in range(ZIPF_ATTEMPTS):
         draws_per_bag = need[pending] * params.zipf_oversample
         modulus = np.repeat(params.rows[table_of_bag[pending]], draws_per_bag)
-        draws = (rng.zipf(params.alpha, modulus.size) - 1) % modulus
+        draws = (numpy_zipf.draw(rng, params.alpha, modulus.size) - 1) % modulus
         draw_offsets = np.concatenate([[0], np.cumsum(draws_per_bag)]).astype(np.int64)
         found = _first_distinct(draws, draw_offsets, need[pending], out, out_offsets[pending])
         pending = pending[found < need[pending]]
@@ -294,15 +294,16 @@ class _InversionSampler:
         return out
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _first_distinct(draws: np.ndarray, draw_offsets: np.ndarray, need: np.ndarray,
                     out: np.ndarray, out_start: np.ndarray) -> np.ndarray:
     """Per bag b, copy the first ``need[b]`` distinct draws (in draw order) to ``out``.
 
-    Returns how many distinct values each bag found (at most ``need[b]``).
+    Returns how many distinct values each bag found (at most ``need[b]``). Bags are
+    independent, so they run in parallel.
     """
     found = np.zeros(need.size, dtype=np.int64)
-    for b in range(need.size):
+    for b in prange(need.size):
         seg = draws[draw_offsets[b]: draw_offsets[b + 1]]
         order = np.argsort(seg, kind="mergesort")
         first = np.zeros(seg.size, dtype=np.bool_)
