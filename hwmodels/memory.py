@@ -76,7 +76,37 @@ def units_touched(addresses: np.ndarray, sizes: np.ndarray, unit: int) -> np.nda
     """How many ``unit``-byte blocks each access of ``sizes`` bytes at ``addresses`` touches
     (none for an empty access)."""
     addresses = addresses.astype(np.int64, copy=False)
-    return np.where(sizes > 0, (addresses + sizes - 1) // unit - addresses // unit + 1, 0)
+    sizes = np.asarray(sizes)
+    shift = log2_if_power_of_two(unit)
+    if shift < 0 or not np.issubdtype(sizes.dtype, np.integer):
+        return np.where(sizes > 0, (addresses + sizes - 1) // unit - addresses // unit + 1, 0)
+    starts, lengths = np.broadcast_arrays(addresses, sizes)
+    count = _units_touched_shifted(np.ascontiguousarray(starts).ravel(),
+                                   np.ascontiguousarray(lengths, dtype=np.int64).ravel(), shift)
+    return count.reshape(starts.shape)
+
+
+@njit(cache=True)
+def log2_if_power_of_two(n: int) -> int:
+    """``log2(n)`` when ``n`` is a power of two, else -1: a shift then replaces a division."""
+    if n <= 0 or n & (n - 1):
+        return -1
+    shift = 0
+    while (1 << shift) < n:
+        shift += 1
+    return shift
+
+
+@njit(cache=True)
+def _units_touched_shifted(addresses: np.ndarray, sizes: np.ndarray, shift: int) -> np.ndarray:
+    """``units_touched`` for a unit of ``1 << shift`` bytes, in one pass of shifts (numpy's
+    version takes several passes of 64-bit divisions)."""
+    out = np.empty(addresses.size, dtype=np.int64)
+    for i in range(addresses.size):
+        size = sizes[i]
+        out[i] = ((addresses[i] + size - 1) >> shift) - (addresses[i] >> shift) + 1 if size > 0 \
+            else 0
+    return out
 
 
 class MemoryModel(Tier):
@@ -126,18 +156,44 @@ class AnalyticMemory(MemoryModel):
 @njit(cache=True)
 def bytes_per_channel(addresses: np.ndarray, moved: np.ndarray, interleave: int,
                       channels: int) -> np.ndarray:
-    """Bytes each channel carries when accesses are split at ``interleave``-byte boundaries."""
+    """Bytes each channel carries when accesses are split at ``interleave``-byte boundaries.
+
+    An access's first unit takes one division (a shift for a power-of-two interleave, a
+    float reciprocal with an exact correction for the channel); its next units go to the
+    next channels in turn."""
     out = np.zeros(channels, dtype=np.int64)
+    shift = log2_if_power_of_two(interleave)
+    reciprocal = 1.0 / channels
     for i in range(addresses.size):
         addr = addresses[i]
         remaining = moved[i]
+        if remaining <= 0:
+            continue
+        unit = addr >> shift if shift >= 0 else addr // interleave
+        channel = _modulo(unit, channels, reciprocal)
+        end = (unit + 1) * interleave
         while remaining > 0:
-            unit = addr // interleave
-            chunk = min(remaining, (unit + 1) * interleave - addr)
-            out[unit % channels] += chunk
+            chunk = min(remaining, end - addr)
+            out[channel] += chunk
             addr += chunk
             remaining -= chunk
+            end += interleave
+            channel = channel + 1 if channel + 1 < channels else 0
     return out
+
+
+@njit(cache=True, inline="always")
+def _modulo(value: int, divisor: int, reciprocal: float) -> int:
+    """``value % divisor`` for ``value >= 0``: the float quotient is off by at most one below
+    2**50, and the remainder is corrected into range."""
+    if value >= 1 << 50:
+        return value % divisor
+    remainder = value - np.int64(value * reciprocal) * divisor
+    if remainder < 0:
+        return remainder + divisor
+    if remainder >= divisor:
+        return remainder - divisor
+    return remainder
 
 
 class ChannelMemory(MemoryModel):

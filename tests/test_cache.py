@@ -115,3 +115,30 @@ def test_unknown_policy_and_empty_cache():
         SoftwareCache(8, 4, "plru", 10)         # a hardware-only policy
     with pytest.raises(InputError, match="at least one row"):
         SoftwareCache(0, 4, "lru", 10)
+
+
+def test_prefetch_is_a_hint_that_changes_nothing():
+    """A kernel that prefetches every element it reads (and one past the end: a hint never
+    faults) computes what numpy does; prefetching a non-array is refused at compile time."""
+    from numba import njit
+    from numba.core.errors import TypingError
+
+    from hwmodels.prefetch import prefetch
+
+    @njit
+    def prefetched_sum(values):
+        total = 0.0
+        for i in range(values.size):
+            prefetch(values, i + 1)
+            total += values[i]
+        return total
+
+    values = np.random.default_rng(0).random(1000)
+    assert prefetched_sum(values) == pytest.approx(values.sum())
+
+    @njit
+    def prefetch_a_number(x):
+        prefetch(x, 0)
+
+    with pytest.raises(TypingError):
+        prefetch_a_number(1.0)

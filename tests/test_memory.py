@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from embsim.errors import InputError
@@ -43,12 +43,31 @@ def test_an_access_moves_the_units_it_touches_at_its_address():
 
 
 @given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 700)), min_size=1,
-                max_size=30), st.sampled_from([32, 64, 128]))
+                max_size=30), st.sampled_from([32, 64, 96, 128]))
+@settings(deadline=None)          # the first example may compile the kernel
 def test_units_touched_counts_distinct_blocks(accesses, unit):
     addresses, sizes = (np.array(column, dtype=np.int64) for column in zip(*accesses,
                                                                              strict=True))
     expected = [len({b // unit for b in range(a, a + n)}) for a, n in accesses]
     assert units_touched(addresses, sizes, unit).tolist() == expected
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**62), st.integers(0, 2000)), min_size=1,
+                max_size=30), st.sampled_from([64, 100, 256]), st.sampled_from([1, 3, 8, 160]))
+@settings(deadline=None)          # the first example compiles the kernel
+def test_bytes_per_channel_matches_a_byte_walk(accesses, interleave, channels):
+    """Every chunk between interleave boundaries lands on its unit's channel, also for
+    addresses far above 2**50 units (where the float reciprocal is not trusted)."""
+    expected = [0] * channels
+    for address, size in accesses:
+        at = address
+        while at < address + size:
+            end = min(address + size, (at // interleave + 1) * interleave)
+            expected[(at // interleave) % channels] += end - at
+            at = end
+    addresses, sizes = (np.array(column, dtype=np.int64) for column in zip(*accesses,
+                                                                             strict=True))
+    assert bytes_per_channel(addresses, sizes, interleave, channels).tolist() == expected
 
 
 def test_bytes_per_channel_splits_at_interleave_boundaries():

@@ -12,8 +12,12 @@ import numpy as np
 from numba import njit
 
 from hwmodels.cache.policies import STAMP_MASK
+from hwmodels.prefetch import prefetch
 
 EMPTY = -1
+PREFETCH_AHEAD = 16
+"""Keys ahead whose set the set-associative kernel prefetches: enough to cover a miss to DRAM
+at this kernel's 50-80 ns per key (docs/benchmarks.md, 2026-12-06)."""
 
 
 @njit(cache=True, inline="always")
@@ -38,11 +42,38 @@ def set_of(key: int, num_sets: int) -> int:
     return int((mixed >> np.uint64(24)) % np.uint64(num_sets))
 
 
+@njit(cache=True, inline="always")
+def _prefetch_set(tags, scores, base, ways):
+    """Prefetch every cache line of a set's tags and scores."""
+    for line in range(base, base + ways, 8):                    # 8 int64 per 64 B line
+        prefetch(tags, line)
+        prefetch(scores, line)
+    prefetch(tags, base + ways - 1)
+    prefetch(scores, base + ways - 1)
+
+
+@njit(cache=True, inline="always")
+def _victim(tags, scores, base, ways):
+    """The set's first empty line, else its first line of the lowest score."""
+    for line in range(base, base + ways):
+        if tags[line] == EMPTY:
+            return line
+    victim = base
+    lowest = scores[base]
+    for line in range(base + 1, base + ways):
+        if scores[line] < lowest:
+            lowest = scores[line]
+            victim = line
+    return victim
+
+
 @njit(cache=True)
 def lookup_set_associative(keys, tags, scores, num_sets, ways, stamp, rule, hit_out, slot_out):
     """Set-associative lookup: scan the key's set; on a miss fill an empty or lowest-score way."""
     evictions = 0
     for i in range(keys.size):
+        if i + PREFETCH_AHEAD < keys.size:
+            _prefetch_set(tags, scores, set_of(keys[i + PREFETCH_AHEAD], num_sets) * ways, ways)
         key = keys[i]
         base = set_of(key, num_sets) * ways
         found = -1
@@ -56,13 +87,7 @@ def lookup_set_associative(keys, tags, scores, num_sets, ways, stamp, rule, hit_
             hit_out[i] = True
             slot_out[i] = found
             continue
-        victim = base
-        for line in range(base, base + ways):
-            if tags[line] == EMPTY:
-                victim = line
-                break
-            if scores[line] < scores[victim]:
-                victim = line
+        victim = _victim(tags, scores, base, ways)
         if tags[victim] != EMPTY:
             evictions += 1
         tags[victim] = key
