@@ -28,7 +28,7 @@ class FetchStage(InstantStage):
             return 0.0
         remote = self.system.host.remote(q)
         q.fetches = [fabric.env.process(self._fetch(q, int(k), remote & (q.tier == k), fabric))
-                     for k in np.unique(q.tier[remote])]
+                     for k in np.flatnonzero(np.bincount(q.tier[remote]))]
         return 0.0
 
     @staticmethod

@@ -37,6 +37,7 @@ from simulator.core.processor import Processor
 from simulator.core.query import Query
 from simulator.core.units import HOST, ComputeUnit, UnitSite
 from simulator.core.units.core_mapping import Cores
+from simulator.core.units.pool_requests import pool_requests
 
 if TYPE_CHECKING:
     from simulator.core.system import Layout
@@ -88,9 +89,6 @@ class HostUnit(ComputeUnit):
         env = fabric.env
         slot, hit, local = q.slot[share], q.hit[share], q.local[share]
         row_bytes, home = q.row_bytes[share], q.home_addresses[share]
-        addresses = [self.output_addresses]
-        sizes = [self.output_sizes]
-        writes = [np.ones(self.output_sizes.size, dtype=bool)]
         overhead = self.fixed_costs(q, share)
         read = np.ones(slot.size, dtype=bool)
         if self.processor is not None:
@@ -99,24 +97,12 @@ class HostUnit(ComputeUnit):
             overhead += cost.seconds
         if self.cores is not None:
             read &= ~self.cores.unread(q, share)    # in its core's buffer (strategy l1)
-        slotted = slot >= 0
-        if slotted.any():
-            slot_addr = self.slot_addresses(slot[slotted])
-            if self.hardware_cache:     # it keeps lines: a row sits at its home line offset
-                slot_addr = slot_addr + home[slotted] % self.tier.granularity
-            filled = ~hit[slotted]
-            read_slot = read[slotted]
-            addresses += [slot_addr[read_slot], slot_addr[filled]]
-            sizes += [row_bytes[slotted][read_slot], row_bytes[slotted][filled]]
-            writes += [np.zeros(int(read_slot.sum()), dtype=bool),
-                       np.ones(int(filled.sum()), dtype=bool)]
-        kept = local & read
-        if kept.any():
-            addresses.append(home[kept])
-            sizes.append(row_bytes[kept])
-            writes.append(np.zeros(int(kept.sum()), dtype=bool))
-        done, moved = self.tier.access(env.now, np.concatenate(addresses),
-                                       np.concatenate(sizes), np.concatenate(writes))
+        # a hardware cache keeps lines: a row sits in its slot at its home line offset
+        line = self.tier.granularity if self.hardware_cache else 0
+        addresses, sizes, writes = pool_requests(
+            self.output_addresses, self.output_sizes, slot, hit, local, read, row_bytes, home,
+            self.layout.slot_base, self.layout.slot_bytes, line)
+        done, moved = self.tier.access(env.now, addresses, sizes, writes)
         self.pooled_lookups += slot.size
         yield env.timeout(done - env.now + overhead)
         return self.tier.unloaded_time(moved) + overhead
