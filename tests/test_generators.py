@@ -6,9 +6,11 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from embsim.errors import InputError
-from traces.generators import GENERATOR_NAME, GENERATORS, synthesize
+from traces.generators import GENERATOR_NAME, GENERATORS, _first_distinct, synthesize
 from traces.models import MODELS, model_preset
 from traces.schema import TableSpec
 
@@ -170,3 +172,21 @@ def test_unknown_model_lists_the_choices():
     with pytest.raises(InputError, match="rm1, rm2, rm3"):
         model_preset("rm9")
     assert MODELS.names() == ["mlperf-dlrm", "rm1", "rm2", "rm3"]
+
+
+@given(st.lists(st.lists(st.integers(0, 40), max_size=60), min_size=1, max_size=8),
+       st.integers(0, 30))
+@settings(deadline=None)          # the first example compiles the kernel
+def test_first_distinct_keeps_each_bags_first_distinct_draws_in_order(bags, wanted):
+    """Each bag keeps its first ``need`` distinct draws in draw order, and says how many it
+    found (fewer where its draws hold fewer distinct values)."""
+    draws = np.array([v for bag in bags for v in bag], dtype=np.int64)
+    draw_offsets = np.concatenate([[0], np.cumsum([len(bag) for bag in bags])])
+    need = np.array([min(wanted, len(bag) + 1) for bag in bags], dtype=np.int64)
+    out_start = np.concatenate([[0], np.cumsum(need)[:-1]]).astype(np.int64)
+    out = np.full(int(need.sum()), -7, dtype=np.int64)
+    found = _first_distinct(draws, draw_offsets.astype(np.int64), need, out, out_start)
+    for b, bag in enumerate(bags):
+        expected = list(dict.fromkeys(bag))[:need[b]]
+        assert found[b] == len(expected)
+        assert out[out_start[b]: out_start[b] + found[b]].tolist() == expected

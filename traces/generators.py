@@ -297,25 +297,34 @@ class _InversionSampler:
 @njit(parallel=True, cache=True)
 def _first_distinct(draws: np.ndarray, draw_offsets: np.ndarray, need: np.ndarray,
                     out: np.ndarray, out_start: np.ndarray) -> np.ndarray:
-    """Per bag b, copy the first ``need[b]`` distinct draws (in draw order) to ``out``.
+    """Per bag b, copy the first ``need[b]`` distinct draws (in draw order; all >= 0) to
+    ``out``.
 
-    Returns how many distinct values each bag found (at most ``need[b]``). Bags are
+    Returns how many distinct values each bag found (at most ``need[b]``). Each bag walks
+    its draws in order through a small open-addressing set and stops once it has enough, so
+    it reads about ``need[b]`` draws of its ``zipf_oversample`` times as many. Bags are
     independent, so they run in parallel.
     """
     found = np.zeros(need.size, dtype=np.int64)
     for b in prange(need.size):
-        seg = draws[draw_offsets[b]: draw_offsets[b + 1]]
-        order = np.argsort(seg, kind="mergesort")
-        first = np.zeros(seg.size, dtype=np.bool_)
-        for j in range(order.size):
-            if j == 0 or seg[order[j]] != seg[order[j - 1]]:
-                first[order[j]] = True
+        start, end = draw_offsets[b], draw_offsets[b + 1]
+        bits = 4
+        while (1 << bits) < 2 * (end - start):
+            bits += 1
+        seen = np.full(1 << bits, -1, dtype=np.int64)
+        mask = (1 << bits) - 1
         k = 0
-        for j in range(seg.size):
+        for j in range(start, end):
             if k == need[b]:
                 break
-            if first[j]:
-                out[out_start[b] + k] = seg[j]
+            value = draws[j]
+            at = np.int64((np.uint64(value) * np.uint64(0x9E3779B97F4A7C15))
+                          >> np.uint64(64 - bits))
+            while seen[at] != -1 and seen[at] != value:
+                at = (at + 1) & mask
+            if seen[at] == -1:
+                seen[at] = value
+                out[out_start[b] + k] = value
                 k += 1
         found[b] = k
     return found
