@@ -31,9 +31,9 @@ def prefetch(typingctx, array, index):
                                            wraparound=False, boundscheck=False)
         byte_pointer = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
-        hint = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
-            "llvm.prefetch.p0")
+        hint = builder.module.declare_intrinsic(      # named as this llvmlite's LLVM wants
+            "llvm.prefetch", [byte_pointer],
+            ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]))
         builder.call(hint, [builder.bitcast(pointer, byte_pointer), i32(READ),
                             i32(KEEP_IN_ALL_LEVELS), i32(DATA)])
         return context.get_dummy_value()

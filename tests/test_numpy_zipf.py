@@ -3,6 +3,9 @@ generator where numpy's would."""
 
 from __future__ import annotations
 
+import platform
+
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -29,6 +32,28 @@ def _twins(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     return pair[0], pair[1]
 
 
+KERNEL_PLATFORM = (platform.machine().lower() in ("x86_64", "amd64")
+                   and np.lib.NumpyVersion(np.__version__) >= "2.1.0")
+
+
+@pytest.mark.skipif(not KERNEL_PLATFORM, reason="the kernel stands in for numpy on x86-64")
+def test_the_kernel_draws_here_so_the_equalities_below_test_it():
+    assert numpy_zipf._reproduces_numpy()
+
+
+def test_it_leaves_the_draws_to_numpy_where_it_is_not_exact(monkeypatch):
+    """SVML's pow, another processor or a numpy before 2.1 turn the kernel off."""
+    check = numpy_zipf._reproduces_numpy.__wrapped__
+    monkeypatch.setattr(numba.config, "USING_SVML", True)
+    assert not check()
+    monkeypatch.setattr(numba.config, "USING_SVML", False)
+    monkeypatch.setattr(platform, "machine", lambda: "arm64")
+    assert not check()
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(np, "__version__", "2.0.2")
+    assert not check()
+
+
 @pytest.mark.parametrize("alpha", [1.0001, 1.05, 1.2, 1.5, 2.0, 7.0, 60.0])
 def test_equals_numpy_and_leaves_the_generator_where_numpy_does(alpha):
     ours, theirs = _twins(11)
@@ -52,6 +77,7 @@ def test_successive_calls_equal_numpy(seed, alpha, sizes):
 @pytest.mark.parametrize("make, alpha", [
     (lambda: np.random.Generator(np.random.Philox(3)), 1.3),     # not PCG64: numpy draws
     (lambda: np.random.default_rng(3), 2000.0),                  # numpy returns 1, no draw
+    (lambda: np.random.default_rng(3), np.float32(1.3)),         # a float32 exponent
 ])
 def test_cases_it_leaves_to_numpy_equal_numpy(make, alpha):
     ours, theirs = make(), make()

@@ -13,17 +13,24 @@ The default trace sampler draws three Zipf values per lookup, one at a time in n
 was where its time went (docs/benchmarks.md).
 
 The result equals ``rng.zipf(a, n)`` bit for bit and leaves ``rng`` in the same state (the
-tests compare both on millions of draws); where that cannot be guaranteed (another bit
-generator than PCG64; ``a >= 1025``, where numpy returns 1 without drawing; numba built with
-Intel's SVML, whose vectorised ``pow`` may differ from the C library's in the last bit) it
-calls ``rng.zipf`` itself.
+tests compare both on millions of draws); where that cannot be guaranteed it calls
+``rng.zipf`` itself: another bit generator than PCG64; ``a >= 1025``, where numpy returns 1
+without drawing; numpy before 2.1, whose loop had no ``Umin``; numba built with Intel's SVML,
+whose vectorised ``pow`` may differ from the C library's in the last bit; a processor other
+than x86-64, where numpy's C compiler may fuse ``U``'s multiply and add (x86-64 builds target
+a baseline without FMA). A check on fixed draws at first use guards against a numpy that
+changes the algorithm again.
 """
 
 from __future__ import annotations
 
+import functools
+import platform
+
 import numba
 import numpy as np
 from numba import njit, prange
+from numpy.lib import NumpyVersion
 
 INT64_MAX_AS_DOUBLE = 9.223372036854775807e18
 """``(double)INT64_MAX`` (2**63), numpy's bound on a Zipf value."""
@@ -54,10 +61,27 @@ def _attempts(uniforms: np.ndarray, am1: float, b: float, umin: float) -> np.nda
 def draw(rng: np.random.Generator, a: float, n: int) -> np.ndarray:
     """``rng.zipf(a, n)`` as int64, leaving ``rng`` where that call would (see the module
     doc)."""
-    generator = rng.bit_generator
-    if (numba.config.USING_SVML or not isinstance(generator, np.random.PCG64)
-            or not 1.0 < a < LARGEST_DRAWN_ALPHA):
+    a = float(a)
+    if (not isinstance(rng.bit_generator, np.random.PCG64)
+            or not 1.0 < a < LARGEST_DRAWN_ALPHA or not _reproduces_numpy()):
         return rng.zipf(a, n).astype(np.int64, copy=False)
+    return _draw(rng, a, n)
+
+
+@functools.cache
+def _reproduces_numpy() -> bool:
+    """Whether the kernel may stand in for this numpy's ``zipf`` here (module doc): the
+    platform and versions it is exact for, and equal values on fixed draws."""
+    if (numba.config.USING_SVML or platform.machine().lower() not in ("x86_64", "amd64")
+            or NumpyVersion(np.__version__) < "2.1.0"):
+        return False
+    return all(np.array_equal(_draw(np.random.default_rng(7), a, 4096),
+                              np.random.default_rng(7).zipf(a, 4096)) for a in (1.05, 1.3, 3.0))
+
+
+def _draw(rng: np.random.Generator, a: float, n: int) -> np.ndarray:
+    """The kernel's ``rng.zipf(a, n)`` for a PCG64 ``rng`` and ``1 < a < 1025``."""
+    generator = rng.bit_generator
     am1 = a - 1.0
     b, umin = 2.0**am1, INT64_MAX_AS_DOUBLE ** (-am1)
     saved = generator.state
