@@ -130,7 +130,7 @@ def test_simulator_against_committed_measurements(name, preset, experiment_path,
     assert "gather" in result.summary["calibrated_on"]
 
 
-SAMPLED_POINTS = 12
+SAMPLED_POINTS = 8
 """Points of each committed validation re-simulated on every run, drawn from a seed of its
 name (evenly spaced points line up with the grid's layout and miss whole rows of it)."""
 COMMITTED = [entry for entry in RECORDED if entry[0] == entry[1]
