@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -148,19 +149,43 @@ def test_committed_validation_points_reproduce(name, preset, experiment_path, po
     summary = summarise_errors(committed)
     assert len(committed) == points
     assert summary["mape"] <= mape and summary["rank_correlation"] >= rank
-    chosen = np.random.default_rng(zlib.crc32(name.encode())).choice(points, SAMPLED_POINTS,
-                                                                      replace=False)
+    _assert_sample_reproduces(committed, MEASURED / f"{name}.parquet", preset, experiment_path,
+                              {}, tmp_path)
+
+
+def _assert_sample_reproduces(committed: pd.DataFrame, measurements: Path, preset: str,
+                              experiment_path: Path, sets: dict, tmp_path: Path) -> None:
+    """``SAMPLED_POINTS`` points of a committed comparison, drawn from a seed of its file's
+    name, are predicted again exactly as committed."""
+    chosen = np.random.default_rng(zlib.crc32(measurements.stem.encode())).choice(
+        len(committed), SAMPLED_POINTS, replace=False)
     sample = committed.iloc[np.sort(chosen)]
-    _, all_points = load_points(experiment_path, {})
+    _, all_points = load_points(experiment_path, sets)
     hashes = {workload_hash(all_points[i]) for i in sample["point"]}
-    measured = pd.read_parquet(MEASURED / f"{name}.parquet")
+    measured = pd.read_parquet(measurements)
     subset = tmp_path / "subset.parquet"
     measured[measured["workload_hash"].isin(hashes)].to_parquet(subset)
-    result = validate(experiment_path, subset, MEASURED / f"{preset}-preset.yaml", {})
+    result = validate(experiment_path, subset, MEASURED / f"{preset}-preset.yaml", sets)
     again = result.frame.set_index("point")["predicted_us"]
     assert sorted(again.index) == sorted(sample["point"])
     np.testing.assert_array_equal(again.loc[sample["point"]].to_numpy(),
                                   sample["predicted_us"].to_numpy())
+
+
+def test_the_committed_tables_probe_reproduces(tmp_path):
+    """The many-tables probe (experiments/measurements/tables_probe.py) as committed: 54
+    points, its recorded error, and a sample of them predicted again exactly."""
+    sys.path.insert(0, str(MEASURED))
+    import tables_probe
+
+    name = "cpu-intel-xeon-2026-12-06d"
+    committed = pd.read_parquet(MEASURED / f"{name}-tables.validation.parquet")
+    summary = summarise_errors(committed)
+    assert len(committed) == len(tables_probe.cases()) == 54
+    assert summary["mape"] <= 12.3 and summary["rank_correlation"] >= 0.95
+    sets = {"workload.generator.model": "rm2", "sweep": {"cases": tables_probe.cases()}}
+    _assert_sample_reproduces(committed, MEASURED / f"{name}-tables.parquet", name,
+                              tables_probe.EXPERIMENT, sets, tmp_path)
 
 
 @pytest.mark.parametrize("kind", ["cpu", "gpu"])
