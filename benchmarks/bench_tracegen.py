@@ -86,15 +86,15 @@ def main() -> None:
             lookups, seconds, later, later_seconds = generate_and_write(
                 args.batches, alpha, Path(folder) / f"{name}.parquet", sampler)
             floor = numpy_floor(lookups)
+            later_rate = later / max(later_seconds, 1e-9) / 1e6
             figures[f"{name}_mlookups_per_s"] = round(lookups / seconds / 1e6, 2)
-            figures[f"{name}_after_first_batch_mlookups_per_s"] = round(
-                later / max(later_seconds, 1e-9) / 1e6, 2)
+            figures[f"{name}_after_first_batch_mlookups_per_s"] = round(later_rate, 2)
             figures[f"{name}_vs_numpy_draws"] = round(floor / seconds, 4)
             print(f"{name}: {lookups} lookups in {seconds:.2f} s = "
                   f"{lookups / seconds / 1e6:.2f} M lookups/s generated and written; "
                   f"{seconds / floor:.1f}x the time numpy takes to draw as many ids "
                   f"({lookups / floor / 1e6:.0f} M/s); after the first batch "
-                  f"{later / max(later_seconds, 1e-9) / 1e6:.2f} M/s")
+                  f"{later_rate:.2f} M/s")
         seconds = generate_only(args.batches, 1.05, "inversion")
         figures["zipf_inversion_generate_only_mlookups_per_s"] = round(lookups / seconds / 1e6, 2)
         print(f"zipf_inversion, generated only: {lookups / seconds / 1e6:.2f} M lookups/s")

@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 
 from hwmodels.device import DeviceKind, register_kind
+from hwmodels.int_division import log2_if_power_of_two, quotient
 from hwmodels.specs import MemorySpec
 
 
@@ -84,17 +85,6 @@ def units_touched(addresses: np.ndarray, sizes: np.ndarray, unit: int) -> np.nda
     count = _units_touched_shifted(np.ascontiguousarray(starts).ravel(),
                                    np.ascontiguousarray(lengths, dtype=np.int64).ravel(), shift)
     return count.reshape(starts.shape)
-
-
-@njit(cache=True)
-def log2_if_power_of_two(n: int) -> int:
-    """``log2(n)`` when ``n`` is a power of two, else -1: a shift then replaces a division."""
-    if n <= 0 or n & (n - 1):
-        return -1
-    shift = 0
-    while (1 << shift) < n:
-        shift += 1
-    return shift
 
 
 @njit(cache=True)
@@ -170,7 +160,8 @@ def bytes_per_channel(addresses: np.ndarray, moved: np.ndarray, interleave: int,
         if remaining <= 0:
             continue
         unit = addr >> shift if shift >= 0 else addr // interleave
-        channel = _modulo(unit, channels, reciprocal)
+        channel = (unit % channels if unit >= 1 << 50
+                   else unit - quotient(unit, channels, reciprocal) * channels)
         end = (unit + 1) * interleave
         while remaining > 0:
             chunk = min(remaining, end - addr)
@@ -180,20 +171,6 @@ def bytes_per_channel(addresses: np.ndarray, moved: np.ndarray, interleave: int,
             end += interleave
             channel = channel + 1 if channel + 1 < channels else 0
     return out
-
-
-@njit(cache=True, inline="always")
-def _modulo(value: int, divisor: int, reciprocal: float) -> int:
-    """``value % divisor`` for ``value >= 0``: the float quotient is off by at most one below
-    2**50, and the remainder is corrected into range."""
-    if value >= 1 << 50:
-        return value % divisor
-    remainder = value - np.int64(value * reciprocal) * divisor
-    if remainder < 0:
-        return remainder + divisor
-    if remainder >= divisor:
-        return remainder - divisor
-    return remainder
 
 
 class ChannelMemory(MemoryModel):

@@ -67,6 +67,7 @@ from hwmodels.dram.model import (
     scheduled_refreshes,
 )
 from hwmodels.dram.spec import DramSpec
+from hwmodels.int_division import quotient
 
 NONE = -1
 INF = np.int64(1 << 62)
@@ -113,22 +114,10 @@ that last freed a seat of a full window."""
 
 
 @njit(cache=True, inline="always")
-def _quotient(a, b, inverse):
-    """``a // b`` for ``0 <= a < 2**50`` from a floating-point product (``inverse`` = 1 / b),
-    corrected by one step: far cheaper than a 64-bit integer division."""
-    q = np.int64(a * inverse)
-    if q * b > a:
-        q -= 1
-    elif (q + 1) * b <= a:
-        q += 1
-    return q
-
-
-@njit(cache=True, inline="always")
 def refreshes_due(t, first, period, inverse):
     """Refreshes due at or before cycle ``t`` when the first is due at ``first`` (``inverse``
     = 1 / ``period``)."""
-    return 0 if t < first else _quotient(t - first, period, inverse) + 1
+    return 0 if t < first else quotient(t - first, period, inverse) + 1
 
 
 @njit(cache=True, inline="always")
@@ -161,7 +150,7 @@ def _free_slot(slots, gr, at, width, inverse):
     """The first activate slot (``width`` cycles, one ACT each; ``inverse`` = 1 / width) of
     rank ``gr`` at or after cycle ``at`` >= 0 that no ACT holds yet."""
     mask = slots.shape[1] - 1
-    k = _quotient(at, width, inverse)
+    k = quotient(at, width, inverse)
     while slots[gr, k & mask] == k:
         k += 1
     return k

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from hwmodels.int_division import log2_if_power_of_two
+
 FIELDS: tuple[str, ...] = ("ro", "ch", "ra", "bg", "ba", "co")
 FIELD_NAMES = {"ro": "row", "ch": "channel", "ra": "rank", "bg": "bank group", "ba": "bank",
                "co": "column"}
@@ -80,11 +82,6 @@ def decode_pair(addresses, layout, weights, hash_mask, first, second):
         second[i] = y
 
 
-def _shift(radix: int) -> int:
-    """log2 of a power-of-two radix, else -1."""
-    return radix.bit_length() - 1 if radix & (radix - 1) == 0 else -1
-
-
 @dataclass(frozen=True)
 class Decoded:
     """Per-request DRAM coordinates (int64 arrays, one entry per address)."""
@@ -111,7 +108,7 @@ class AddressMap:
 
     def __post_init__(self) -> None:
         radices = [self.request_bytes] + [self.radix[name] for name in reversed(self.order)]
-        layout = np.array([radices, [_shift(r) for r in radices]], dtype=np.int64)
+        layout = np.array([radices, [log2_if_power_of_two(r) for r in radices]], dtype=np.int64)
         object.__setattr__(self, "layout", layout)
 
     def _weights(self, first: dict[str, int], second: dict[str, int]) -> np.ndarray:
