@@ -50,7 +50,8 @@ def run_of(tables, batch, pooling, dim, footprint, seconds=1.0, where="local", e
     return Sample("gather", seconds, {
         "tables": tables, "batch_size": batch, "pooling": pooling, "dim": dim,
         "bytes": lookups * dim * element, "footprint_bytes": footprint,
-        "rows": footprint // (tables * dim * element), "where": where})
+        "rows": footprint // (tables * dim * element), "where": where,
+        "dtype": {4: "float32", 2: "float16"}[element]})
 
 
 def timed(sample, per_unit, structures=NO_STRUCTURES):
@@ -114,7 +115,7 @@ def test_processor_fit_recovers_a_remainder_overhead():
     """Runs of whole-vector dims (32, 256) and of dims 12, 28 and 100, timed with 0.7 ns more
     per lookup of the latter: the fit finds the 0.7 ns and the other costs."""
     per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.02e-9, 0.0, 1 / 200e9, 0.0, 0.0, 0.0,
-                         0.7e-9])
+                         0.7e-9, 0.0])
     sixteen = Structures(vector_elements=16)
     samples = [timed(run_of(t, b, p, d, 2**22, element=e), per_unit, sixteen)
                for t, b, p, d, e in itertools.product((1, 4), (32, 512, 4096), (16, 128),
@@ -124,6 +125,38 @@ def test_processor_fit_recovers_a_remainder_overhead():
     assert fitted["lookup_overhead"] == pytest.approx(0.5e-9, rel=1e-6)
     assert fit_processor([s for s in samples if s.params["dim"] % 16 == 0],
                          sixteen)["remainder_overhead"] == 0
+
+
+def test_half_remainder_lookups_are_16_bit_partial_vectors_beyond_the_private_cache():
+    half, lookups = TERMS.index("half_remainder_overhead"), TERMS.index("lookup_overhead")
+    sixteen = Structures(vector_elements=16)
+    assert terms(run_of(2, 8, 4, 20, 2**20, element=2), sixteen)[half] == 2 * 8 * 4
+    assert terms(run_of(2, 8, 4, 20, 2**20), sixteen)[half] == 0             # float32
+    assert terms(run_of(2, 8, 4, 32, 2**20, element=2), sixteen)[half] == 0  # whole vectors
+    holds_all = Structures(private_bytes=2**22, vector_elements=16)
+    assert terms(run_of(2, 8, 4, 20, 2**20, element=2), holds_all)[half] == 0
+    holds_some = Structures(private_bytes=2**18, vector_elements=16)
+    row = terms(run_of(1, 512, 16, 20, 2**20, element=2), holds_some)
+    near = row[TERMS.index("private_lines")] / mean_touched_lines(40, 64)
+    assert row[half] == pytest.approx(row[lookups] - near) and 0 < row[half] < row[lookups]
+
+
+def test_processor_fit_recovers_a_half_remainder_overhead():
+    """Runs in and beyond a 1 MiB private cache, of float32 and float16 rows of whole and
+    partial vectors, timed with 0.7 ns more per partial-vector lookup and 2.5 ns more again
+    per float16 one read from beyond the private cache: the fit finds both."""
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.02e-9, 0.0, 1 / 200e9, 0.1e-9, 0.0, 0.0,
+                         0.7e-9, 2.5e-9])
+    structures = Structures(private_bytes=2**20, vector_elements=16)
+    samples = [timed(run_of(t, b, p, d, f, element=e), per_unit, structures)
+               for t, b, p, d, f, e in itertools.product(
+                   (1, 4), (512, 4096), (16, 128), (12, 28, 32, 100, 256), (2**19, 2**24),
+                   (4, 2))]
+    fitted = fit_processor(samples, structures)
+    assert fitted["half_remainder_overhead"] == pytest.approx(2.5e-9, rel=1e-6)
+    assert fitted["remainder_overhead"] == pytest.approx(0.7e-9, rel=1e-6)
+    float32 = [s for s in samples if s.params["dtype"] == "float32"]
+    assert fit_processor(float32, structures)["half_remainder_overhead"] == 0
 
 
 @pytest.mark.parametrize(("flags", "lanes"), [
@@ -139,7 +172,7 @@ def test_simd_lanes_come_from_the_cpus_flags(flags, lanes):
 
 def test_processor_fit_recovers_known_parameters():
     per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.02e-9, 60e-9, 1 / 200e9, 0.1e-9, 2e-9,
-                         0.0, 0.0])
+                         0.0, 0.0, 0.0])
     structures = Structures(private_bytes=2**20, tlb_entries=512)
     samples = [timed(run_of(t, b, p, d, f, element=e), per_unit, structures)
                for t, b, p, d in itertools.product(*GRID.values())
@@ -158,7 +191,8 @@ def test_floor_fit_recovers_a_lookup_floor_that_narrow_rows_hit():
     """Runs timed with a 0.6 ns floor over 0.1 ns per lookup and 0.02 ns per element: rows of
     8 and 16 elements sit on the floor, rows of 64 and 256 above it. The floor fit recovers
     it and the costs; the plain fit cannot (it has no floor) and fits worse."""
-    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.1e-9, 0.02e-9, 0.0, 1 / 200e9, 0.0, 0.0, 0.0, 0.0])
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.1e-9, 0.02e-9, 0.0, 1 / 200e9, 0.0, 0.0, 0.0, 0.0,
+                         0.0])
     fit = dict(zip(TERMS, per_unit, strict=True)) | {"bandwidth": 200e9, "lookup_floor": 0.6e-9}
     samples = []
     for t, b, p, d, e in itertools.product((1, 4), (32, 512, 4096), (1, 16, 128),
@@ -175,7 +209,8 @@ def test_floor_fit_recovers_a_lookup_floor_that_narrow_rows_hit():
 
 
 def test_floor_fit_leaves_the_floor_zero_where_runs_have_none():
-    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.1e-9, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0, 0.0])
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.1e-9, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0, 0.0,
+                         0.0])
     samples = [timed(run_of(t, b, p, d, 2**24, element=e), per_unit)
                for t, b, p, d in itertools.product(*GRID.values()) for e in (4, 2)]
     fitted = fit_processor(samples, floor=True)
@@ -200,7 +235,8 @@ def test_the_fits_floor_is_the_engines():
 
 
 def test_processor_fit_without_structures_leaves_their_costs_zero():
-    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.0, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0, 0.0])
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.0, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0, 0.0,
+                         0.0])
     samples = [timed(run_of(t, b, p, d, 2**24), per_unit)
                for t, b, p, d in itertools.product(*GRID.values())]
     fitted = fit_processor(samples)
@@ -211,7 +247,8 @@ def test_processor_fit_without_structures_leaves_their_costs_zero():
 def test_one_element_type_cannot_tell_elements_from_bytes():
     """With float32 runs only, elements are bytes / 4: the per-element cost stays zero and the
     bytes carry it; float16 runs beside them separate the two."""
-    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.1e-9, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0, 0.0])
+    per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.1e-9, 60e-9, 1 / 200e9, 0.0, 0.0, 0.0, 0.0,
+                         0.0])
     grid = list(itertools.product(*GRID.values()))
     float32 = [timed(run_of(t, b, p, d, 2**24), per_unit) for t, b, p, d in grid]
     assert fit_processor(float32)["element_overhead"] == 0
@@ -260,7 +297,7 @@ def test_memory_fit_tells_page_walks_from_bandwidth_given_three_row_sizes(dims):
     structures = Structures(private_bytes=2**20, tlb_entries=512)
     fit = dict.fromkeys(COSTS, 0.0) | {"bandwidth": 1e12, "private_lines": 0.0,
                                        "tlb_misses": 1e-9, "walk_misses": 0.0}
-    per_unit = np.array([*(fit[t] for t in COSTS), 1e-12, 0.0, 1e-9, 20e-9, 0.0])
+    per_unit = np.array([*(fit[t] for t in COSTS), 1e-12, 0.0, 1e-9, 20e-9, 0.0, 0.0])
     footprint, cache, memory_bw = 2**31, 2**25, 15e9
     samples = []
     for dim in dims:
@@ -358,9 +395,10 @@ def test_cpu_calibration_end_to_end_at_small_sizes(tmp_path, monkeypatch):
         "gather", "gather_sweep", "gather_pages", "sequential_read", "dependent_load_latency"}
     compute = loaded["system"]["compute"]
     vector = loaded["provenance"]["vector_elements"]
-    if vector is not None:                  # runs of dims 12 and 20: not whole vectors
+    if vector is not None:      # runs of dims 12 and 20, float32 and 16: not whole vectors
         assert compute["vector_elements"]["value"] == vector
         assert compute["remainder_overhead"]["value"] >= 0
+        assert compute["half_remainder_overhead"]["value"] >= 0
     assert compute["tlb"]["entries"]["value"] in TLB_ENTRIES
     assert compute["tlb"]["miss_time"]["value"] >= 0
     caches = loaded["provenance"]["caches"]
@@ -494,7 +532,7 @@ def test_page_gathers_let_the_fit_see_a_tlb_the_llc_runs_all_fit():
     from simulator.grounding.calibrate import TLB_PAGES
 
     per_unit = np.array([8e-6, 3e-6, 2e-9, 0.5e-9, 0.02e-9, 60e-9, 1 / 200e9, 0.1e-9, 2e-9,
-                         0.0, 0.0])
+                         0.0, 0.0, 0.0])
     truth = Structures(private_bytes=2**20, tlb_entries=2048)
     grid = [timed(run_of(t, b, p, d, 2**22, element=e), per_unit, truth)
             for t, b, p, d in itertools.product(*GRID.values()) for e in (4, 2)]

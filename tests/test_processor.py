@@ -183,3 +183,30 @@ def test_warm_caches_start_the_timed_pass_with_the_rows_of_every_batch(write_exp
     assert warm["cache_hits"] == cold["cache_hits"] + lookups
     assert warm["bytes_dram"] == 0 < cold["bytes_dram"]
     assert warm["latency_p50_us"] < cold["latency_p50_us"]
+
+
+@pytest.mark.parametrize(("dim", "dtype", "private", "paid"), [
+    (20, "float16", False, "all"), (20, "bfloat16", True, "far"), (20, "float32", True, "none"),
+    (32, "float16", True, "none")])
+def test_half_remainder_overhead_is_paid_by_16_bit_partial_vectors_beyond_the_private_cache(
+        write_experiment, dim, dtype, private, paid):
+    """One table: with 16-lane vectors, each lookup of a 16-bit row of 20 elements whose row
+    the private cache does not hold costs 5 ns more (every lookup, without a private cache);
+    float32 rows and whole vectors pay nothing more."""
+    parts = {"vector_elements": 16}
+    if private:
+        parts["private_cache"] = {"size": "16 KiB", "ways": 16, "line": "64 B",
+                                  "line_time": "0 ns"}
+
+    def row(cost: str) -> dict:
+        data = local_tables(**parts, half_remainder_overhead=cost)
+        data["workload"]["generator"]["tables"] = [{"rows": 5000, "dim": dim, "dtype": dtype}]
+        return run_point(*_point(write_experiment, data)).row
+
+    free, slow = row("0 ns"), row("5 ns")
+    near = slow.get("private_cache_rows", 0)
+    far = {"all": slow["lookups"], "far": slow["lookups"] - near, "none": 0}[paid]
+    assert slow["latency_mean_us"] - free["latency_mean_us"] == pytest.approx(
+        far / slow["queries"] * 5e-3, rel=1e-9, abs=1e-12)
+    if paid == "far":
+        assert 0 < near < slow["lookups"]

@@ -212,6 +212,10 @@ class CoresConfig(Strict):
     profile_batches: BatchCount | None = None
 
 
+HALF_FLOATS = frozenset({"float16", "bfloat16"})
+"""Element types of 16 bits that a CPU kernel widens to float32 lanes to add them."""
+
+
 class ComputeConfig(Strict):
     """The host processor (compute unit ``compute``): the memory tier it reads directly, and
     its fixed costs. It pools every lookup no other unit takes and combines the partial sums
@@ -229,7 +233,11 @@ class ComputeConfig(Strict):
     lookup; the adds of a wide row hide them, a narrow row's do not). A lookup into a table
     whose ``dim`` is not a multiple of ``vector_elements`` (the kernel's SIMD width in
     elements; unset: no such cost) costs ``remainder_overhead`` more: the masked or scalar
-    tail the kernel runs after a row's full vectors.
+    tail the kernel runs after a row's full vectors. Where such a row is of 16-bit floats
+    (``HALF_FLOATS``) and the private cache does not hold it (every such row, without one),
+    the lookup costs ``half_remainder_overhead`` more again: ATen's CPU kernel pools those
+    rows more slowly the farther they come from (measured: 0.7 ns more than whole vectors in
+    the L2, 3-6 ns in the LLC), unlike float32 rows or whole vectors of float16.
     All default to zero; ``embsim calibrate`` fits them from microbenchmarks. ``tlb`` and
     ``private_cache`` (both optional) model a CPU's address translation and its private
     cache level (``simulator.core.processor``); ``threads`` gives each of that many cores (an
@@ -251,6 +259,7 @@ class ComputeConfig(Strict):
     lookup_floor: NonNegativeTime = 0.0
     vector_elements: PositiveInt | None = None
     remainder_overhead: NonNegativeTime = 0.0
+    half_remainder_overhead: NonNegativeTime = 0.0
     partial_overhead: NonNegativeTime = 0.0
     tlb: TlbConfig | None = None
     private_cache: PrivateCacheConfig | None = None
@@ -268,6 +277,17 @@ class ComputeConfig(Strict):
             return shortfall
         return shortfall + np.where(row_elements % self.vector_elements != 0,
                                     self.remainder_overhead, 0.0)
+
+    def half_remainder_tables(self, row_elements: np.ndarray,
+                              dtypes: tuple[str, ...]) -> np.ndarray:
+        """Per table (``row_elements``: each table's ``dim``; ``dtypes``: its element type),
+        whether a lookup of it that misses the private cache pays
+        ``half_remainder_overhead``: rows of 16-bit floats that are not whole vectors (none
+        where the cost is zero or the vector width unset)."""
+        if self.vector_elements is None or not self.half_remainder_overhead:
+            return np.zeros(row_elements.size, dtype=bool)
+        half = np.array([dtype in HALF_FLOATS for dtype in dtypes], dtype=bool)
+        return half & (row_elements % self.vector_elements != 0)
 
 
 class KindConfig(BaseModel):

@@ -30,11 +30,13 @@ import numpy as np
 from embsim.errors import InputError
 from embsim.registry import Registry
 from hwmodels.presets import resolve
+from simulator.core.config import HALF_FLOATS
 from simulator.grounding import microbench
 from simulator.grounding.backends import Backend
 from simulator.grounding.cost_fit import (
     COSTS,
     FLOOR,
+    HALF_REMAINDER,
     NO_STRUCTURES,
     REMAINDER,
     Structures,
@@ -60,10 +62,11 @@ HALF_GRID = {"tables": (1, 4), "batch_size": (32, 512, 4096), "pooling": (16, 12
 float32 rows for as many elements, so that the fit tells the cost per element from the cost
 per byte."""
 REMAINDER_GRID = {"tables": (1, 4), "batch_size": (512, 4096), "pooling": (16, 128),
-                  "dim": (12, 28, 44, 100)}
+                  "dim": (12, 28, 44, 100), "dtype": ("float32", "float16")}
 """Runs over rows that are not a whole number of SIMD vectors (4 elements past a multiple of 8,
-and 12 or 4 past one of 16): their extra cost per lookup (the kernel's tail) is what
-``remainder_overhead`` is fitted to; the other grids' rows are all whole vectors."""
+and 12 or 4 past one of 16), of float32 and float16: their extra cost per lookup (the kernel's
+tail) is what ``remainder_overhead`` is fitted to, and float16's further cost beyond the
+private cache ``half_remainder_overhead``; the other grids' rows are all whole vectors."""
 TLB_ENTRIES = tuple(int(n) for n in np.unique(np.round(2 ** np.arange(5, 14.1, 0.5) / 16) * 16))
 """TLB sizes (4 KiB pages) the CPU fit chooses among: 32 to 16384 entries."""
 CACHED, MEMORY, HOST = "cached", "memory", "host"
@@ -300,6 +303,8 @@ def _cpu_compute(structures: Structures, fit: dict[str, float], fit_source: str,
                                            "the widest vectors: 16 with avx512f, bw, dq and "
                                            "vl; 8 with avx2)")
         compute[REMAINDER] = entry(fit[REMAINDER], fit_source)
+        if any(s.params["dim"] % vector and s.params.get("dtype") in HALF_FLOATS for s in runs):
+            compute[HALF_REMAINDER] = entry(fit[HALF_REMAINDER], fit_source)
     compute["tlb"] = {
         "entries": entry(structures.tlb_entries, f"calibrated: the TLB size among "
                          f"{TLB_ENTRIES[0]}..{TLB_ENTRIES[-1]} entries whose fit explains the "

@@ -6,7 +6,8 @@ lines: the lines each row touches (more than its bytes where rows straddle lines
 output rounded up to lines. The engine's time for it is
 
     pool  = processor costs (per query, table call, bag, lookup, element, longest-bag row,
-            lookup of a row that is not whole vectors)
+            lookup of a row that is not whole vectors, and of such a row of 16-bit floats
+            not in the private cache)
             + TLB misses x miss time + walks whose page-table entry misses the private
               cache x walk miss time + private-cache lines x line time
             + bytes read at the compute tier (rows not in the private cache, and the pooled
@@ -35,6 +36,7 @@ from scipy.optimize import least_squares, nnls
 
 from embsim.errors import InputError
 from hwmodels.tier import touched_units
+from simulator.core.config import HALF_FLOATS
 from simulator.core.processor import ENTRY_BYTES
 from simulator.grounding.microbench import PAGE_BYTES, Sample
 
@@ -43,7 +45,11 @@ COSTS = ("query_overhead", "call_overhead", "bag_overhead", "lookup_overhead",
 REMAINDER = "remainder_overhead"
 """The extra cost of a lookup whose row is not a whole number of SIMD vectors
 (``ComputeConfig.remainder_overhead``)."""
-TERMS = (*COSTS, "compute_bytes", "private_lines", "tlb_misses", "walk_misses", REMAINDER)
+HALF_REMAINDER = "half_remainder_overhead"
+"""The further cost of such a lookup where its row is of 16-bit floats and not in the private
+cache (``ComputeConfig.half_remainder_overhead``)."""
+TERMS = (*COSTS, "compute_bytes", "private_lines", "tlb_misses", "walk_misses", REMAINDER,
+         HALF_REMAINDER)
 """Columns of ``terms``: units of work whose costs the processor fit solves for."""
 FLOOR = "lookup_floor"
 """The least processor time of a lookup (``ComputeConfig.lookup_floor``): not a column of
@@ -151,8 +157,9 @@ def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
                      + bags * line_span)      # rows' lines and outputs, each from a line
     vector = structures.vector_elements
     remainders = lookups if vector and p["dim"] % vector else 0
+    far_half = lookups - near_rows if remainders and p.get("dtype") in HALF_FLOATS else 0
     return np.array([1, tables, bags, lookups, lookups * p["dim"], tables * pooling,
-                     compute_bytes, lines, misses, walks, remainders], dtype=float)
+                     compute_bytes, lines, misses, walks, remainders, far_half], dtype=float)
 
 
 def element_bytes(sample: Sample) -> float:
@@ -251,7 +258,7 @@ def pool_seconds(sample: Sample, fit: dict[str, float], structures: Structures) 
     """The pooling stage's time for a run whose rows all come from the cache level."""
     per_unit = np.array([*(fit[t] for t in COSTS), 1.0 / fit["bandwidth"],
                          fit["private_lines"], fit["tlb_misses"], fit.get("walk_misses", 0.0),
-                         fit.get(REMAINDER, 0.0)])
+                         fit.get(REMAINDER, 0.0), fit.get(HALF_REMAINDER, 0.0)])
     row = terms(sample, structures)
     shortfall = floor_term(row[None, :], fit["lookup_overhead"], fit["element_overhead"],
                            fit.get(FLOOR, 0.0))

@@ -49,8 +49,9 @@ class UnitOptions(BaseModel):
 class UnitSite:
     """What a unit kind may use when it builds its units: the system's tiers and links, the
     tables' tiers (in order) and the host's link to each, the row sizes, elements per row (the
-    tables' dim) and rows per table, the run's seed, the experiment file (for errors) and the
-    trace's profile: reads per global row over its first N batches (None before a run)."""
+    tables' dim), their element types and rows per table, the run's seed, the experiment file
+    (for errors) and the trace's profile: reads per global row over its first N batches (None
+    before a run)."""
 
     tiers: dict[str, Tier]
     links: dict[str, Link]
@@ -58,6 +59,7 @@ class UnitSite:
     host_links: list[str | None]
     row_bytes: np.ndarray
     row_elements: np.ndarray
+    row_dtypes: tuple[str, ...]
     table_rows: np.ndarray
     batch_size: int
     seed: int

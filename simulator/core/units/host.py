@@ -13,7 +13,8 @@ cache fills and every bag's output, then adds the processor's fixed costs
 (``compute.query_overhead`` per query, ``call_overhead`` per table, ``bag_overhead`` per bag,
 ``lookup_overhead`` per lookup it pools and ``element_overhead`` per element of those rows,
 together at least ``lookup_floor`` per lookup, ``remainder_overhead`` per lookup into a table
-whose ``dim`` is not a whole number of ``vector_elements``, ``lookup_chain_latency`` per row
+whose ``dim`` is not a whole number of ``vector_elements`` and ``half_remainder_overhead`` more
+where such a row is of 16-bit floats and not in the private cache, ``lookup_chain_latency`` per row
 of each table's longest bag) and its TLB and private cache's (``simulator.core.processor``).
 Rows the cache serves without keeping (slot -1: FBGEMM's conflict misses, a pinned cache's
 misses) are pooled as fetched. The host runs the operator over every table and bag, whichever
@@ -57,6 +58,7 @@ class HostUnit(ComputeUnit):
         self.layout = layout
         self.row_elements = site.row_elements
         self.lookup_extra = cfg.lookup_extra(site.row_elements)  # per table's lookup
+        self.half_remainder = cfg.half_remainder_tables(site.row_elements, site.row_dtypes)
         self.hardware_cache = hardware_cache
         self.processor = (Processor(cfg, source) if cfg.tlb is not None
                           or cfg.private_cache is not None else None)
@@ -90,11 +92,14 @@ class HostUnit(ComputeUnit):
         slot, hit, local = q.slot[share], q.hit[share], q.local[share]
         row_bytes, home = q.row_bytes[share], q.home_addresses[share]
         overhead = self.fixed_costs(q, share)
-        read = np.ones(slot.size, dtype=bool)
+        near = np.zeros(slot.size, dtype=bool)
         if self.processor is not None:
             cost = self.processor.serve(q.tier[share], home, row_bytes, *self._bags(q, share))
-            read = ~cost.near          # near rows are read from the private cache
+            near = cost.near           # near rows are read from the private cache
             overhead += cost.seconds
+        if self.half_remainder.any():
+            overhead += self._far_half_remainders(q, share, near) * self.cfg.half_remainder_overhead
+        read = ~near
         if self.cores is not None:
             read &= ~self.cores.unread(q, share)    # in its core's buffer (strategy l1)
         # a hardware cache keeps lines: a row sits in its slot at its home line offset
@@ -142,6 +147,12 @@ class HostUnit(ComputeUnit):
         if self.cfg.threads == 1:
             return None, q.batch.batch_size
         return q.bags()[share], q.batch.batch_size
+
+    def _far_half_remainders(self, q: Query, share: np.ndarray | slice, near: np.ndarray) -> int:
+        """Lookups of the share into tables of 16-bit floats that are not whole vectors whose
+        rows the private cache did not hold (``near``: per lookup, it did)."""
+        tables = q.bags()[share] // q.batch.batch_size
+        return int(np.count_nonzero(self.half_remainder[tables] & ~near))
 
     def slot_addresses(self, slots: np.ndarray) -> np.ndarray:
         """Byte addresses of cache slots in the host's tier."""
