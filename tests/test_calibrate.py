@@ -15,6 +15,7 @@ from simulator.core.config import ComputeConfig
 from simulator.core.processor import Processor
 from simulator.grounding.calibrate import (
     GRID,
+    HALF_GRID,
     PRIVATE_GRID,
     REMAINDER_GRID,
     TLB_ENTRIES,
@@ -377,11 +378,16 @@ def test_cpu_calibration_end_to_end_at_small_sizes(tmp_path, monkeypatch):
                         "dim": (16, 64)}.items():
         monkeypatch.setitem(GRID, key, values)
         monkeypatch.setitem(PRIVATE_GRID, key, values)
+        monkeypatch.setitem(HALF_GRID, key, values)
     for key, values in {"tables": (1,), "batch_size": (8,), "pooling": (8,),
                         "dim": (12, 20)}.items():
         monkeypatch.setitem(REMAINDER_GRID, key, values)
     monkeypatch.setattr("simulator.grounding.calibrate.TLB_PAGES", (128, 2048))
-    preset = calibrate(backend_by_name("torch-cpu"), memory_footprint=2**24)  # >= 4x LLC
+    # caches of a small machine: the LLC runs (up to 4x the LLC) stay small on any machine
+    backend = backend_by_name("torch-cpu")
+    monkeypatch.setattr(type(backend), "cache_bytes",
+                        lambda self: {"L1": 48 * 2**10, "L2": 2**20, "L3": 4 * 2**20})
+    preset = calibrate(backend, memory_footprint=2**24)  # >= 4x LLC
     path = tmp_path / "cpu.yaml"
     save_machine_preset(preset, path)
     loaded = load_machine_preset(path)

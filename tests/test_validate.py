@@ -265,3 +265,21 @@ def test_bad_measurement_inputs(tmp_path):
         proc = embsim("validate", str(path), *args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_session_report_gives_each_set_and_the_test_bias_less_the_design_bias(tmp_path):
+    """``session_report.py`` on session e's committed comparisons (summarised as ``validate
+    --json`` does) prints the committed report's table and the test set's bias less the
+    design set's: -2.5 - (+2.1) = -4.6 points."""
+    sys.path.insert(0, str(MEASURED))
+    import session_report
+
+    name = f"{XEON6}e"
+    for suffix in ("", "-test"):
+        summary = summarise_errors(pd.read_parquet(MEASURED / f"{name}{suffix}.validation.parquet"))
+        summary["machine_mismatch"] = []
+        (tmp_path / f"s{suffix}.validation.json").write_text(json.dumps(summary))
+    lines = session_report.report(str(tmp_path / "s")).splitlines()
+    committed = (MEASURED / f"{name}-report.txt").read_text().splitlines()
+    assert lines[:3] == committed[:3]
+    assert lines[3].startswith("test bias less design bias: -4.6 points")

@@ -10,7 +10,8 @@
 #   NAME.parquet            design-set measurements; NAME-test.parquet the test set's
 #   NAME.validation.parquet, NAME-test.validation.parquet, NAME-validation.png,
 #   NAME-test-validation.png   the comparisons
-#   NAME-report.txt         both sets' MAPE, mean signed error, max error and rank correlation
+#   NAME-report.txt         both sets' MAPE, mean signed error, max error and rank correlation,
+#                           and the test set's bias less the design set's (session_report.py)
 #   NAME-rounds/            each round's preset and measurements, before pooling
 # The rounds are interleaved: each runs the microbenchmarks, then the design set, then the test
 # set, once; the rounds are then pooled, each run and point by its fastest round (calibrate
@@ -50,16 +51,7 @@ for set in design test; do
   "$EMBSIM" validate "$exp" --measurements "$out.parquet" --preset "$P-preset.yaml" \
     --plot "$out-validation.png" --json > "$out.validation.json"
 done
-python3 - "$P" > "$P-report.txt" <<'EOF'
-import json, sys
-prefix = sys.argv[1]
-print(f"{'set':<7}{'points':>7}{'MAPE %':>8}{'mean %':>8}{'max %':>8}{'rank':>7}  machine warning")
-for name, path in (("design", prefix), ("test", prefix + "-test")):
-    s = json.load(open(path + ".validation.json"))
-    print(f"{name:<7}{s['points']:>7}{s['mape']:>8.1f}{s['mean_error']:>+8.1f}"
-          f"{s['max_error']:>8.1f}{s['rank_correlation']:>7.3f}  "
-          f"{'; '.join(s['machine_mismatch']) or 'none'}")
-EOF
+python3 "$(dirname "$0")/session_report.py" "$P" > "$P-report.txt"
 sed 's/^wrote /rounds of /' "$ROUND_DIR/spread.txt" >> "$P-report.txt"
 rm -f "$P.validation.json" "$P-test.validation.json" "$ROUND_DIR/spread.txt"
 cat "$P-report.txt"
