@@ -138,8 +138,7 @@ def test_half_remainder_lookups_are_16_bit_partial_vectors_beyond_the_private_ca
     assert terms(run_of(2, 8, 4, 20, 2**20, element=2), holds_all)[half] == 0
     holds_some = Structures(private_bytes=2**18, vector_elements=16)
     row = terms(run_of(1, 512, 16, 20, 2**20, element=2), holds_some)
-    near = row[TERMS.index("private_lines")] / mean_touched_lines(40, 64)
-    assert row[half] == pytest.approx(row[lookups] - near) and 0 < row[half] < row[lookups]
+    assert 0 < row[half] < row[lookups]            # the rows the private cache holds pay not
 
 
 def test_processor_fit_recovers_a_half_remainder_overhead():
@@ -156,8 +155,6 @@ def test_processor_fit_recovers_a_half_remainder_overhead():
     fitted = fit_processor(samples, structures)
     assert fitted["half_remainder_overhead"] == pytest.approx(2.5e-9, rel=1e-6)
     assert fitted["remainder_overhead"] == pytest.approx(0.7e-9, rel=1e-6)
-    float32 = [s for s in samples if s.params["dtype"] == "float32"]
-    assert fit_processor(float32, structures)["half_remainder_overhead"] == 0
 
 
 @pytest.mark.parametrize(("flags", "lanes"), [
@@ -569,11 +566,15 @@ def session_rounds(session: str = AMD) -> list:
     return [MEASURED / f"{session}-rounds" / f"{r}-preset.yaml" for r in (1, 2, 3)]
 
 
-@pytest.mark.parametrize("session", [AMD, "cpu-intel-xeon-2026-12-06b"])
+HALF_SESSIONS = ("cpu-intel-xeon-2026-12-06e", "cpu-intel-xeon-2026-12-06g")
+"""Committed sessions whose calibration ran float16 rows that are not whole vectors."""
+
+
+@pytest.mark.parametrize("session", [AMD, "cpu-intel-xeon-2026-12-06b", *HALF_SESSIONS])
 def test_an_interleaved_sessions_preset_is_the_refit_of_its_rounds(session):
     """The committed preset is what ``calibrate --refit`` makes of the three committed
-    rounds: every microbenchmark at its fastest round (the Xeon session's with runs of rows
-    that are not whole vectors, and the remainder cost fitted to them)."""
+    rounds: every microbenchmark at its fastest round (the Xeon sessions' with runs of rows
+    that are not whole vectors, and the remainder costs fitted to them)."""
     rounds = [load_machine_preset(path) for path in session_rounds(session)]
     pooled = refit(*rounds)
     committed = load_machine_preset(MEASURED / f"{session}-preset.yaml")
@@ -585,6 +586,8 @@ def test_an_interleaved_sessions_preset_is_the_refit_of_its_rounds(session):
     assert len(pooled["provenance"]["pooled_dates"]) == 3
     remainder = "remainder_overhead" in committed["system"]["compute"]
     assert remainder == (committed["provenance"].get("vector_elements") is not None)
+    half = "half_remainder_overhead" in committed["system"]["compute"]
+    assert half == (session in HALF_SESSIONS)
 
 
 def test_refit_pools_only_one_machines_rounds(tmp_path):

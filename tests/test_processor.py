@@ -210,3 +210,21 @@ def test_half_remainder_overhead_is_paid_by_16_bit_partial_vectors_beyond_the_pr
         far / slow["queries"] * 5e-3, rel=1e-9, abs=1e-12)
     if paid == "far":
         assert 0 < near < slow["lookups"]
+
+
+def test_with_cores_the_half_remainder_overhead_is_each_cores_own_work(write_experiment):
+    """Two float16 tables of 20 elements (not whole 16-lane vectors), no private cache, two
+    cores of equal speed, one table each: a query's pooling lasts as long as the slower
+    core's, whose lookups (one table's) each cost 5 ns more; the other core's run alongside."""
+    parts = {"vector_elements": 16, "cores": {"count": 2}}
+
+    def row(cost: str) -> dict:
+        data = local_tables(**parts, half_remainder_overhead=cost)
+        data["workload"]["generator"]["tables"] = [{"rows": 5000, "dim": 20, "dtype": "float16"},
+                                                   {"rows": 5000, "dim": 20, "dtype": "float16"}]
+        return run_point(*_point(write_experiment, data)).row
+
+    free, slow = row("0 ns"), row("5 ns")
+    assert slow["core0_lookups_compute"] == slow["core1_lookups_compute"] == slow["lookups"] / 2
+    assert slow["latency_mean_us"] - free["latency_mean_us"] == pytest.approx(
+        slow["lookups"] / 2 / slow["queries"] * 5e-3, rel=1e-9)

@@ -112,7 +112,7 @@ at 0.91-0.92."""
 FULL_EVERY_RUN = {("h100-2026-11-26", "h100-2026-11-26"), ("h100-2026-11-26b", "h100-2026-11-26"),
                   (f"{XEON6}e-test", f"{XEON6}e"), (f"{AMD}b-test", AMD)}
 """Entries re-simulated at every point on every run (one GPU session, the two that cross
-sessions, the latest CPU session's test set, whose preset has every CPU cost); the others,
+sessions, the test set of a CPU session whose preset has every CPU cost); the others,
 10-25 s each, are marked ``slow`` (``pytest -m slow``). Every entry is also checked at a
 sample of its points against its committed ``.validation.parquet``, to the last bit
 (``test_committed_validation_points_reproduce``)."""

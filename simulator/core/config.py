@@ -216,6 +216,13 @@ HALF_FLOATS = frozenset({"float16", "bfloat16"})
 """Element types of 16 bits that a CPU kernel widens to float32 lanes to add them."""
 
 
+def is_half_remainder(dtype: str | None, dim: int, vector_elements: int | None) -> bool:
+    """Whether rows of ``dim`` elements of ``dtype`` pay ``half_remainder_overhead`` where the
+    private cache does not hold them: 16-bit floats that are not whole vectors of
+    ``vector_elements`` (never where that width is unknown)."""
+    return bool(vector_elements) and dtype in HALF_FLOATS and dim % vector_elements != 0
+
+
 class ComputeConfig(Strict):
     """The host processor (compute unit ``compute``): the memory tier it reads directly, and
     its fixed costs. It pools every lookup no other unit takes and combines the partial sums
@@ -236,8 +243,9 @@ class ComputeConfig(Strict):
     tail the kernel runs after a row's full vectors. Where such a row is of 16-bit floats
     (``HALF_FLOATS``) and the private cache does not hold it (every such row, without one),
     the lookup costs ``half_remainder_overhead`` more again: ATen's CPU kernel pools those
-    rows more slowly the farther they come from (measured: 0.7 ns more than whole vectors in
-    the L2, 3-6 ns in the LLC), unlike float32 rows or whole vectors of float16.
+    rows more slowly the farther they come from (measured against whole-vector dims on
+    either side: 0.4-0.8 ns more in the L2, 1.8-5.1 ns in the LLC), unlike float32 rows or
+    whole vectors of float16. With ``cores`` it is part of each core's per-lookup work.
     All default to zero; ``embsim calibrate`` fits them from microbenchmarks. ``tlb`` and
     ``private_cache`` (both optional) model a CPU's address translation and its private
     cache level (``simulator.core.processor``); ``threads`` gives each of that many cores (an
@@ -284,10 +292,10 @@ class ComputeConfig(Strict):
         whether a lookup of it that misses the private cache pays
         ``half_remainder_overhead``: rows of 16-bit floats that are not whole vectors (none
         where the cost is zero or the vector width unset)."""
-        if self.vector_elements is None or not self.half_remainder_overhead:
+        if not self.half_remainder_overhead:
             return np.zeros(row_elements.size, dtype=bool)
-        half = np.array([dtype in HALF_FLOATS for dtype in dtypes], dtype=bool)
-        return half & (row_elements % self.vector_elements != 0)
+        return np.array([is_half_remainder(dtype, int(dim), self.vector_elements)
+                         for dtype, dim in zip(dtypes, row_elements, strict=True)], dtype=bool)
 
 
 class KindConfig(BaseModel):

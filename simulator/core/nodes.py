@@ -130,7 +130,7 @@ def _main_experiment(exp: Experiment, meta: TraceMeta) -> Experiment:
     compute = sys_cfg.compute.model_copy(update={
         "call_overhead": 0.0, "bag_overhead": 0.0, "lookup_overhead": 0.0,
         "element_overhead": 0.0, "lookup_chain_latency": 0.0, "lookup_floor": 0.0,
-        "remainder_overhead": 0.0, "cores": None})
+        "remainder_overhead": 0.0, "half_remainder_overhead": 0.0, "cores": None})
     tables = sys_cfg.tables.model_copy(update={"tier": STAND_IN, "placement": "whole_tables",
                                                "budget": {}, "link": None})
     system = sys_cfg.model_copy(update={

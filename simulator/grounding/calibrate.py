@@ -30,7 +30,7 @@ import numpy as np
 from embsim.errors import InputError
 from embsim.registry import Registry
 from hwmodels.presets import resolve
-from simulator.core.config import HALF_FLOATS
+from simulator.core.config import is_half_remainder
 from simulator.grounding import microbench
 from simulator.grounding.backends import Backend
 from simulator.grounding.cost_fit import (
@@ -303,7 +303,7 @@ def _cpu_compute(structures: Structures, fit: dict[str, float], fit_source: str,
                                            "the widest vectors: 16 with avx512f, bw, dq and "
                                            "vl; 8 with avx2)")
         compute[REMAINDER] = entry(fit[REMAINDER], fit_source)
-        if any(s.params["dim"] % vector and s.params.get("dtype") in HALF_FLOATS for s in runs):
+        if any(is_half_remainder(s.params.get("dtype"), s.params["dim"], vector) for s in runs):
             compute[HALF_REMAINDER] = entry(fit[HALF_REMAINDER], fit_source)
     compute["tlb"] = {
         "entries": entry(structures.tlb_entries, f"calibrated: the TLB size among "

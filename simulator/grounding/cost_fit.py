@@ -36,7 +36,7 @@ from scipy.optimize import least_squares, nnls
 
 from embsim.errors import InputError
 from hwmodels.tier import touched_units
-from simulator.core.config import HALF_FLOATS
+from simulator.core.config import is_half_remainder
 from simulator.core.processor import ENTRY_BYTES
 from simulator.grounding.microbench import PAGE_BYTES, Sample
 
@@ -157,7 +157,8 @@ def terms(sample: Sample, structures: Structures = NO_STRUCTURES) -> np.ndarray:
                      + bags * line_span)      # rows' lines and outputs, each from a line
     vector = structures.vector_elements
     remainders = lookups if vector and p["dim"] % vector else 0
-    far_half = lookups - near_rows if remainders and p.get("dtype") in HALF_FLOATS else 0
+    far_half = (lookups - near_rows
+                if is_half_remainder(p.get("dtype"), p["dim"], vector) else 0)
     return np.array([1, tables, bags, lookups, lookups * p["dim"], tables * pooling,
                      compute_bytes, lines, misses, walks, remainders, far_half], dtype=float)
 

@@ -228,11 +228,15 @@ class Cores:
         per_table = np.diff(q.batch.table_bounds())
         return np.repeat(self.preloaded, per_table)[share]
 
-    def time(self, q: Query, share: np.ndarray | slice) -> float:
-        """The slowest core's pooling time for ``share`` of ``q``; counts each core's."""
+    def time(self, q: Query, share: np.ndarray | slice, extra: np.ndarray | None = None
+             ) -> float:
+        """The slowest core's pooling time for ``share`` of ``q``; counts each core's.
+        ``extra``: per lookup of the share, seconds of work beyond its table's lookup cost
+        (``half_remainder_overhead`` where its row came from beyond the private cache)."""
         tables, core = self._lookups(q, share)
         n = self.speed.size
-        work = np.bincount(core, weights=self.lookup_cost[tables], minlength=n)
+        cost = self.lookup_cost[tables] if extra is None else self.lookup_cost[tables] + extra
+        work = np.bincount(core, weights=cost, minlength=n)
         if self.chain_s and core.size:
             batch = q.batch
             bags = q.bags()[share]

@@ -91,17 +91,17 @@ class HostUnit(ComputeUnit):
         env = fabric.env
         slot, hit, local = q.slot[share], q.hit[share], q.local[share]
         row_bytes, home = q.row_bytes[share], q.home_addresses[share]
-        overhead = self.fixed_costs(q, share)
-        near = np.zeros(slot.size, dtype=bool)
-        if self.processor is not None:
-            cost = self.processor.serve(q.tier[share], home, row_bytes, *self._bags(q, share))
-            near = cost.near           # near rows are read from the private cache
-            overhead += cost.seconds
-        if self.half_remainder.any():
-            overhead += self._far_half_remainders(q, share, near) * self.cfg.half_remainder_overhead
-        read = ~near
+        cost = (self.processor.serve(q.tier[share], home, row_bytes, *self._bags(q, share))
+                if self.processor is not None else None)
+        read = ~cost.near if cost is not None else np.ones(slot.size, dtype=bool)
         if self.cores is not None:
             read &= ~self.cores.unread(q, share)    # in its core's buffer (strategy l1)
+        far_half = self._far_half_remainders(q, share, read)
+        overhead = self.fixed_costs(q, share, far_half)
+        if cost is not None:
+            overhead += cost.seconds   # near rows (not read) come from the private cache
+        if far_half is not None and self.cores is None:
+            overhead += int(np.count_nonzero(far_half)) * self.cfg.half_remainder_overhead
         # a hardware cache keeps lines: a row sits in its slot at its home line offset
         line = self.tier.granularity if self.hardware_cache else 0
         addresses, sizes, writes = pool_requests(
@@ -148,26 +148,35 @@ class HostUnit(ComputeUnit):
             return None, q.batch.batch_size
         return q.bags()[share], q.batch.batch_size
 
-    def _far_half_remainders(self, q: Query, share: np.ndarray | slice, near: np.ndarray) -> int:
-        """Lookups of the share into tables of 16-bit floats that are not whole vectors whose
-        rows the private cache did not hold (``near``: per lookup, it did)."""
+    def _far_half_remainders(self, q: Query, share: np.ndarray | slice,
+                             read: np.ndarray) -> np.ndarray | None:
+        """Per lookup of the share, whether it pays ``half_remainder_overhead``: a row of 16-bit
+        floats that is not whole vectors, read from beyond the private cache (``read``: per
+        lookup, neither the private cache nor its core's buffer held it); None where no table
+        pays it."""
+        if not self.half_remainder.any():
+            return None
         tables = q.bags()[share] // q.batch.batch_size
-        return int(np.count_nonzero(self.half_remainder[tables] & ~near))
+        return self.half_remainder[tables] & read
 
     def slot_addresses(self, slots: np.ndarray) -> np.ndarray:
         """Byte addresses of cache slots in the host's tier."""
         return self.layout.slot_base + slots * self.layout.slot_bytes
 
-    def fixed_costs(self, q: Query, share: np.ndarray | slice) -> float:
+    def fixed_costs(self, q: Query, share: np.ndarray | slice,
+                    far_half: np.ndarray | None = None) -> float:
         """The processor's costs of one query: per query, table and bag in full (it runs the
         operator over all of them), per lookup, per element and along each table's longest bag
-        for the lookups it pools itself."""
+        for the lookups it pools itself; with cores, also ``half_remainder_overhead`` for those
+        ``far_half`` marks, as each core's work (without, ``_pool`` adds it after the TLB's and
+        private cache's time)."""
         costs = self.cfg
         batch = q.batch
         operator = (costs.query_overhead + batch.num_tables * costs.call_overhead
                     + batch.num_tables * batch.batch_size * costs.bag_overhead)
         if self.cores is not None:      # the per-lookup costs: the slowest core's
-            return operator + self.cores.time(q, share)
+            extra = None if far_half is None else far_half * costs.half_remainder_overhead
+            return operator + self.cores.time(q, share, extra)
         if isinstance(share, slice):
             lookups = batch.num_lookups
             per_table = np.diff(batch.table_bounds())
