@@ -566,7 +566,8 @@ def session_rounds(session: str = AMD) -> list:
     return [MEASURED / f"{session}-rounds" / f"{r}-preset.yaml" for r in (1, 2, 3)]
 
 
-HALF_SESSIONS = ("cpu-intel-xeon-2026-12-06e", "cpu-intel-xeon-2026-12-06g")
+HALF_SESSIONS = ("cpu-intel-xeon-2026-12-06e", "cpu-intel-xeon-2026-12-06g",
+                 "cpu-intel-xeon-2026-12-06h")
 """Committed sessions whose calibration ran float16 rows that are not whole vectors."""
 
 

@@ -67,7 +67,8 @@ CPU_TEST_SET = ROOT / "experiments" / "validation_cpu_test.yaml"
 XEON = "cpu-intel-xeon-2026-12-04"
 AMD = "cpu-amd-epyc-2026-12-05"
 XEON6 = "cpu-intel-xeon-2026-12-06"     # another Xeon (model 207, 300 MiB L3); b: remainders,
-# e, g: float16 remainders (g: with dim 88 in calibrate's REMAINDER_GRID, since reverted)
+# e, g, h: float16 remainders (g: with dim 88 in calibrate's REMAINDER_GRID, h: with pooling 1
+# there; both since reverted)
 # (the sessions 2026-12-06 and -06c are committed and reported in docs/grounding.md, not
 # re-validated here)
 RECORDED = [("h100-2026-11-26", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.9, 0.95),
@@ -103,7 +104,9 @@ RECORDED = [("h100-2026-11-26", "h100-2026-11-26", GPU_EXPERIMENT, 144, 9.9, 0.9
             (f"{XEON6}e", f"{XEON6}e", CPU_EXPERIMENT, 108, 14.9, 0.95),
             (f"{XEON6}e-test", f"{XEON6}e", CPU_TEST_SET, 48, 14.1, 0.95),
             (f"{XEON6}g", f"{XEON6}g", CPU_EXPERIMENT, 108, 11.9, 0.95),
-            (f"{XEON6}g-test", f"{XEON6}g", CPU_TEST_SET, 48, 18.0, 0.95)]
+            (f"{XEON6}g-test", f"{XEON6}g", CPU_TEST_SET, 48, 18.0, 0.95),
+            (f"{XEON6}h", f"{XEON6}h", CPU_EXPERIMENT, 108, 15.3, 0.95),
+            (f"{XEON6}h-test", f"{XEON6}h", CPU_TEST_SET, 48, 14.3, 0.95)]
 """(measurements, preset, experiment, points, the MAPE it gave when committed rounded up, the
 least rank correlation). One pair crosses sessions: the first H100 session's preset predicts
 the second's points. The two unflushed GPU runs whose small calls ran slow (README) rank
