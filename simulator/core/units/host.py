@@ -156,8 +156,8 @@ class HostUnit(ComputeUnit):
         pays it."""
         if not self.half_remainder.any():
             return None
-        tables = q.bags()[share] // q.batch.batch_size
-        return self.half_remainder[tables] & read
+        per_table = np.diff(q.batch.table_bounds())
+        return np.repeat(self.half_remainder, per_table)[share] & read
 
     def slot_addresses(self, slots: np.ndarray) -> np.ndarray:
         """Byte addresses of cache slots in the host's tier."""
